@@ -1,0 +1,20 @@
+# The two commands of the README. Each installs what it needs first
+# (once: the stamps below skip work already done).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test bench-smoke
+
+run: $(VENV)/.installed
+	$(PY) app.py
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest
+
+$(VENV)/.installed: requirements.txt scripts/install.sh
+	VENV=$(VENV) scripts/install.sh
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-bench.txt scripts/install.sh
+	VENV=$(VENV) scripts/install.sh --dev
+	touch $@ $(VENV)/.installed

