@@ -1,0 +1,103 @@
+# syntax=docker/dockerfile:1
+#
+# AI Mentor as one Runpod pod: one image, one process (python app.py), with
+# everything that must survive the pod under /workspace (the pod's volume).
+#
+#   docker build -t ghcr.io/YOUR_ORG/ai-mentor:latest .
+#
+# Two stages: a CUDA *devel* image compiles llama-cpp-python (nvcc), and the
+# CUDA *runtime* image of the same version runs it; only the virtual
+# environment crosses over, so the compiler (several GB) stays behind.
+# runpod/README.md has the whole procedure.
+
+ARG CUDA_VERSION=12.8.1
+ARG UBUNTU_VERSION=24.04
+
+FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu${UBUNTU_VERSION} AS build
+
+# GPU generations the CUDA kernels are compiled for: 80 = A100/A30,
+# 86 = RTX 30xx/A4000-A6000/A40, 89 = RTX 40xx/L4/L40S, 90 = H100/H200.
+# Each entry without a suffix ships machine code and PTX, and newer GPUs
+# (e.g. 120, RTX 5090) run the PTX of 90 after a one-time JIT compile.
+# Never "native" or "all": the build machine's GPU (if any) is not the pod's.
+ARG CUDA_ARCHITECTURES="80;86;89;90"
+# Parallel compile jobs; empty means one per core. nvcc takes 2-4 GB of
+# memory per job, so a small build machine may need e.g. --build-arg BUILD_JOBS=4.
+ARG BUILD_JOBS=""
+
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        python3 python3-venv python3-dev build-essential cmake ninja-build git ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+# Only what the install reads, so editing the app does not rebuild llama.cpp.
+COPY requirements.txt ./
+COPY scripts/install.sh scripts/
+
+# The same install script CI runs on a CPU machine, with the CUDA flags added:
+# - GGML_NATIVE=OFF: never tune for the build machine's CPU (the pod's differs,
+#   and a native build has crashed here; see DESIGN.md).
+# - No GPU and no driver here. libggml-cuda links the driver library
+#   (libcuda.so) for its virtual-memory pool; CMake's FindCUDAToolkit falls
+#   back to the toolkit's stub, which LIBRARY_PATH also names. The stub is only
+#   for linking: the pod's driver supplies the real libcuda.so.1 at run time,
+#   so the stubs folder must never be on LD_LIBRARY_PATH of the image.
+# - --allow-shlib-undefined: an executable linked against libggml-cuda would
+#   otherwise fail on the driver symbols the stub cannot resolve (what
+#   llama.cpp's own CUDA Dockerfile does; llama-cpp-python 0.3.36 builds no
+#   executables, so this is a guard for future versions).
+# - PIP_NO_CACHE_DIR: no cached wheel from an earlier build with other flags
+#   can be reused, and the layer stays smaller.
+# Nothing here imports llama_cpp: loading it needs the driver the build lacks.
+RUN if [ -n "$BUILD_JOBS" ]; then export CMAKE_BUILD_PARALLEL_LEVEL="$BUILD_JOBS"; fi \
+    && CMAKE_ARGS="-DGGML_CUDA=on -DGGML_NATIVE=OFF -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES} -DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined" \
+       VENV=/app/.venv \
+       LIBRARY_PATH=/usr/local/cuda/lib64/stubs \
+       PIP_NO_CACHE_DIR=1 \
+       bash scripts/install.sh
+RUN find /app/.venv -path '*/llama_cpp/lib/*' -name 'libggml-cuda.so*' | grep -q . \
+    || { echo "build: llama-cpp-python was built without CUDA (no libggml-cuda.so)" >&2; exit 1; }
+
+
+FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu${UBUNTU_VERSION}
+
+# python3 must be the same interpreter the virtual environment was made with
+# (same Ubuntu release as the build stage); libgomp1 is llama.cpp's OpenMP;
+# tini is PID 1 so the pod's stop signal reaches Python and children are reaped.
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 libgomp1 tini ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+COPY --from=build /app/.venv /app/.venv
+
+# Every library llama.cpp needs must be in this image, except the driver's
+# libcuda.so.1, which the pod mounts at run time. Checked with ldd, without
+# loading anything.
+RUN libs=$(find /app/.venv -path '*/llama_cpp/lib/*' -name '*.so*' -type f) \
+    && [ -n "$libs" ] \
+    && missing=$(ldd $libs | grep 'not found' | grep -v 'libcuda\.so\.1' || true) \
+    && if [ -n "$missing" ]; then echo "build: missing at run time:" >&2; echo "$missing" >&2; exit 1; fi
+
+# The app lives in /app: the volume is mounted over /workspace at run time
+# and would hide anything the image put there.
+WORKDIR /app
+COPY . /app
+RUN chmod 755 /app/runpod/start.sh
+
+ENV PATH=/app/.venv/bin:$PATH \
+    VIRTUAL_ENV=/app/.venv \
+    PYTHONUNBUFFERED=1 \
+    MENTOR_HOME=/workspace/mentor \
+    HF_HOME=/workspace/hf \
+    MENTOR_LOG_DIR=/workspace/logs \
+    PORT=7860 \
+    GRADIO_SERVER_NAME=0.0.0.0 \
+    GRADIO_ANALYTICS_ENABLED=False
+
+EXPOSE 7860
+
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["/app/runpod/start.sh"]
