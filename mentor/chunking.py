@@ -1,0 +1,43 @@
+"""Cutting pages into chunks that fit the embedder's window.
+
+Chunks never cross a page, so every chunk cites exactly one page. Sizes are
+measured with the embedder's own tokenizer: a chunk longer than the model
+reads is embedded from its beginning only, and the rest cannot be found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from .documents import Page
+
+# [CLS] and [SEP] take two places in the embedder's window.
+SPECIAL_TOKENS = 2
+
+
+@dataclass(frozen=True)
+class Chunk:
+    page: Page
+    text: str
+
+
+class Chunker:
+    def __init__(self, tokenize: Callable[[str], list], max_tokens: int, chunk_tokens: int, overlap: int):
+        from llama_index.core.node_parser import SentenceSplitter
+
+        if chunk_tokens + SPECIAL_TOKENS > max_tokens:
+            raise ValueError(
+                f"CHUNK_TOKENS={chunk_tokens} does not fit the embedder, which reads "
+                f"{max_tokens - SPECIAL_TOKENS} tokens per chunk: lower CHUNK_TOKENS"
+            )
+        self._splitter = SentenceSplitter(
+            chunk_size=chunk_tokens, chunk_overlap=overlap, tokenizer=tokenize, paragraph_separator="\n\n"
+        )
+
+    def chunks(self, pages: Iterable[Page]) -> Iterator[Chunk]:
+        for page in pages:
+            text = page.text.strip()
+            if text:
+                for piece in self._splitter.split_text(text):
+                    yield Chunk(page=page, text=piece)

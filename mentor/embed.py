@@ -1,0 +1,50 @@
+"""The one embedder of the process (sentence-transformers)."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Sequence
+
+
+class Embedder:
+    """Turns text into unit-length vectors; safe to share between threads.
+
+    The lock is held per batch, so a student's one-line query waits at most
+    one ingestion batch, never a whole document.
+    """
+
+    def __init__(self, model: str, batch_size: int = 64, device: str | None = None):
+        from sentence_transformers import SentenceTransformer
+
+        self.name = model
+        self.batch_size = batch_size
+        self._model = SentenceTransformer(model, device=device)
+        self._lock = threading.Lock()
+        # Chunking counts tokens in the parsing thread while encode() runs in
+        # another; a fast tokenizer shared between threads corrupts batches.
+        self._counter = copy.deepcopy(self._model.tokenizer)
+        self._counter_lock = threading.Lock()
+        self.dimension: int = self._model.get_embedding_dimension()
+        # Word pieces the model reads per text, [CLS] and [SEP] included.
+        self.max_tokens: int = self._model.max_seq_length
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces in ``text``, without the two special tokens."""
+        return len(self.tokenize(text))
+
+    def tokenize(self, text: str) -> list[int]:
+        with self._counter_lock:
+            return self._counter.encode(text, add_special_tokens=False)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start : start + self.batch_size])
+            with self._lock:
+                out = self._model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True)
+            vectors.extend(v.tolist() for v in out)
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed([text])[0]

@@ -1,0 +1,201 @@
+"""The single Qdrant client of the process and the course collection.
+
+Each point is one chunk: a dense vector (the embedder), a sparse one
+(keywords, see ``sparse``) and a payload naming its document and page.
+Locally Qdrant keeps an exclusive lock on its folder, so a process opens it
+once and every part shares this object.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from .settings import Settings
+
+DENSE = "dense"
+SPARSE = "bm25"
+
+
+class StoreLocked(RuntimeError):
+    """Another process holds the local index."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk. ``page`` is the 1-based physical page."""
+
+    doc_id: str
+    file: str
+    page: int
+    page_label: str
+    text: str
+    score: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    doc_id: str
+    file: str
+    chunk_no: int
+    page: int
+    page_label: str
+    text: str
+    dense: list[float]
+    sparse: tuple[list[int], list[float]]
+
+
+class Store:
+    def __init__(self, settings: Settings):
+        from qdrant_client import QdrantClient
+
+        self.collection = settings.collection
+        self.is_local = not settings.qdrant_url
+        if self.is_local:
+            self.client = self._open_local(QdrantClient, settings.qdrant_location)
+        else:
+            self.client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+        # Local mode keeps its points in plain Python structures: one lock
+        # makes every call atomic for the chat and ingestion threads alike.
+        self._lock = threading.RLock()
+
+    @staticmethod
+    def _open_local(client_class, path: str):
+        try:
+            return client_class(path=path)
+        except RuntimeError as e:
+            if "already accessed" not in str(e):
+                raise
+            raise StoreLocked(
+                f"Another AI Mentor process is already using the index at {path}. "
+                "Stop that process first (a local index opens in one process only), "
+                "or set QDRANT_URL to share a Qdrant server between processes."
+            ) from e
+
+    def ensure_collection(self, dimension: int) -> None:
+        from qdrant_client import models
+
+        with self._lock:
+            if self.client.collection_exists(self.collection):
+                return
+            self.client.create_collection(
+                self.collection,
+                vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            )
+            if not self.is_local:  # local mode has no payload indexes
+                self.client.create_payload_index(self.collection, "doc_id", models.PayloadSchemaType.KEYWORD)
+
+    def drop_collection(self) -> None:
+        with self._lock:
+            self.client.delete_collection(self.collection)
+
+    def add(self, records: Sequence[ChunkRecord]) -> None:
+        from qdrant_client import models
+
+        points = [
+            models.PointStruct(
+                id=point_id(r.doc_id, r.chunk_no),
+                vector={DENSE: r.dense, SPARSE: models.SparseVector(indices=r.sparse[0], values=r.sparse[1])},
+                payload={
+                    "doc_id": r.doc_id,
+                    "file": r.file,
+                    "page": r.page,
+                    "page_label": r.page_label,
+                    "text": r.text,
+                },
+            )
+            for r in records
+        ]
+        with self._lock:
+            self.client.upsert(self.collection, points=points, wait=True)
+
+    def search(
+        self, dense: list[float], sparse: tuple[list[int], list[float]], doc_ids: Sequence[str], limit: int
+    ) -> list[Hit]:
+        """Hybrid search: dense and keyword results fused by rank (RRF).
+
+        Each hit's score is its cosine similarity to the question, which
+        stays comparable across questions (the refusal threshold needs
+        that); the fused rank decides the order.
+        """
+        from qdrant_client import models
+
+        if not doc_ids:
+            return []
+        only = _doc_filter(doc_ids)
+        prefetch = [models.Prefetch(query=dense, using=DENSE, limit=limit, filter=only)]
+        if sparse[0]:
+            keywords = models.SparseVector(indices=sparse[0], values=sparse[1])
+            prefetch.append(models.Prefetch(query=keywords, using=SPARSE, limit=limit, filter=only))
+        with self._lock:
+            result = self.client.query_points(
+                self.collection,
+                prefetch=prefetch,
+                query=models.FusionQuery(fusion=models.Fusion.RRF),
+                limit=limit,
+                with_payload=True,
+                with_vectors=[DENSE],
+            )
+        return [_hit(p, dense) for p in result.points]
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        from qdrant_client import models
+
+        with self._lock:
+            self.client.delete(self.collection, points_selector=models.FilterSelector(filter=_doc_filter(doc_ids)))
+
+    def delete_all_except(self, doc_ids: Sequence[str]) -> int:
+        """Removes points of documents not in ``doc_ids``; returns how many."""
+        from qdrant_client import models
+
+        stray = models.Filter(must_not=[_doc_condition(doc_ids)]) if doc_ids else models.Filter()
+        with self._lock:
+            count = self.client.count(self.collection, count_filter=stray, exact=True).count
+            if count:
+                self.client.delete(self.collection, points_selector=models.FilterSelector(filter=stray))
+        return count
+
+    def count(self, doc_id: str | None = None) -> int:
+        with self._lock:
+            only = _doc_filter([doc_id]) if doc_id else None
+            return self.client.count(self.collection, count_filter=only, exact=True).count
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()
+
+
+def point_id(doc_id: str, chunk_no: int) -> str:
+    """Deterministic, so re-writing a chunk overwrites instead of duplicating."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mentor:{doc_id}:{chunk_no}"))
+
+
+def _doc_condition(doc_ids: Sequence[str]):
+    from qdrant_client import models
+
+    return models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))
+
+
+def _doc_filter(doc_ids: Sequence[str]):
+    from qdrant_client import models
+
+    return models.Filter(must=[_doc_condition(doc_ids)])
+
+
+def _hit(point, query: list[float]) -> Hit:
+    vector = point.vector[DENSE]
+    p = point.payload
+    return Hit(
+        doc_id=p["doc_id"],
+        file=p["file"],
+        page=p["page"],
+        page_label=p["page_label"],
+        text=p["text"],
+        score=round(sum(a * b for a, b in zip(query, vector)), 4),
+    )

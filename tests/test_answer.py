@@ -1,0 +1,114 @@
+"""Answers: grounded prompts, cheap refusals, follow-ups, context fitting."""
+
+from __future__ import annotations
+
+import pytest
+
+from mentor.answer import NOT_COVERED, Answer, QuestionError, refusal
+from mentor.store import Hit
+
+
+class CountingModel:
+    """The real tiny model, with its calls counted (a spy, not a fake)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.name = model.name
+        self.n_ctx = model.n_ctx
+        self.calls = []
+
+    def count_tokens(self, text):
+        return self.model.count_tokens(text)
+
+    def stream_chat(self, messages, max_tokens):
+        self.calls.append(messages)
+        return self.model.stream_chat(messages, max_tokens)
+
+
+@pytest.fixture
+def spied(mentor, tiny_model, handbook):
+    mentor.ingest([handbook])
+    spy = CountingModel(tiny_model)
+    mentor._answerer.model = spy
+    return mentor, spy
+
+
+def test_an_answer_streams_and_cites_the_page_that_holds_it(spied):
+    mentor, spy = spied
+    answer = mentor.ask("When are the office hours held?")
+    pieces = list(answer)
+
+    assert len(pieces) > 1 and "".join(pieces) == answer.text
+    assert (answer.sources[0].page, answer.sources[0].page_label) == (6, "4")
+    prompt = spy.calls[-1][-1]["content"]
+    assert "[1] handbook.pdf, page 4\nOffice hours are held every Thursday" in prompt
+    assert prompt.endswith("Question: When are the office hours held?")
+
+
+def test_an_off_topic_question_is_refused_without_calling_the_model(spied):
+    mentor, spy = spied
+    answer = mentor.ask("What is the best recipe for sourdough bread?").finish()
+
+    assert answer.refused
+    assert spy.calls == []
+    assert answer.text.startswith(NOT_COVERED)
+    assert "handbook.pdf, page" in answer.text  # points to the closest sections
+
+
+def test_no_documents_says_there_is_nothing_yet(mentor):
+    answer = mentor.ask("What is escape velocity?").finish()
+
+    assert answer.refused and "No course materials" in answer.text
+
+
+def test_a_follow_up_is_rewritten_before_retrieval(spied):
+    mentor, spy = spied
+    history = [
+        {"role": "user", "content": "What is escape velocity?"},
+        {"role": "assistant", "content": "It is the speed needed to leave a body's gravity [1]."},
+    ]
+    answer = mentor.ask("And what is it for the Earth?", history)
+    answer.finish()
+
+    assert spy.calls[0][0]["content"].startswith("Rewrite the student's last question")
+    assert "What is escape velocity?" in answer.query
+    assert answer.sources[0].page == 4
+
+
+def test_sources_and_history_always_fit_the_context(mentor, tiny_model):
+    from mentor.answer import Answerer
+
+    answerer = Answerer(mentor.retriever, tiny_model, mentor.settings.replace(max_answer_tokens=256))
+    big = "Orbital mechanics explained at length. " * 120
+    hits = [Hit("d", "f.pdf", n, str(n), big, 0.9) for n in range(1, 8)]
+    history = [{"role": r, "content": big} for r in ("user", "assistant") * 3]
+
+    messages, used = answerer.prompt("What is an orbit?", hits, history, "Astro")
+
+    total = sum(tiny_model.count_tokens(m["content"]) + 16 for m in messages)
+    assert total + 256 <= tiny_model.n_ctx
+    assert 1 <= len(used) < len(hits)
+    assert messages[-1]["content"].endswith("Question: What is an orbit?")
+    assert [m["role"] for m in messages][:2] in (["system", "user"],)
+
+
+def test_citations_resolve_to_their_sources():
+    hits = [Hit("d", "f.pdf", n, str(n), f"text {n}", 0.8) for n in (1, 2, 3)]
+    answer = Answer("q", "q", hits, False, iter(["It is so [2], and also so [1, 3]."])).finish()
+
+    assert [n for n, _ in answer.cited()] == [1, 2, 3]
+    only_two = Answer("q", "q", hits, False, iter(["Only [2]."])).finish()
+    assert [(n, h.page) for n, h in only_two.cited()] == [(2, 2)]
+    assert only_two.to_json()["sources"][0]["page"] == 2
+
+
+def test_an_empty_or_overlong_question_gets_a_clear_message(mentor):
+    with pytest.raises(QuestionError, match="Type a question"):
+        mentor.ask("   ")
+    with pytest.raises(QuestionError, match="limit is 2000"):
+        mentor.ask("why " * 600)
+
+
+def test_refusal_points_to_the_closest_sections():
+    hits = [Hit("d", "notes.pdf", 7, "5", "x", 0.1)]
+    assert refusal(hits) == f"{NOT_COVERED} The closest sections I found are: notes.pdf, page 5."

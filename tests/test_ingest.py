@@ -1,0 +1,121 @@
+"""Ingestion: outcomes, dedup, replacement, removal, crash recovery, manifest."""
+
+from __future__ import annotations
+
+import pytest
+
+from mentor import Mentor
+from mentor.ingest import Outcome
+from mentor.manifest import IndexMismatch
+from tests.pdfs import HANDBOOK, make_pdf
+
+
+def test_ingest_adds_every_page_and_keeps_the_original(mentor, handbook):
+    [result] = mentor.ingest([handbook])
+
+    assert result.outcome is Outcome.ADDED
+    assert result.pages == len(HANDBOOK)
+    # Each page of the handbook is shorter than one chunk.
+    assert result.chunks == len(HANDBOOK)
+    assert mentor.store.count(result.doc_id) == len(HANDBOOK)
+    assert mentor.stored_file(result.doc_id).read_bytes() == handbook.read_bytes()
+    [doc] = mentor.documents()
+    assert (doc.name, doc.pages, doc.chunks, doc.status) == ("handbook.pdf", 6, 6, "ready")
+
+
+def test_same_bytes_again_is_already_indexed_and_adds_no_points(mentor, handbook):
+    mentor.ingest([handbook])
+    [again] = mentor.ingest([handbook])
+
+    assert again.outcome is Outcome.ALREADY
+    assert mentor.store.count() == len(HANDBOOK)
+    assert len(mentor.documents()) == 1
+
+
+def test_same_name_with_new_content_replaces_the_old_version(mentor, tmp_path):
+    make_pdf(tmp_path / "v1" / "notes.pdf", ["Photosynthesis turns light into sugar in chloroplasts."], 0)
+    make_pdf(tmp_path / "v2" / "notes.pdf", ["Mitochondria are where cellular respiration happens."], 0)
+    [first] = mentor.ingest([tmp_path / "v1" / "notes.pdf"])
+    [second] = mentor.ingest([tmp_path / "v2" / "notes.pdf"])
+
+    assert second.outcome is Outcome.REPLACED
+    assert [d.doc_id for d in mentor.documents()] == [second.doc_id]
+    assert mentor.store.count(first.doc_id) == 0
+    assert mentor.stored_file(first.doc_id) is None
+    assert "Mitochondria" in mentor.search("where does respiration happen", k=1)[0].text
+
+
+def test_remove_makes_the_document_unsearchable(mentor, handbook):
+    [result] = mentor.ingest([handbook])
+    removed = mentor.remove("handbook.pdf")
+
+    assert removed.doc_id == result.doc_id
+    assert mentor.search("escape velocity") == []
+    assert mentor.store.count() == 0
+    assert mentor.stored_file(result.doc_id) is None
+
+
+def test_long_pages_are_cut_into_chunks_that_fit_the_embedder(mentor, tmp_path):
+    sentences = " ".join(f"Sentence number {i} talks about topic {i * 7} in some detail." for i in range(300))
+    path = make_pdf(tmp_path / "long.pdf", [sentences[i : i + 4000] for i in range(0, len(sentences), 4000)], 0)
+    [result] = mentor.ingest([path])
+
+    texts = [p.payload["text"] for p in mentor.store.client.scroll(mentor.store.collection, limit=1000)[0]]
+    assert result.chunks == len(texts) > result.pages
+    assert max(mentor.embedder.count_tokens(t) for t in texts) <= mentor.settings.chunk_tokens
+
+
+def test_progress_reports_pages_and_chunks(mentor, handbook):
+    seen = []
+    mentor.ingest([handbook], progress=seen.append)
+
+    assert seen[-1].file == "handbook.pdf"
+    assert (seen[-1].pages_parsed, seen[-1].pages_total, seen[-1].chunks_embedded) == (6, 6, 6)
+
+
+def test_folders_are_searched_for_supported_files(mentor, tmp_path):
+    make_pdf(tmp_path / "course" / "a.pdf", ["Alpha page about rivers."], 0)
+    (tmp_path / "course" / "sub").mkdir()
+    (tmp_path / "course" / "sub" / "b.md").write_text("# Beta\nNotes about mountains.")
+    (tmp_path / "course" / "image.png").write_bytes(b"\x89PNG")
+
+    results = mentor.ingest([tmp_path / "course"])
+
+    assert [(r.name, r.outcome) for r in results] == [("a.pdf", Outcome.ADDED), ("b.md", Outcome.ADDED)]
+
+
+def test_an_interrupted_ingestion_leaves_nothing_after_reopening(settings, embedder, tiny_model, handbook):
+    with Mentor.open(settings, embedder=embedder, model=tiny_model) as mentor:
+        [done] = mentor.ingest([handbook])
+        # What a crash between the first and the last batch leaves behind.
+        mentor.registry.begin("f" * 64, "crashed.pdf", 10)
+        mentor.store.add([_record("f" * 64, embedder)])
+        assert mentor.store.count() == len(HANDBOOK) + 1
+
+    with Mentor.open(settings, embedder=embedder, model=tiny_model) as mentor:
+        assert [d.name for d in mentor.documents()] == ["handbook.pdf"]
+        assert mentor.registry.unfinished() == []
+        assert mentor.store.count() == len(HANDBOOK) == mentor.store.count(done.doc_id)
+
+
+def test_changed_chunking_is_refused_with_a_way_out(settings, embedder, tiny_model, handbook):
+    with Mentor.open(settings, embedder=embedder, model=tiny_model) as mentor:
+        mentor.ingest([handbook])
+
+    changed = settings.replace(chunk_tokens=100)
+    with pytest.raises(IndexMismatch, match="reindex"):
+        Mentor.open(changed, embedder=embedder, model=tiny_model)
+
+    with Mentor.open(changed, embedder=embedder, model=tiny_model, check_index=False) as mentor:
+        [result] = mentor.reindex()
+        assert result.outcome is Outcome.ADDED
+    with Mentor.open(changed, embedder=embedder, model=tiny_model) as mentor:
+        assert mentor.search("office hours", k=1)[0].page == 6
+
+
+def _record(doc_id, embedder):
+    from mentor import sparse
+    from mentor.store import ChunkRecord
+
+    text = "half written chunk"
+    return ChunkRecord(doc_id, "crashed.pdf", 0, 1, "1", text, embedder.embed_query(text), sparse.document_vector(text))

@@ -1,0 +1,48 @@
+"""Retrieval finds the page that holds the answer, and cites it right."""
+
+from __future__ import annotations
+
+import pytest
+
+from mentor.retrieve import merge_pages
+from mentor.store import Hit
+from tests.pdfs import label_of
+
+
+@pytest.mark.parametrize(
+    "question, page",
+    [
+        ("What does Kepler's first law say?", 3),
+        ("how fast do I need to go to escape the Earth's gravity", 4),
+        ("difference between refracting and reflecting telescopes", 5),
+        ("when are office hours?", 6),
+    ],
+)
+def test_a_known_question_finds_its_page_with_its_printed_label(mentor, handbook, question, page):
+    mentor.ingest([handbook])
+    best = mentor.search(question, k=3)[0]
+
+    assert (best.file, best.page, best.page_label) == ("handbook.pdf", page, label_of(page))
+    assert best.score > mentor.settings.min_score
+
+
+def test_search_returns_each_page_once(mentor, tmp_path):
+    from tests.pdfs import make_pdf
+
+    long_page = " ".join(f"Entropy fact {i}: entropy of an isolated system never decreases." for i in range(80))
+    mentor.ingest([make_pdf(tmp_path / "thermo.pdf", [long_page, "Unrelated page about bread."], 0)])
+    hits = mentor.search("entropy of an isolated system", k=5)
+
+    assert [(h.file, h.page) for h in hits] == [("thermo.pdf", 1), ("thermo.pdf", 2)]
+
+
+def test_merge_pages_keeps_one_hit_per_page_with_its_best_score():
+    a1 = Hit("d", "f.pdf", 1, "1", "alpha", 0.5)
+    b = Hit("d", "f.pdf", 2, "2", "beta", 0.7)
+    a2 = Hit("d", "f.pdf", 1, "1", "gamma", 0.6)
+    copy = Hit("e", "g.pdf", 9, "9", "Beta!", 0.7)
+
+    merged = merge_pages([a1, b, a2, copy])
+
+    assert [(h.page, h.score) for h in merged] == [(1, 0.6), (2, 0.7)]
+    assert merged[0].text == "alpha\n…\ngamma"
