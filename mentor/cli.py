@@ -1,0 +1,135 @@
+"""``python -m mentor``: the engine from a shell.
+
+Command names and JSON fields are a contract that scripts (the benchmarks
+among them) rely on: ``search`` and ``ask`` give ``{file, page, page_label,
+score, text, doc_id}`` per source, ``page`` being the 1-based physical page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .answer import QuestionError
+from .engine import Mentor
+from .ingest import Progress
+from .llm import ModelNotFound, resolve_model_path
+from .manifest import IndexMismatch
+from .registry import UnknownDocument
+from .settings import Settings, SettingsError
+from .store import StoreLocked
+
+# Errors whose message tells the user what to do: printed without a traceback.
+USER_ERRORS = (StoreLocked, IndexMismatch, ModelNotFound, QuestionError, UnknownDocument, SettingsError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args, Settings.from_env())
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mentor", description="AI Mentor: cited answers from course files.")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, run, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help)
+        c.add_argument("--json", action="store_true", help="machine-readable output")
+        c.set_defaults(run=run)
+        return c
+
+    c = command("ingest", cmd_ingest, "add PDFs, .txt and .md files or folders of them")
+    c.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    c = command("search", cmd_search, "show the best matching pages for a question")
+    c.add_argument("question", nargs="?")
+    c.add_argument("-k", type=int, default=None, help="how many pages (default TOP_K)")
+    c.add_argument("--stdin", action="store_true", help="one question per line in, one result per line out")
+    c = command("ask", cmd_ask, "answer a question from the course, with sources")
+    c.add_argument("question")
+    command("docs", cmd_docs, "list the documents")
+    c = command("remove", cmd_remove, "delete a document")
+    c.add_argument("document", metavar="NAME_OR_ID")
+    command("reindex", cmd_reindex, "rebuild the index from the stored files")
+    command("fetch-model", cmd_fetch_model, "download the model into MENTOR_HOME/models once")
+    return p
+
+
+def cmd_ingest(args, settings: Settings) -> int:
+    with Mentor.open(settings, with_model=False) as mentor:
+        results = mentor.ingest(args.paths, progress=None if args.json else show_progress)
+    for r in results:
+        print(json.dumps(r.to_json()) if args.json else r.line())
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_search(args, settings: Settings) -> int:
+    questions = (line.strip() for line in sys.stdin) if args.stdin else [args.question or ""]
+    with Mentor.open(settings, with_model=False) as mentor:
+        for question in questions:
+            hits = mentor.search(question, args.k) if question else []
+            if args.json:
+                print(json.dumps([h.to_json() for h in hits]), flush=True)
+            else:
+                for h in hits:
+                    print(f"{h.score:.3f}  {h.file}  page {h.page_label} (#{h.page})  {h.text[:100]!r}")
+    return 0
+
+
+def cmd_ask(args, settings: Settings) -> int:
+    with Mentor.open(settings) as mentor:
+        answer = mentor.ask(args.question)
+        for piece in answer:
+            if not args.json:
+                print(piece, end="", flush=True)
+    if args.json:
+        print(json.dumps(answer.to_json()))
+    else:
+        print("\n")
+        for n, h in answer.cited():
+            print(f"[{n}] {h.file}, page {h.page_label} (score {h.score:.2f})")
+    return 0
+
+
+def cmd_docs(args, settings: Settings) -> int:
+    with Mentor.open(settings, with_model=False) as mentor:
+        docs = mentor.documents()
+    if args.json:
+        print(json.dumps([d.to_json() for d in docs]))
+    for d in [] if args.json else docs:
+        print(f"{d.doc_id[:12]}  {d.pages:5d} pages {d.chunks:6d} chunks  {d.added_at}  {d.name}")
+    return 0
+
+
+def cmd_remove(args, settings: Settings) -> int:
+    with Mentor.open(settings, with_model=False) as mentor:
+        doc = mentor.remove(args.document)
+    print(json.dumps(doc.to_json()) if args.json else f"removed {doc.name}")
+    return 0
+
+
+def cmd_reindex(args, settings: Settings) -> int:
+    with Mentor.open(settings, with_model=False, check_index=False) as mentor:
+        results = mentor.reindex(progress=None if args.json else show_progress)
+    for r in results:
+        print(json.dumps(r.to_json()) if args.json else r.line())
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_fetch_model(args, settings: Settings) -> int:
+    if settings.openai_base_url:
+        print(f"OPENAI_BASE_URL is set: answers come from {settings.openai_base_url}, nothing to fetch")
+        return 0
+    path = resolve_model_path(settings, progress=True)
+    print(json.dumps({"model_path": str(path)}) if args.json else f"model ready: {path}")
+    return 0
+
+
+def show_progress(p: Progress) -> None:
+    end = "\n" if p.pages_parsed >= p.pages_total else ""
+    print(f"\r  {p.file}: {p.pages_parsed}/{p.pages_total} pages, {p.chunks_embedded} chunks", end=end, file=sys.stderr)

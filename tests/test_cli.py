@@ -1,0 +1,74 @@
+"""``python -m mentor``: the commands and JSON fields other tools rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import minilm_folder, tiny_gguf
+from tests.pdfs import make_pdf
+
+
+@pytest.fixture
+def run(tmp_path):
+    env = {
+        **os.environ,
+        "MENTOR_HOME": str(tmp_path / "home"),
+        "EMBED_MODEL": str(minilm_folder()),
+        "MODEL_PATH": str(tiny_gguf()),
+        "N_CTX": "2048",
+        "MAX_ANSWER_TOKENS": "64",
+        "N_GPU_LAYERS": "0",
+    }
+
+    def run(*args, stdin=None, expect=0):
+        done = subprocess.run(
+            [sys.executable, "-m", "mentor", *args], env=env, input=stdin, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == expect, done.stderr
+        return done
+
+    return run
+
+
+def test_ingest_then_ask_cites_the_right_file_and_page_label(run, tmp_path):
+    pdf = make_pdf(tmp_path / "handbook.pdf")
+    bad = tmp_path / "notes.pdf"
+    bad.write_bytes(b"this is not a pdf")
+
+    ingested = run("ingest", str(pdf), str(bad), expect=1).stdout.splitlines()
+    assert ingested[0] == "handbook.pdf: added (6 pages, 6 chunks)"
+    assert ingested[1].startswith("notes.pdf: failed: not a PDF")
+
+    answer = json.loads(run("ask", "When are office hours held?", "--json").stdout)
+    assert answer["refused"] is False and answer["answer"].strip()
+    first = answer["sources"][0]
+    assert (first["file"], first["page"], first["page_label"]) == ("handbook.pdf", 6, "4")
+
+    again = run("ingest", str(pdf), "--json").stdout
+    assert json.loads(again)["outcome"] == "already indexed"
+
+
+def test_search_json_and_stdin_keep_their_contract(run, tmp_path):
+    run("ingest", str(make_pdf(tmp_path / "handbook.pdf")))
+
+    [hit, *_] = json.loads(run("search", "escape velocity of the Earth", "-k", "2", "--json").stdout)
+    assert set(hit) == {"file", "page", "page_label", "score", "text", "doc_id"}
+    assert (hit["page"], hit["page_label"]) == (4, "2")
+
+    lines = run("search", "--stdin", "-k", "1", "--json", stdin="telescope mirrors\noffice hours room\n").stdout
+    assert [json.loads(line)[0]["page"] for line in lines.splitlines()] == [5, 6]
+
+
+def test_docs_and_remove(run, tmp_path):
+    run("ingest", str(make_pdf(tmp_path / "handbook.pdf")))
+    [doc] = json.loads(run("docs", "--json").stdout)
+    assert (doc["name"], doc["pages"], doc["chunks"]) == ("handbook.pdf", 6, 6)
+
+    assert run("remove", "handbook.pdf").stdout.strip() == "removed handbook.pdf"
+    assert json.loads(run("docs", "--json").stdout) == []
+    assert "no document named" in run("remove", "handbook.pdf", expect=2).stderr
