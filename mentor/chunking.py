@@ -7,6 +7,7 @@ reads is embedded from its beginning only, and the rest cannot be found.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from .documents import Page
 
 # [CLS] and [SEP] take two places in the embedder's window.
 SPECIAL_TOKENS = 2
+# A table-of-contents or index line: a title, dot leaders, a page number.
+LEADER_LINE = re.compile(r"(?:\.\s?){4,}\s*[\divxlc]+\s*$", re.MULTILINE | re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -40,4 +43,12 @@ class Chunker:
             text = page.text.strip()
             if text:
                 for piece in self._splitter.split_text(text):
-                    yield Chunk(page=page, text=piece)
+                    if not is_navigation(piece):
+                        yield Chunk(page=page, text=piece)
+
+
+def is_navigation(text: str) -> bool:
+    """True for contents and index listings: they match every question's
+    words, answer none, and a citation of them sends a student nowhere."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return len(LEADER_LINE.findall(text)) >= 0.3 * len(lines)

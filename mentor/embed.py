@@ -24,6 +24,9 @@ class Embedder:
         # Chunking counts tokens in the parsing thread while encode() runs in
         # another; a fast tokenizer shared between threads corrupts batches.
         self._counter = copy.deepcopy(self._model.tokenizer)
+        # It measures whole pages before they are cut: no "longer than the
+        # maximum sequence length" warning for text that is never embedded.
+        self._counter.model_max_length = 1 << 30
         self._counter_lock = threading.Lock()
         self.dimension: int = self._model.get_embedding_dimension()
         # Word pieces the model reads per text, [CLS] and [SEP] included.

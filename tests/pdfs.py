@@ -37,7 +37,7 @@ def make_pdf(path: Path, pages: list[str] = HANDBOOK, front_matter: int = FRONT_
     c = canvas.Canvas(str(path), pagesize=A4)
     for text in pages:
         y = 800
-        for line in wrap(text, 90) or [""]:
+        for line in [part for paragraph in text.split("\n") for part in wrap(paragraph, 90)]:
             c.drawString(50, y, line)
             y -= 14
             if y < 50:

@@ -119,3 +119,12 @@ def _record(doc_id, embedder):
 
     text = "half written chunk"
     return ChunkRecord(doc_id, "crashed.pdf", 0, 1, "1", text, embedder.embed_query(text), sparse.document_vector(text))
+
+
+def test_contents_and_index_listings_are_not_indexed(mentor, tmp_path):
+    contents = "\n".join(f"{n}.1 Section about topic {n} . . . . . . . . . . . . {n * 10}" for n in range(1, 30))
+    path = make_pdf(tmp_path / "book.pdf", [contents, "Chapter one explains photosynthesis in plants."], 0)
+    [result] = mentor.ingest([path])
+
+    assert result.chunks == 1
+    assert [h.page for h in mentor.search("section about topic 12")] == [2]
