@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 
 from . import sparse
 from .embed import Embedder
 from .registry import Registry
 from .store import Hit, Store
 
-# Hybrid search looks this many times deeper than it returns, so that pages
-# can be merged and duplicates dropped without running short.
-DEPTH = 4
-MIN_DEPTH = 20
+# Candidates fetched from each of the two searches before fusing. The
+# weights were chosen on the Octave dev set (BENCHMARKS.md): keywords at
+# half the weight of meaning, and a small RRF constant so that the first
+# ranks of each list dominate.
+DEPTH = 50
+KEYWORD_WEIGHT = 0.5
+RRF_K = 5
 
 
 class Retriever:
@@ -24,13 +28,24 @@ class Retriever:
     def search(self, question: str, k: int) -> list[Hit]:
         """The ``k`` best pages for ``question``, best first, one hit per page."""
         ready = [d.doc_id for d in self.registry.ready()]
-        hits = self.store.search(
-            self.embedder.embed_query(question),
-            sparse.query_vector(question),
-            ready,
-            limit=max(k * DEPTH, MIN_DEPTH),
+        by_meaning, by_keywords = self.store.search(
+            self.embedder.embed_query(question), sparse.query_vector(question), ready, DEPTH
         )
-        return merge_pages(hits)[:k]
+        return fuse_pages([(by_meaning, 1.0), (by_keywords, KEYWORD_WEIGHT)])[:k]
+
+
+def fuse_pages(rankings: list[tuple[list[Hit], float]]) -> list[Hit]:
+    """Pages ranked by weighted reciprocal rank fusion of chunk rankings.
+
+    Every chunk adds its share to its page, so a page that several chunks
+    of both searches point at rises above a page with one lucky chunk.
+    """
+    score: dict[tuple[str, int], float] = defaultdict(float)
+    for hits, weight in rankings:
+        for rank, hit in enumerate(hits, start=1):
+            score[(hit.doc_id, hit.page)] += weight / (RRF_K + rank)
+    pages = {(h.doc_id, h.page): h for h in merge_pages([h for hits, _ in rankings for h in hits])}
+    return [pages[key] for key in sorted(score, key=score.get, reverse=True) if key in pages]
 
 
 def merge_pages(hits: list[Hit]) -> list[Hit]:

@@ -117,32 +117,26 @@ class Store:
 
     def search(
         self, dense: list[float], sparse: tuple[list[int], list[float]], doc_ids: Sequence[str], limit: int
-    ) -> list[Hit]:
-        """Hybrid search: dense and keyword results fused by rank (RRF).
+    ) -> tuple[list[Hit], list[Hit]]:
+        """The best chunks by meaning (dense) and by keywords (sparse), each
+        list best first, in one round trip; fusing them is retrieval's job.
 
-        Each hit's score is its cosine similarity to the question, which
-        stays comparable across questions (the refusal threshold needs
-        that); the fused rank decides the order.
+        Every hit's score is its cosine similarity to the question, which
+        stays comparable across questions (the refusal threshold needs that).
         """
         from qdrant_client import models
 
         if not doc_ids:
-            return []
-        only = _doc_filter(doc_ids)
-        prefetch = [models.Prefetch(query=dense, using=DENSE, limit=limit, filter=only)]
+            return [], []
+        common = dict(filter=_doc_filter(doc_ids), limit=limit, with_payload=True, with_vector=[DENSE])
+        requests = [models.QueryRequest(query=dense, using=DENSE, **common)]
         if sparse[0]:
             keywords = models.SparseVector(indices=sparse[0], values=sparse[1])
-            prefetch.append(models.Prefetch(query=keywords, using=SPARSE, limit=limit, filter=only))
+            requests.append(models.QueryRequest(query=keywords, using=SPARSE, **common))
         with self._lock:
-            result = self.client.query_points(
-                self.collection,
-                prefetch=prefetch,
-                query=models.FusionQuery(fusion=models.Fusion.RRF),
-                limit=limit,
-                with_payload=True,
-                with_vectors=[DENSE],
-            )
-        return [_hit(p, dense) for p in result.points]
+            responses = self.client.query_batch_points(self.collection, requests=requests)
+        by_meaning, *by_keywords = ([_hit(p, dense) for p in r.points] for r in responses)
+        return by_meaning, by_keywords[0] if by_keywords else []
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         from qdrant_client import models
