@@ -1,0 +1,80 @@
+"""The web app: the plain HTTP routes, and the Gradio UI mounted at ``/``.
+
+``create_app(mentor)`` returns one FastAPI app; ``app.py`` serves it with
+uvicorn, and the tests serve it on loopback the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from ..course import CourseInfo
+from ..engine import Mentor
+from .auth import AdminAuth, admin_password
+
+STYLE = Path(__file__).with_name("style.css")
+# System fonts only: the page loads nothing from other sites, which keeps
+# it fast and tells no third party who the students are.
+FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
+MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+
+
+def create_app(mentor: Mentor, auth: AdminAuth | None = None) -> FastAPI:
+    """The whole web app for ``mentor``: ``/healthz``, ``/api/*``,
+    ``/files/*`` and the UI. ``auth`` defaults to the configured
+    instructor password (see ``auth.admin_password``)."""
+    import gradio as gr
+
+    from .routes import create_router
+    from .ui import MentorUI
+
+    if auth is None:
+        auth = AdminAuth(admin_password(mentor.settings)[0])
+    app = FastAPI(title="AI Mentor", docs_url=None, redoc_url=None, openapi_url=None)
+    # Registered before the UI is mounted at "/", so these paths win.
+    app.include_router(create_router(mentor, lambda: CourseInfo.load(mentor.settings.home).name))
+    blocks = MentorUI(mentor, auth).build()
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        theme=theme(),
+        css_paths=[STYLE],
+        footer_links=[],
+        run_history=False,
+        # Gradio refuses bigger files before they reach the engine; every
+        # visitor can upload to Gradio's cache, so this also bounds abuse.
+        max_file_size=f"{mentor.settings.max_upload_mb}mb",
+        ssr_mode=False,
+        mcp_server=False,
+    )
+
+
+def theme():
+    import gradio as gr
+
+    return gr.themes.Soft(
+        primary_hue=gr.themes.colors.indigo,
+        secondary_hue=gr.themes.colors.slate,
+        neutral_hue=gr.themes.colors.slate,
+        radius_size=gr.themes.sizes.radius_md,
+        font=FONTS,
+        font_mono=MONO,
+    ).set(
+        body_background_fill="#f6f7fb",
+        block_shadow="none",
+        button_primary_shadow="none",
+        # Quiet labels: plain text above a field, not coloured chips.
+        block_label_background_fill="transparent",
+        block_label_text_color="*neutral_600",
+        block_label_text_size="*text_sm",
+        block_label_padding="0 0 4px 0",
+        block_title_background_fill="transparent",
+        block_title_text_color="*neutral_600",
+        block_title_padding="0 0 4px 0",
+    )
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,690 @@
+"""The Gradio UI: the chat page students use and the instructor console.
+
+Thin by design: every handler calls the engine (``Mentor``), ``course`` or
+``backup`` and renders the result. Per-browser state lives only in
+``gr.State`` (the conversation, the instructor's session token), which
+Gradio keeps on the server; nothing about one student is held elsewhere.
+
+Every instructor handler checks the session token itself: a hidden tab's
+endpoints can still be called directly.
+
+Text that comes from documents, file names or people (questions, answers
+quoting the PDFs, course settings) is escaped before it is shown as
+Markdown or HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import gradio as gr
+
+from .. import backup
+from ..answer import CITATION, QuestionError
+from ..course import DEFAULT_NAME, CourseError, CourseInfo, feedback_summary, record_feedback
+from ..engine import Mentor
+from ..ingest import SUFFIXES, IngestResult
+from ..registry import Document, UnknownDocument
+from ..store import Hit
+from .auth import AdminAuth, LoginRefused
+
+log = logging.getLogger(__name__)
+
+LOGIN_REQUIRED = "Log in as the instructor first (Instructor tab)."
+NO_MATERIALS = "The instructor hasn't uploaded course materials yet."
+# Runpod's proxy cuts one upload request at about this size, and Gradio
+# sends a whole drag-and-drop batch as one request.
+PROXY_UPLOAD_MB = 100
+# Concurrent answers when a model server (vLLM, llama.cpp server) batches
+# them; in process, llama.cpp answers one at a time anyway.
+SERVER_CONCURRENCY = 16
+# Earlier messages kept per browser session; the engine uses the last few.
+HISTORY_MESSAGES = 40
+SNIPPET_CHARS = 240
+DOCUMENT_COLUMNS = ["Document", "Pages", "Chunks", "Added", "Size"]
+# What login and refresh_console fill in: stats, table, delete choices,
+# course name, welcome, examples, feedback.
+CONSOLE_FIELDS = 7
+
+
+@dataclass
+class Conversation:
+    """One browser session's chat: plain turns for follow-ups, and what each
+    answer was (by its index in the chatbot) for thumbs up or down."""
+
+    history: list[dict] = field(default_factory=list)
+    answers: dict[int, dict] = field(default_factory=dict)
+
+
+class MentorUI:
+    """The handlers of the UI, as plain methods (tests call them directly),
+    and ``build()``, which wires them into a ``gr.Blocks``."""
+
+    def __init__(self, mentor: Mentor, auth: AdminAuth, exports_dir: Path | None = None):
+        self.mentor = mentor
+        self.auth = auth
+        self.home = mentor.settings.home
+        # Exports are written straight into Gradio's upload folder, which it
+        # serves without copying (an archive can be gigabytes); a random
+        # folder name keeps the link unguessable.
+        self.exports_dir = exports_dir or Path(gr.utils.get_upload_folder()) / "mentor-exports"
+
+    # --- Chat page -------------------------------------------------------------
+
+    def course(self) -> CourseInfo:
+        return CourseInfo.load(self.home)
+
+    def page(self) -> tuple[str, gr.Chatbot]:
+        """The course header and the chat's empty state, read on every page load."""
+        course = self.course()
+        return header_html(course), self._chat_empty_state(course)
+
+    def _chat_empty_state(self, course: CourseInfo) -> gr.Chatbot:
+        names = [d.name for d in self.mentor.documents()]
+        if not names:
+            return gr.Chatbot(placeholder=empty_html(NO_MATERIALS, "Check back soon."), examples=None)
+        examples = [{"text": q} for q in course.example_questions(names)]
+        return gr.Chatbot(
+            placeholder=empty_html(
+                "Ask anything about the course.", "Every answer cites the file and page it comes from."
+            ),
+            examples=examples or None,
+        )
+
+    def ask(self, question: str, chat: list) -> tuple:
+        """Shows the question at once (before any queue) and locks the box
+        until the answer is done or stopped."""
+        question = (question or "").strip()
+        if not question:
+            return gr.Textbox(), chat, ""
+        chat = [*chat, {"role": "user", "content": safe_markdown(question)}]
+        return gr.Textbox(value="", interactive=False, submit_btn=False, stop_btn=True), chat, question
+
+    def pick_example(self, chat: list, evt: gr.SelectData) -> tuple:
+        question = (evt.value or {}).get("text", "") if isinstance(evt.value, dict) else str(evt.value or "")
+        return self.ask(question, chat)
+
+    def answer(self, question: str, chat: list, conversation: Conversation):
+        """Streams the answer to ``question`` into ``chat``: the assistant
+        message grows piece by piece and ends with its numbered sources.
+
+        Yields ``(chat, conversation)``. Closing this generator (the Stop
+        button, a closed tab) closes the answer, which frees the model.
+        """
+        question = (question or "").strip()
+        chat = list(chat or [])
+        if not question:
+            yield chat, conversation
+            return
+        if not chat or chat[-1].get("role") != "user" or message_text(chat[-1]) != safe_markdown(question):
+            chat.append({"role": "user", "content": safe_markdown(question)})  # an API call
+        try:
+            answer = self.mentor.ask(question, conversation.history, self.course().name)
+        except QuestionError as e:
+            chat.append({"role": "assistant", "content": safe_markdown(str(e))})
+            yield chat, conversation
+            return
+        chat.append({"role": "assistant", "content": ""})
+        try:
+            for _ in answer:
+                chat[-1] = {"role": "assistant", "content": safe_markdown(answer.text)}
+                yield chat, conversation
+        except Exception:  # noqa: BLE001 - the student sees a sentence, the log the traceback
+            log.exception("answering %r failed", question[:200])
+            chat[-1] = {
+                "role": "assistant",
+                "content": safe_markdown(answer.text)
+                + "\n\n*The mentor could not finish this answer. Please ask again.*",
+            }
+            yield chat, conversation
+            return
+        finally:
+            answer.close()
+        shown = render_answer(
+            answer.text, answer.cited(), answer.sources, answer.refused, self.mentor.settings.min_score
+        )
+        chat[-1] = {"role": "assistant", "content": shown}
+        conversation.history = [
+            *conversation.history,
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer.text},
+        ][-HISTORY_MESSAGES:]
+        conversation.answers[len(chat) - 1] = {
+            "id": uuid.uuid4().hex,
+            "question": question,
+            "answer": answer.text,
+            "sources": [{"n": n, **hit.to_json()} for n, hit in answer.cited()],
+        }
+        yield chat, conversation
+
+    def answered(self) -> gr.Textbox:
+        return gr.Textbox(interactive=True, submit_btn=True, stop_btn=False)
+
+    def new_conversation(self) -> tuple[list, Conversation, gr.Textbox]:
+        return [], Conversation(), gr.Textbox(value="", interactive=True, submit_btn=True, stop_btn=False)
+
+    def feedback(self, conversation: Conversation, evt: gr.LikeData) -> None:
+        """Records a thumbs up or down on one of this session's answers."""
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        entry = conversation.answers.get(index)
+        if entry is None or evt.liked not in (True, False, "Like", "Dislike"):
+            return  # a stopped answer, or a thumb taken back
+        record_feedback(
+            self.home,
+            entry["question"],
+            entry["answer"],
+            entry["sources"],
+            evt.liked in (True, "Like"),
+            answer_id=entry["id"],
+        )
+
+    # --- Instructor console ----------------------------------------------------
+
+    def _require(self, token: str | None) -> None:
+        if not self.auth.is_admin(token):
+            raise gr.Error(LOGIN_REQUIRED, title="Instructor only")
+
+    def login(self, password: str, request: gr.Request) -> tuple:
+        client = request.client.host if request is not None and request.client else "unknown"
+        try:
+            token = self.auth.login(password or "", client)
+        except LoginRefused as e:
+            log.warning("instructor login refused for %s: %s", client, e)
+            refused = (
+                "",
+                gr.Column(visible=True),
+                gr.Column(visible=False),
+                note(str(e), "error"),
+                gr.Textbox(value=""),
+            )
+            return refused + tuple(gr.skip() for _ in range(CONSOLE_FIELDS))
+        log.info("instructor logged in from %s", client)
+        opened = (token, gr.Column(visible=False), gr.Column(visible=True), "", gr.Textbox(value=""))
+        return opened + self._console_values()
+
+    def logout(self, token: str) -> tuple:
+        self.auth.logout(token)
+        return "", gr.Column(visible=True), gr.Column(visible=False)
+
+    def refresh_console(self, token: str) -> tuple:
+        self._require(token)
+        return self._console_values()
+
+    def _console_values(self) -> tuple:
+        course = self.course()
+        docs = self.mentor.documents()
+        return (
+            stats_markdown(self.mentor.stats()),
+            documents_table(docs),
+            document_choices(docs),
+            course.name,
+            course.welcome,
+            gr.Textbox(value="\n".join(course.examples), placeholder=examples_placeholder(docs)),
+            feedback_markdown(feedback_summary(self.home)),
+        )
+
+    def upload(self, files: list[str] | None, token: str, progress=gr.Progress()):
+        """Ingests each file in turn; yields the result lines so far, the
+        stats, the table and the delete choices after each one."""
+        self._require(token)
+        paths = [Path(f) for f in files or []]
+        if not paths:
+            raise gr.Error("Choose or drop course files first.")
+        results: list[IngestResult] = []
+        for i, path in enumerate(paths):
+            progress(i / len(paths), desc=f"{path.name}: reading")
+
+            def report(p, i=i):
+                share = p.pages_parsed / p.pages_total if p.pages_total else 0
+                progress(
+                    (i + share) / len(paths),
+                    desc=f"{p.file}: {p.pages_parsed} of {p.pages_total} pages read, {p.chunks_embedded} chunks embedded",
+                )
+
+            results.append(self.mentor.ingest_file(path, path.name, report))
+            _discard_upload(path)
+            docs = self.mentor.documents()
+            done = i + 1 == len(paths)
+            yield (
+                results_html([(r.line(), "ok" if r.ok else "failed") for r in results], pending=len(paths) - i - 1),
+                stats_markdown(self.mentor.stats()),
+                documents_table(docs),
+                document_choices(docs),
+                None if done else gr.skip(),
+            )
+
+    def delete_document(self, doc_id: str | None, token: str) -> tuple:
+        self._require(token)
+        if not doc_id:
+            raise gr.Error("Pick the document to delete.")
+        try:
+            doc = self.mentor.remove(doc_id)
+        except UnknownDocument:
+            raise gr.Error("That document is no longer in the course.") from None
+        docs = self.mentor.documents()
+        return (
+            note(f"Deleted {doc.name}. Students can no longer get answers from it.", "ok"),
+            stats_markdown(self.mentor.stats()),
+            documents_table(docs),
+            document_choices(docs, clear=True),
+        )
+
+    def save_course(self, name: str, welcome: str, examples: str, token: str) -> tuple:
+        self._require(token)
+        try:
+            course = CourseInfo.from_form(name, welcome, examples)
+        except CourseError as e:
+            raise gr.Error(html.escape(str(e))) from None
+        course.save(self.home)
+        return note("Saved. Students see the changes the next time they open the page.", "ok"), *self.page()
+
+    def export_backup(self, token: str) -> tuple:
+        self._require(token)
+        shutil.rmtree(self.exports_dir, ignore_errors=True)  # one export at a time on disk
+        archive = backup.export_backup(self.mentor, self.exports_dir / uuid.uuid4().hex)
+        size = _human_size(archive.stat().st_size)
+        return (
+            gr.DownloadButton(f"Download {archive.name} ({size})", value=archive.as_posix(), visible=True),
+            note("Backup ready. Download it and keep it somewhere other than this pod.", "ok"),
+        )
+
+    def import_backup(self, file: str | None, token: str) -> tuple:
+        self._require(token)
+        if not file:
+            raise gr.Error("Choose a backup file (.tar.gz) first.")
+        try:
+            summary = backup.import_backup(self.mentor, Path(file))
+        except backup.BackupError as e:
+            raise gr.Error(html.escape(str(e))) from None
+        finally:
+            _discard_upload(Path(file))
+        docs = self.mentor.documents()
+        rows = [(f"{name}: restored", "ok") for name in summary.added]
+        rows += [(f"{name}: skipped — {why}", "skipped") for name, why in summary.skipped]
+        rows += [("Course page: restored", "ok")] if summary.course_restored else []
+        return (
+            results_html(rows or [("The backup holds no documents.", "ok")]),
+            stats_markdown(self.mentor.stats()),
+            documents_table(docs),
+            document_choices(docs),
+            None,
+        )
+
+    def feedback_summary(self, token: str) -> str:
+        self._require(token)
+        return feedback_markdown(feedback_summary(self.home))
+
+    # --- Layout ----------------------------------------------------------------
+
+    def build(self) -> gr.Blocks:
+        settings = self.mentor.settings
+        in_process = not settings.openai_base_url
+        with gr.Blocks(title="Course Mentor", delete_cache=(3600, 6 * 3600)) as demo:
+            header = gr.HTML(header_html(self.course()), elem_id="course-header", js_on_load=None)
+            with gr.Tabs(elem_id="main-tabs"):
+                with gr.Tab("Ask", id="ask", elem_id="ask-tab"):
+                    chatbot = gr.Chatbot(
+                        elem_id="chat",
+                        show_label=False,
+                        height="62vh",
+                        min_height=360,
+                        buttons=["copy"],
+                        sanitize_html=True,
+                        allow_tags=False,
+                        placeholder=empty_html("Ask anything about the course.", ""),
+                        feedback_options=("Like", "Dislike"),
+                        layout="bubble",
+                    )
+                    question = gr.Textbox(
+                        elem_id="question",
+                        show_label=False,
+                        placeholder="Ask a question about the course…",
+                        lines=1,
+                        max_lines=6,
+                        max_length=settings.max_question_chars,
+                        submit_btn=True,
+                        stop_btn=False,
+                        autofocus=True,
+                        container=False,
+                    )
+                    with gr.Row(elem_id="chat-footer"):
+                        gr.Markdown(
+                            "Answers come only from the course materials. Open a source to read the page it cites.",
+                            elem_classes="footnote",
+                        )
+                        new_chat = gr.Button("New conversation", size="sm", variant="secondary", scale=0, min_width=160)
+                    pending = gr.Textbox(visible=False)
+                    conversation = gr.State(Conversation())
+
+                with gr.Tab("Instructor", id="instructor", elem_id="instructor-tab"):
+                    admin = gr.State("")
+                    with gr.Column(visible=True, elem_id="login-panel") as login_panel:
+                        gr.Markdown(
+                            "### Instructor console\nLog in to add course materials, edit the course page and make backups."
+                        )
+                        password = gr.Textbox(type="password", label="Instructor password", max_length=200)
+                        login_button = gr.Button("Log in", variant="primary")
+                        login_message = gr.HTML()
+                    with gr.Column(visible=False, elem_id="console") as console:
+                        with gr.Row(elem_id="console-bar"):
+                            stats = gr.Markdown(elem_id="console-stats")
+                            logout_button = gr.Button("Log out", size="sm", scale=0, min_width=100)
+                        with gr.Tabs():
+                            with gr.Tab("Materials"):
+                                gr.Markdown(upload_limits(settings.max_upload_mb), elem_classes="help")
+                                files = gr.File(
+                                    label="Course files (PDF, .txt, .md)",
+                                    file_count="multiple",
+                                    file_types=sorted(SUFFIXES),
+                                    type="filepath",
+                                    height=160,
+                                )
+                                upload_button = gr.Button("Add to the course", variant="primary")
+                                upload_results = gr.HTML()
+                                documents = gr.Dataframe(
+                                    headers=DOCUMENT_COLUMNS,
+                                    datatype=["str"] * len(DOCUMENT_COLUMNS),
+                                    interactive=False,
+                                    wrap=True,
+                                    label="Documents students get answers from",
+                                    column_widths=["44%", "10%", "10%", "22%", "14%"],
+                                )
+                                with gr.Row(elem_id="delete-row"):
+                                    to_delete = gr.Dropdown(
+                                        label="Delete a document",
+                                        choices=[],
+                                        value=None,
+                                        allow_custom_value=True,
+                                        scale=4,
+                                    )
+                                    delete_button = gr.Button(
+                                        "Delete", variant="stop", size="md", scale=1, min_width=110
+                                    )
+                                delete_message = gr.HTML()
+                            with gr.Tab("Course page"):
+                                gr.Markdown("What students see above the chat.", elem_classes="help")
+                                course_name = gr.Textbox(label="Course name", max_length=200)
+                                welcome = gr.Textbox(label="Welcome text", lines=3, max_length=3000)
+                                examples = gr.Textbox(
+                                    label="Example questions, one a line (leave empty to suggest some from the document names)",
+                                    lines=4,
+                                )
+                                save_button = gr.Button("Save", variant="primary")
+                                course_message = gr.HTML()
+                            with gr.Tab("Share & back up"):
+                                gr.Textbox(
+                                    value=settings.share_url,
+                                    label="Link to share with students (the same page, without the password)",
+                                    interactive=False,
+                                    buttons=["copy"],
+                                )
+                                gr.Markdown(
+                                    "**Back up** everything (documents, index, course page) into one file, and "
+                                    "**restore** it on a new pod without re-indexing. Only `/workspace` survives a pod; "
+                                    "keep the backup somewhere else.",
+                                    elem_classes="help",
+                                )
+                                with gr.Row(elem_id="backup-row"):
+                                    with gr.Column():
+                                        gr.Markdown("#### Back up")
+                                        export_button = gr.Button("Create a backup", variant="primary")
+                                        export_file = gr.DownloadButton("Download the backup", visible=False)
+                                        export_message = gr.HTML()
+                                    with gr.Column():
+                                        gr.Markdown("#### Restore")
+                                        import_file = gr.File(
+                                            label="Backup file (.tar.gz)",
+                                            file_types=[".gz"],
+                                            type="filepath",
+                                            height=120,
+                                        )
+                                        import_button = gr.Button("Restore")
+                                        import_message = gr.HTML()
+                            with gr.Tab("Feedback"):
+                                feedback = gr.Markdown()
+                                feedback_button = gr.Button("Refresh", size="sm", scale=0)
+
+            # Chat: show the question at once, then queue the answer.
+            chat_limit = 1 if in_process else SERVER_CONCURRENCY
+            answer_kwargs = dict(
+                fn=self.answer,
+                inputs=[pending, chatbot, conversation],
+                outputs=[chatbot, conversation],
+                concurrency_limit=chat_limit,
+                concurrency_id="answer",
+                show_progress="minimal",
+            )
+            asked = question.submit(
+                self.ask, [question, chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
+            )
+            answering = asked.then(**answer_kwargs, api_name="chat")
+            picked = chatbot.example_select(
+                self.pick_example, [chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
+            )
+            answering_example = picked.then(**answer_kwargs, api_visibility="private")
+            for event in (answering, answering_example):
+                event.then(self.answered, None, [question], queue=False, api_visibility="private")
+            question.stop(None, None, None, cancels=[answering, answering_example], api_visibility="private")
+            new_chat.click(
+                self.new_conversation,
+                None,
+                [chatbot, conversation, question],
+                cancels=[answering, answering_example],
+                queue=False,
+                api_visibility="private",
+            )
+            chatbot.clear(
+                self.new_conversation, None, [chatbot, conversation, question], queue=False, api_visibility="private"
+            )
+            chatbot.like(self.feedback, [conversation], None, api_name="feedback", api_visibility="undocumented")
+            demo.load(self.page, None, [header, chatbot], api_name="page", api_visibility="undocumented")
+
+            # Console: every handler takes the session token and checks it.
+            console_outputs = [stats, documents, to_delete, course_name, welcome, examples, feedback]
+            login_outputs = [admin, login_panel, console, login_message, password, *console_outputs]
+            login_button.click(self.login, [password], login_outputs, api_name="login")
+            password.submit(self.login, [password], login_outputs, api_visibility="private")
+            logout_button.click(self.logout, [admin], [admin, login_panel, console], api_name="logout")
+            library = [stats, documents, to_delete]
+            upload_button.click(
+                self.upload,
+                [files, admin],
+                [upload_results, *library, files],
+                api_name="upload",
+                show_progress_on=[upload_results],
+            )
+            delete_button.click(
+                self.delete_document, [to_delete, admin], [delete_message, *library], api_name="delete_document"
+            )
+            save_button.click(
+                self.save_course,
+                [course_name, welcome, examples, admin],
+                [course_message, header, chatbot],
+                api_name="save_course",
+            )
+            export_button.click(self.export_backup, [admin], [export_file, export_message], api_name="export_backup")
+            import_button.click(
+                self.import_backup,
+                [import_file, admin],
+                [import_message, *library, import_file],
+                api_name="import_backup",
+            )
+            feedback_button.click(self.feedback_summary, [admin], [feedback], api_name="feedback_summary")
+            # The console's data again, e.g. for a script; the UI refreshes on login.
+            refresh = gr.Button(visible=False)
+            refresh.click(self.refresh_console, [admin], console_outputs, api_name="refresh_console")
+        return demo
+
+
+# --- Rendering (pure functions: text in, escaped HTML or Markdown out) ------------
+
+_CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]+`)", re.S)
+
+
+def safe_markdown(text: str) -> str:
+    """``text`` as Markdown with any HTML in it shown, not run: ``<``, ``>``
+    and ``&`` are escaped outside code spans and blocks (inside them
+    Markdown already shows text literally, and ``x <- 5`` must stay so)."""
+    parts = _CODE.split(text or "")
+    return "".join(part if i % 2 else html.escape(part, quote=False) for i, part in enumerate(parts))
+
+
+def message_text(message: dict) -> str:
+    """The text of a chatbot message, whether Gradio gave it as a string or
+    as a list of parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    flat = " ".join(text.replace("\n…\n", " … ").split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def source_link(hit: Hit) -> str:
+    """The stored file at the cited page: ``#page=`` wants the physical page."""
+    return f"/files/{quote(hit.doc_id, safe='')}#page={int(hit.page)}"
+
+
+def source_item(n: int, hit: Hit) -> str:
+    return (
+        f'<li class="source"><span class="source-n">{n}</span><div class="source-body">'
+        f'<a class="source-link" href="{html.escape(source_link(hit))}" target="_blank" rel="noopener noreferrer">'
+        f"{html.escape(hit.file)}, page {html.escape(str(hit.page_label))}</a>"
+        f'<span class="source-score" title="How closely this passage matches the question (0 to 1)">'
+        f"relevance {hit.score:.2f}</span>"
+        f'<div class="source-snippet">{html.escape(snippet(hit.text))}</div></div></li>'
+    )
+
+
+def render_answer(text: str, cited: list[tuple[int, Hit]], sources: list[Hit], refused: bool, min_score: float) -> str:
+    """The final assistant message: the answer, then its numbered sources,
+    keeping their numbers, then the other passages it was given, folded.
+
+    The sources shown are the ones the answer cites; when it cites none,
+    the passages that matched the question well (``min_score``, at least
+    the best one), and for a refusal the three closest sections.
+    """
+    body = safe_markdown(text)
+    if not sources:
+        return body
+    title = "Closest sections" if refused else "Sources"
+    if refused:
+        shown = cited[:3]
+    elif CITATION.search(text):
+        shown = cited
+    else:
+        shown = [(n, h) for n, h in cited if h.score >= min_score] or cited[:1]
+    shown_numbers = {n for n, _ in shown}
+    others = [(n, h) for n, h in enumerate(sources, start=1) if n not in shown_numbers]
+    items = "".join(source_item(n, h) for n, h in shown)
+    block = f'<div class="sources"><div class="sources-title">{title}</div><ol>{items}</ol>'
+    if others:
+        block += (
+            f'<details class="sources-more"><summary>{len(others)} more {"passages" if len(others) > 1 else "passage"} searched</summary>'
+            f"<ol>{''.join(source_item(n, h) for n, h in others)}</ol></details>"
+        )
+    return f"{body}\n\n{block}</div>"
+
+
+def header_html(course: CourseInfo) -> str:
+    welcome = "<br>".join(html.escape(line) for line in course.welcome.splitlines())
+    eyebrow = "" if course.name == DEFAULT_NAME else '<div class="course-eyebrow">Course mentor</div>'
+    return f'<div class="course-header">{eyebrow}<h1>{html.escape(course.name)}</h1><p>{welcome}</p></div>'
+
+
+def empty_html(title: str, detail: str) -> str:
+    detail = f"<p>{html.escape(detail)}</p>" if detail else ""
+    return f'<div class="chat-empty"><p class="chat-empty-title">{html.escape(title)}</p>{detail}</div>'
+
+
+def note(text: str, kind: str) -> str:
+    """A one-line status message in the console (kind: ok, error)."""
+    return f'<div class="note note-{kind}">{html.escape(text)}</div>'
+
+
+def results_html(rows: list[tuple[str, str]], pending: int = 0) -> str:
+    """One line per file, each with its kind: ok, failed or skipped."""
+    items = "".join(f'<li class="{kind}">{html.escape(line)}</li>' for line, kind in rows)
+    more = f'<li class="pending">{pending} more to go…</li>' if pending else ""
+    return f'<ul class="results">{items}{more}</ul>'
+
+
+def stats_markdown(stats: dict) -> str:
+    model = html.escape(str(stats.get("model") or "none"))
+    docs = stats["documents"]
+    return (
+        f"**{docs} document{'' if docs == 1 else 's'}** · {stats['pages']} pages · "
+        f"{stats['chunks']} chunks · model {model}"
+    )
+
+
+def documents_table(docs: list[Document]) -> list[list[str]]:
+    return [[d.name, str(d.pages), str(d.chunks), _when(d.added_at), _human_size(d.size)] for d in reversed(docs)]
+
+
+def document_choices(docs: list[Document], clear: bool = False) -> gr.Dropdown:
+    choices = [(f"{d.name} ({d.pages} pages)", d.doc_id) for d in reversed(docs)]
+    return gr.Dropdown(choices=choices, value=None) if clear else gr.Dropdown(choices=choices)
+
+
+def examples_placeholder(docs: list[Document]) -> str:
+    suggested = CourseInfo(examples=()).example_questions([d.name for d in docs])
+    if not suggested:
+        return "What is escape velocity?\nWhen are office hours?"
+    return "\n".join(suggested)
+
+
+def upload_limits(max_upload_mb: int) -> str:
+    return (
+        f"Drop PDFs, .txt or .md files. Each file can be up to **{max_upload_mb} MB** (MAX_UPLOAD_MB). "
+        f"The pod's proxy stops a single upload at about **{PROXY_UPLOAD_MB} MB**, and all the files you drop "
+        f"at once travel together, so add a large collection in batches under {PROXY_UPLOAD_MB} MB. "
+        "Students can ask about a document as soon as it is fully indexed."
+    )
+
+
+def feedback_markdown(summary) -> str:
+    if not summary.total:
+        return "No ratings yet. Students rate answers with the thumbs under each one."
+    lines = [f"**{summary.helpful}** answers rated helpful, **{summary.unhelpful}** rated unhelpful."]
+    if summary.recent_unhelpful:
+        lines.append("\n**Recent unhelpful answers** (worth a look, or a clearer handout):\n")
+        for entry in summary.recent_unhelpful:
+            question = html.escape(" ".join(str(entry.get("question", "")).split())[:200])
+            lines.append(f"- {_when(entry.get('at', ''))}: {question}")
+    return "\n".join(lines)
+
+
+def _when(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return iso
+
+
+def _human_size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} bytes"
+
+
+def _discard_upload(path: Path) -> None:
+    """Deletes an upload from Gradio's cache once read (the engine keeps its
+    own copy), so that a large course is not kept twice on the pod."""
+    if Path(gr.utils.get_upload_folder()).resolve() in path.resolve().parents:
+        path.unlink(missing_ok=True)

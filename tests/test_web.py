@@ -1,0 +1,493 @@
+"""The web app: chat handlers, the Gradio endpoints, the plain HTTP routes, login.
+
+One course (the handbook) and one served app per module, on loopback, with
+the real tiny model and MiniLM from the session fixtures.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mentor.course import COURSE_FILE, FEEDBACK_FILE, CourseInfo
+from mentor.store import Hit
+from mentor.web.auth import AdminAuth, LoginRefused, admin_password
+from mentor.web.ui import LOGIN_REQUIRED, NO_MATERIALS, Conversation, MentorUI, render_answer, safe_markdown
+from tests.conftest import minilm_folder, tiny_gguf
+from tests.pdfs import make_pdf
+
+PASSWORD = "correct horse battery staple"
+OFFICE_HOURS = "When are office hours held?"
+
+
+# --- Fixtures ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory, embedder, tiny_model):
+    """A mentor with the handbook indexed, shared by the module."""
+    from mentor import Mentor
+    from mentor.settings import Settings
+
+    root = tmp_path_factory.mktemp("web")
+    settings = Settings(
+        home=root / "home",
+        embed_model=str(minilm_folder()),
+        model_path=tiny_gguf(),
+        n_ctx=2048,
+        max_answer_tokens=64,
+        n_gpu_layers=0,
+    )
+    mentor = Mentor.open(settings, embedder=embedder, model=tiny_model)
+    result = mentor.ingest_file(make_pdf(root / "handbook.pdf"))
+    assert result.ok, result.line()
+    yield mentor
+    mentor.close()
+
+
+@pytest.fixture(scope="module")
+def handbook_id(course):
+    return course.documents()[0].doc_id
+
+
+@pytest.fixture(scope="module")
+def ui(course):
+    return MentorUI(course, AdminAuth(PASSWORD))
+
+
+@pytest.fixture(scope="module")
+def server(course):
+    """The whole app served by uvicorn on a free loopback port, in a thread."""
+    import uvicorn
+
+    from mentor.web import create_app
+
+    app = create_app(course, AdminAuth(PASSWORD))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    # A short graceful shutdown: Gradio clients keep event streams open.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "the app did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=5)
+    server.force_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def client(server):
+    """A fresh Gradio client: its own browser session, not logged in."""
+    from gradio_client import Client
+
+    return Client(server + "/", verbose=False, download_files=False)
+
+
+def finishes(fn, seconds: float = 120) -> bool:
+    """Whether ``fn`` returns within ``seconds`` (it would hang on a model
+    whose lock was never released)."""
+    done = threading.Event()
+    threading.Thread(target=lambda: (fn(), done.set()), daemon=True).start()
+    return done.wait(seconds)
+
+
+# --- Chat handlers, called as plain functions ---------------------------------------
+
+
+def test_the_chat_handler_streams_a_growing_answer_that_ends_with_a_link_to_the_cited_page(ui, handbook_id):
+    steps = list(ui.answer(OFFICE_HOURS, [], Conversation()))
+
+    contents = [chat[-1]["content"] for chat, _ in steps]
+    assert len(steps) > 2
+    assert steps[0][0][0] == {"role": "user", "content": OFFICE_HOURS}
+    assert all(len(a) <= len(b) for a, b in zip(contents[:-2], contents[1:-1]))  # grows while streaming
+    final = contents[-1]
+    assert '<div class="sources">' in final
+    assert f'href="/files/{handbook_id}#page=6"' in final
+    assert "handbook.pdf, page 4" in final  # the printed label
+    assert "Office hours are held every Thursday" in final  # the snippet
+
+
+def test_follow_ups_get_the_plain_answer_text_as_history_not_the_sources_html(ui):
+    conversation = Conversation()
+    *_, (chat, conversation) = ui.answer(OFFICE_HOURS, [], conversation)
+
+    assert [m["role"] for m in conversation.history] == ["user", "assistant"]
+    assert conversation.history[0]["content"] == OFFICE_HOURS
+    assert "<div" not in conversation.history[1]["content"]
+    assert conversation.history[1]["content"] in chat[-1]["content"]
+
+    *_, (chat, conversation) = ui.answer("Which room is that in?", chat, conversation)
+    assert len(chat) == 4 and len(conversation.history) == 4
+
+
+def test_closing_the_stream_mid_answer_frees_the_model_for_the_next_student(ui, course):
+    stream = ui.answer(OFFICE_HOURS, [], Conversation())
+    next(stream)  # the model is now generating, holding its lock
+    stream.close()  # what Gradio does on Stop
+
+    assert finishes(lambda: course.ask("What is escape velocity?").finish())
+
+
+def test_a_question_the_engine_refuses_to_take_shows_its_message(ui):
+    *_, (chat, _) = ui.answer("why " * 600, [], Conversation())
+
+    assert chat[-1]["role"] == "assistant"
+    assert "the limit is 2000" in chat[-1]["content"]
+
+
+def test_thumbs_up_and_down_are_recorded_with_the_question_and_its_sources(ui, course):
+    import gradio as gr
+
+    *_, (chat, conversation) = ui.answer(OFFICE_HOURS, [], Conversation())
+    index = len(chat) - 1
+    ui.feedback(conversation, gr.LikeData(None, {"index": index, "value": chat[-1]["content"], "liked": False}))
+
+    lines = (course.settings.home / FEEDBACK_FILE).read_text().splitlines()
+    entry = json.loads(lines[-1])
+    assert entry["rating"] == "down" and entry["question"] == OFFICE_HOURS
+    assert entry["answer"] == conversation.history[-1]["content"]
+    assert (entry["sources"][0]["page"], entry["sources"][0]["page_label"]) == (6, "4")
+
+
+def test_the_chat_page_shows_the_empty_state_until_there_are_materials(tmp_path, embedder, tiny_model, ui):
+    from mentor import Mentor
+
+    with Mentor.open(ui.mentor.settings.replace(home=tmp_path / "empty"), embedder=embedder, model=tiny_model) as empty:
+        _, chatbot = MentorUI(empty, AdminAuth(PASSWORD)).page()
+        assert NO_MATERIALS.replace("'", "&#x27;") in chatbot.placeholder
+
+    _, chatbot = ui.page()
+    assert NO_MATERIALS.replace("'", "&#x27;") not in chatbot.placeholder
+    assert chatbot.examples  # derived from the document names, or the instructor's
+
+
+def test_pdf_text_and_file_names_are_escaped_wherever_they_are_shown():
+    hit = Hit("ab" * 32, "<img src=x onerror=alert(1)>.pdf", 2, "<b>ii</b>", "<script>alert('x')</script> text", 0.9)
+
+    shown = render_answer("See <script>evil()</script> [1], and `x <- 5`.", [(1, hit)], [hit], False, 0.35)
+
+    assert "<script>" not in shown and "<img" not in shown and "<b>ii" not in shown
+    assert "&lt;img src=x onerror=alert(1)&gt;.pdf" in shown
+    assert "`x <- 5`" in shown  # code stays literal: Markdown shows it as typed
+    assert safe_markdown("a < b & c") == "a &lt; b &amp; c"
+
+
+# --- Gradio endpoints over HTTP (gradio_client) --------------------------------------
+
+
+def test_the_chat_endpoint_streams_and_returns_the_sources(client, handbook_id):
+    job = client.submit(OFFICE_HOURS, [], api_name="/chat")
+    outputs = list(job)
+    final = job.outputs()[-1]
+
+    assert len(outputs) > 2  # streamed, not one reply
+    assert final[0]["role"] == "user"
+    text = (
+        "".join(part["text"] for part in final[-1]["content"])
+        if isinstance(final[-1]["content"], list)
+        else final[-1]["content"]
+    )
+    assert f"/files/{handbook_id}#page=6" in text
+    assert "handbook.pdf, page 4" in text
+
+
+def test_stop_cancels_the_answer_and_the_model_answers_the_next_question(client, course):
+    job = client.submit(OFFICE_HOURS, [], api_name="/chat")
+    deadline = time.monotonic() + 60
+    while not job.outputs() and not job.done():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    job.cancel()
+
+    assert finishes(lambda: course.ask("What is escape velocity?").finish())
+    again = client.predict("How do telescopes gather light?", [], api_name="/chat")
+    assert again[-1]["role"] == "assistant"
+
+
+def _instructor_calls(tmp_path, handbook_id):
+    """Every instructor endpoint with plausible arguments."""
+    from gradio_client import handle_file
+
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Week 1\nThe midterm is on March 3rd in the main hall.\n")
+    fake_backup = tmp_path / "backup.tar.gz"
+    fake_backup.write_bytes(b"not really")
+    return {
+        "/upload": ([handle_file(str(notes))],),
+        "/delete_document": (handbook_id,),
+        "/save_course": ("Hacked", "Owned", "Nothing?"),
+        "/export_backup": (),
+        "/import_backup": (handle_file(str(fake_backup)),),
+        "/feedback_summary": (),
+        "/refresh_console": (),
+    }
+
+
+INSTRUCTOR_ENDPOINTS = [
+    "/upload", "/delete_document", "/save_course", "/export_backup", "/import_backup", "/feedback_summary", "/refresh_console",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("wrong_password_first", [False, True], ids=["no login", "wrong password"])
+def test_every_instructor_endpoint_refuses_a_session_that_is_not_logged_in(
+    client, course, handbook_id, tmp_path, wrong_password_first
+):
+    from gradio_client.exceptions import AppError
+
+    documents = [d.doc_id for d in course.documents()]
+    course_file = course.settings.home / COURSE_FILE
+    before = course_file.read_text() if course_file.exists() else None
+    if wrong_password_first:
+        refused = client.predict("not the password", api_name="/login")
+        assert "Wrong password" in json.dumps(refused)
+
+    calls = _instructor_calls(tmp_path, handbook_id)
+    assert sorted(calls) == sorted(INSTRUCTOR_ENDPOINTS)
+    for api_name, args in calls.items():
+        with pytest.raises(AppError, match=LOGIN_REQUIRED.split("(")[0].strip()):
+            client.predict(*args, api_name=api_name)
+
+    assert [d.doc_id for d in course.documents()] == documents
+    assert (course_file.read_text() if course_file.exists() else None) == before
+
+
+def test_the_instructor_uploads_deletes_edits_the_course_page_and_backs_up(client, course, tmp_path):
+    from gradio_client import handle_file
+
+    calls = _instructor_calls(tmp_path, "unused")
+    opened = client.predict(PASSWORD, api_name="/login")
+    assert "handbook.pdf" in json.dumps(opened)  # the documents table
+
+    results, stats, table, *_ = client.predict(*calls["/upload"], api_name="/upload")
+    assert "notes.md: added" in results
+    notes = next(d for d in course.documents() if d.name == "notes.md")
+    assert "2 documents" in stats
+
+    message, *_ = client.predict(notes.doc_id, api_name="/delete_document")
+    assert "Deleted notes.md" in message
+    assert [d.name for d in course.documents()] == ["handbook.pdf"]
+
+    saved, header, _ = client.predict(
+        "Astronomy <101>", "Ask away.", "What is escape velocity?", api_name="/save_course"
+    )
+    assert "Saved" in saved and "Astronomy &lt;101&gt;" in header
+    assert CourseInfo.load(course.settings.home).examples == ("What is escape velocity?",)
+    CourseInfo().save(course.settings.home)
+
+    download, exported = client.predict(api_name="/export_backup")
+    assert "Backup ready" in exported
+    archive = download["value"] if isinstance(download, dict) and "value" in download else download
+    path = archive["path"] if isinstance(archive, dict) else archive
+    restored, *_ = client.predict(handle_file(path), api_name="/import_backup")
+    assert "handbook.pdf: skipped — already indexed" in restored
+
+    assert "helpful" in client.predict(api_name="/feedback_summary") or "No ratings" in client.predict(
+        api_name="/feedback_summary"
+    )
+    client.predict(api_name="/logout")
+    with pytest.raises(Exception, match="Log in as the instructor"):
+        client.predict(api_name="/feedback_summary")
+
+
+# --- Plain HTTP routes ------------------------------------------------------------------
+
+
+def test_healthz_says_ready_with_the_model_and_the_course_size(server, course):
+    body = httpx.get(server + "/healthz").json()
+
+    assert body == {"ready": True, "model": course.model.name, "documents": 1, "chunks": course.documents()[0].chunks}
+
+
+def test_api_chat_answers_with_the_page_and_its_printed_label(server):
+    response = httpx.post(server + "/api/chat", json={"message": OFFICE_HOURS, "conversation_id": "t1"}, timeout=120)
+
+    body = response.json()
+    assert response.status_code == 200
+    assert body["answer"] and body["refused"] is False and body["conversation_id"] == "t1"
+    assert (6, "4", "handbook.pdf") in [(s["page"], s["page_label"], s["file"]) for s in body["sources"]]
+
+
+def test_api_chat_keeps_the_conversation_for_follow_ups(server):
+    first = httpx.post(server + "/api/chat", json={"message": OFFICE_HOURS}, timeout=120).json()
+    follow = httpx.post(
+        server + "/api/chat",
+        json={"message": "In which room?", "conversation_id": first["conversation_id"]},
+        timeout=120,
+    ).json()
+
+    assert follow["conversation_id"] == first["conversation_id"]
+    assert follow["sources"]
+
+
+def test_api_chat_turns_a_refused_question_into_a_400_with_its_message(server):
+    response = httpx.post(server + "/api/chat", json={"message": "   "}, timeout=30)
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == "Type a question first."
+
+
+def test_api_stats_counts_the_course(server):
+    stats = httpx.get(server + "/api/stats").json()
+
+    assert stats["documents"] == 1 and stats["pages"] == 6 and stats["model"]
+
+
+def test_files_serves_the_exact_pdf_inline(server, course, handbook_id):
+    response = httpx.get(f"{server}/files/{handbook_id}")
+
+    assert response.status_code == 200
+    assert response.content == course.stored_file(handbook_id).read_bytes()
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-disposition"].startswith("inline")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/../etc/passwd",
+        "/files/..%2F..%2Fetc%2Fpasswd",
+        "/files/%2e%2e/%2e%2e/etc/passwd",
+        "/files/" + "0" * 64,
+        "/files/abc",
+    ],
+)
+def test_files_answers_404_for_paths_and_unknown_ids(server, path):
+    # A raw request: an HTTP client would normalise the dots away.
+    with socket.create_connection(("127.0.0.1", int(server.rsplit(":", 1)[1]))) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+
+    assert reply.split(b"\r\n", 1)[0].split()[1] == b"404"
+    assert b"root:" not in reply
+
+
+# --- Login ----------------------------------------------------------------------------
+
+
+def test_the_password_is_compared_in_constant_time(monkeypatch):
+    calls = []
+    original = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append((a, b)) or original(a, b))
+    auth = AdminAuth(PASSWORD)
+
+    with pytest.raises(LoginRefused):
+        auth.login("guess", client="10.0.0.9")
+    assert auth.is_admin(auth.login(PASSWORD, client="10.0.0.9"))
+    assert calls == [(b"guess", PASSWORD.encode()), (PASSWORD.encode(), PASSWORD.encode())]
+
+
+def test_six_wrong_passwords_lock_the_client_out_even_with_the_right_one_until_the_delay_passes():
+    now = [1000.0]
+    auth = AdminAuth(PASSWORD, delay=30, clock=lambda: now[0])
+
+    messages = []
+    for _ in range(6):
+        with pytest.raises(LoginRefused) as refused:
+            auth.login("wrong", client="10.0.0.7")
+        messages.append(str(refused.value))
+    assert messages[0] == "Wrong password."
+    assert "wait 30 seconds" in messages[4]
+    assert "Too many wrong passwords" in messages[5]
+
+    with pytest.raises(LoginRefused, match="Too many wrong passwords"):
+        auth.login(PASSWORD, client="10.0.0.7")
+    assert auth.is_admin(auth.login(PASSWORD, client="10.0.0.8"))  # other clients are not affected
+
+    now[0] += 31
+    assert auth.is_admin(auth.login(PASSWORD, client="10.0.0.7"))
+
+
+def test_the_lockout_grows_with_each_further_failure():
+    now = [0.0]
+    auth = AdminAuth(PASSWORD, delay=10, clock=lambda: now[0])
+    for _ in range(5):
+        with pytest.raises(LoginRefused):
+            auth.login("wrong", client="c")
+    now[0] += 11
+    with pytest.raises(LoginRefused, match="wait 20 seconds"):
+        auth.login("wrong again", client="c")
+
+
+def test_sessions_expire_and_logout_ends_them():
+    now = [0.0]
+    auth = AdminAuth(PASSWORD, session_seconds=60, clock=lambda: now[0])
+    kept, dropped = auth.login(PASSWORD, "c"), auth.login(PASSWORD, "c")
+
+    auth.logout(dropped)
+    assert auth.is_admin(kept) and not auth.is_admin(dropped) and not auth.is_admin("") and not auth.is_admin(None)
+    now[0] += 61
+    assert not auth.is_admin(kept)
+
+
+def test_a_generated_password_is_kept_private_and_reused_and_the_setting_wins(settings):
+    password, source = admin_password(settings)
+    path = settings.home / "admin_password"
+
+    assert source == "new" and len(password) >= 20
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert admin_password(settings) == (password, "file")
+    assert admin_password(settings.replace(admin_password="chosen")) == ("chosen", "env")
+
+
+# --- app.py -------------------------------------------------------------------------------
+
+
+def test_the_app_exits_with_code_2_and_a_clear_message_when_the_index_is_locked(course, monkeypatch, caplog):
+    import app
+
+    monkeypatch.setenv("MENTOR_HOME", str(course.settings.home))  # the module's mentor holds its lock
+    monkeypatch.setenv("EMBED_MODEL", str(minilm_folder()))
+    monkeypatch.setenv("MODEL_PATH", str(tiny_gguf()))
+    monkeypatch.setattr("logging.basicConfig", lambda **kw: None)
+
+    with caplog.at_level("ERROR", logger="mentor.app"):
+        assert app.main() == 2
+    message = caplog.records[-1].getMessage()
+    assert message.startswith("AI Mentor cannot start. Another AI Mentor process is already using the index")
+    assert "Traceback" not in caplog.text
+
+
+def test_the_app_exits_with_code_2_when_the_model_file_is_missing(tmp_path, monkeypatch, caplog):
+    import app
+
+    monkeypatch.setenv("MENTOR_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EMBED_MODEL", str(minilm_folder()))
+    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "missing.gguf"))
+    monkeypatch.setattr("logging.basicConfig", lambda **kw: None)
+
+    with caplog.at_level("ERROR", logger="mentor.app"):
+        assert app.main() == 2
+    assert "MODEL_PATH=" in caplog.records[-1].getMessage() and "is not a file" in caplog.records[-1].getMessage()
+
+
+def test_uploads_dropped_into_gradios_cache_are_deleted_after_indexing(ui, tmp_path):
+    import gradio as gr
+
+    from mentor.web.ui import _discard_upload
+
+    cached = Path(gr.utils.get_upload_folder()) / "test-web" / "notes.txt"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text("x")
+    outside = tmp_path / "notes.txt"
+    outside.write_text("x")
+
+    _discard_upload(cached)
+    _discard_upload(outside)
+    assert not cached.exists() and outside.exists()
