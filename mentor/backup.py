@@ -28,12 +28,10 @@ import re
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import manifest
 from .course import COURSE_FILE, CourseError, CourseInfo
 from .ingest import safe_name
 from .registry import Document
@@ -48,7 +46,6 @@ MEMBER = re.compile(
     r"(?:backup\.json|course\.json|files/[0-9a-f]{64}\.(?:pdf|txt|md|markdown)|points/[0-9a-f]{64}\.jsonl)"
 )
 DOC_ID = re.compile(r"[0-9a-f]{64}")
-SCROLL_BATCH = 256
 WRITE_BATCH = 256
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 
@@ -103,7 +100,7 @@ def export_backup(mentor, dest_dir: Path) -> Path:
             header = {
                 "format": FORMAT,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "manifest": _current_manifest(mentor),
+                "manifest": mentor.index_manifest(),
                 "documents": [d.to_json() for d in exported],
             }
             _add_bytes(tar, HEADER, json.dumps(header, indent=2, ensure_ascii=False).encode())
@@ -141,44 +138,15 @@ def _export_document(mentor, doc: Document, work: Path, tar: tarfile.TarFile) ->
 
 
 def _points_of(mentor, doc: Document) -> Iterator[dict]:
-    """The document's points as JSON-ready dicts, scrolled in batches."""
-    from qdrant_client import models
-
-    from .store import DENSE, SPARSE
-
-    store = mentor.store
+    """The document's points as JSON-ready dicts."""
     chunk_of = {point_id(doc.doc_id, n): n for n in range(doc.chunks)}
-    only = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc.doc_id))])
-    offset = None
-    while True:
-        with _store_lock(store):
-            batch, offset = store.client.scroll(
-                store.collection,
-                scroll_filter=only,
-                limit=SCROLL_BATCH,
-                offset=offset,
-                with_payload=True,
-                with_vectors=True,
-            )
-        for point in batch:
-            sparse = point.vector[SPARSE]
-            yield {
-                "chunk_no": chunk_of.get(str(point.id)),
-                "dense": list(point.vector[DENSE]),
-                "sparse": {"indices": list(sparse.indices), "values": list(sparse.values)},
-                "payload": point.payload,
-            }
-        if offset is None:
-            return
-
-
-@contextmanager
-def _store_lock(store):
-    # The local Qdrant client keeps its points in plain Python structures;
-    # Store serialises its own calls with this lock, and a scroll must not
-    # run beside an ingestion's upsert. (Store has no public scroll yet.)
-    with store._lock:
-        yield
+    for point in mentor.store.points(doc.doc_id):
+        yield {
+            "chunk_no": chunk_of.get(point.id),
+            "dense": point.dense,
+            "sparse": {"indices": point.sparse[0], "values": point.sparse[1]},
+            "payload": point.payload,
+        }
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -187,11 +155,6 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info.mtime = int(datetime.now(timezone.utc).timestamp())
     info.mode = 0o644
     tar.addfile(info, io.BytesIO(data))
-
-
-def _current_manifest(mentor) -> dict:
-    s = mentor.settings
-    return manifest.expected(mentor.embedder.name, mentor.embedder.dimension, s.chunk_tokens, s.chunk_overlap)
 
 
 # --- Import --------------------------------------------------------------------
@@ -215,7 +178,7 @@ def import_backup(mentor, archive: Path) -> ImportSummary:
         try:
             members = _checked_members(tar)
             header = _read_header(tar, members)
-            _check_manifest(header.get("manifest"), _current_manifest(mentor))
+            _check_manifest(header.get("manifest"), mentor.index_manifest())
             summary = ImportSummary()
             for row in header.get("documents") or []:
                 _import_document(mentor, tar, members, row, summary)
@@ -291,7 +254,7 @@ def _import_document(mentor, tar, members, row, summary: ImportSummary) -> None:
         summary.skipped.append((name, "a different version with this name is already indexed"))
         return
 
-    mentor.registry.begin(doc.doc_id, name, doc.size)  # invisible until finish()
+    mentor.registry.begin(doc.doc_id, name, doc.size, doc.added_at)  # invisible until finish()
     try:
         _restore_file(mentor, tar, original, doc.doc_id)
         written = _restore_points(mentor, tar, points, doc, name)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .answer import QuestionError
+from .backup import BackupError, export_backup, import_backup
 from .engine import Mentor
 from .ingest import Progress
 from .llm import ModelNotFound, resolve_model_path
@@ -22,7 +23,15 @@ from .settings import Settings, SettingsError
 from .store import StoreLocked
 
 # Errors whose message tells the user what to do: printed without a traceback.
-USER_ERRORS = (StoreLocked, IndexMismatch, ModelNotFound, QuestionError, UnknownDocument, SettingsError)
+USER_ERRORS = (
+    StoreLocked,
+    IndexMismatch,
+    ModelNotFound,
+    QuestionError,
+    UnknownDocument,
+    SettingsError,
+    BackupError,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +66,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("document", metavar="NAME_OR_ID")
     command("reindex", cmd_reindex, "rebuild the index from the stored files")
     command("fetch-model", cmd_fetch_model, "download the model into MENTOR_HOME/models once")
+    c = command("export", cmd_export, "write the whole index (files, vectors, course page) to one archive")
+    c.add_argument("folder", type=Path, nargs="?", default=Path("."), help="where to write it (default: here)")
+    c = command("import", cmd_import, "restore an exported archive into this index")
+    c.add_argument("archive", type=Path)
     return p
 
 
@@ -127,6 +140,20 @@ def cmd_fetch_model(args, settings: Settings) -> int:
         return 0
     path = resolve_model_path(settings, progress=True)
     print(json.dumps({"model_path": str(path)}) if args.json else f"model ready: {path}")
+    return 0
+
+
+def cmd_export(args, settings: Settings) -> int:
+    with Mentor.open(settings, with_model=False) as mentor:
+        archive = export_backup(mentor, args.folder)
+    print(json.dumps({"archive": str(archive)}) if args.json else f"exported to {archive}")
+    return 0
+
+
+def cmd_import(args, settings: Settings) -> int:
+    with Mentor.open(settings, with_model=False) as mentor:
+        summary = import_backup(mentor, args.archive)
+    print(json.dumps(summary.to_json()) if args.json else "\n".join(summary.lines()))
     return 0
 
 

@@ -55,6 +55,7 @@ class Mentor:
         settings.home.mkdir(parents=True, exist_ok=True)
         embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size)
         store = Store(settings)
+        registry = None
         try:
             registry = Registry(settings.home / "registry.sqlite3")
             if check_index:
@@ -63,6 +64,8 @@ class Mentor:
                 model = load_chat_model(settings)
         except BaseException:
             store.close()
+            if registry:
+                registry.close()
             raise
         mentor = cls(settings, embedder, store, registry, model)
         stray = mentor.ingestor.recover()
@@ -93,6 +96,10 @@ class Mentor:
             raise RuntimeError("this Mentor was opened without a model (with_model=False)")
         return self._answerer.ask(question, history, course)
 
+    def index_manifest(self) -> dict:
+        """What this index's vectors are made with (see ``manifest``)."""
+        return _manifest(self.settings, self.embedder)
+
     def stored_file(self, doc_id: str) -> Path | None:
         return self.ingestor.stored_file(doc_id)
 
@@ -115,7 +122,7 @@ class Mentor:
         for doc in docs:
             self.registry.remove(doc.doc_id)
         results = [self.ingest_file(self.stored_file(d.doc_id), d.name, progress) for d in docs]
-        manifest.write(self.settings.home / "manifest.json", _manifest(self.settings, self.embedder))
+        manifest.write(self.settings.home / "manifest.json", self.index_manifest())
         return results
 
     def close(self) -> None:

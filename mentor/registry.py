@@ -58,9 +58,10 @@ class Registry:
         with self._lock:
             self._db.executescript(SCHEMA)
 
-    def begin(self, doc_id: str, name: str, size: int) -> None:
-        """Registers a document as being ingested (invisible to retrieval)."""
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    def begin(self, doc_id: str, name: str, size: int, added_at: str | None = None) -> None:
+        """Registers a document as being ingested (invisible to retrieval);
+        ``added_at`` keeps a restored document's original date."""
+        now = added_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO documents (doc_id, name, size, added_at, status) VALUES (?, ?, ?, ?, ?)",

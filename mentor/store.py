@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 from .settings import Settings
@@ -48,6 +48,14 @@ class ChunkRecord:
     text: str
     dense: list[float]
     sparse: tuple[list[int], list[float]]
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    id: str
+    dense: list[float]
+    sparse: tuple[list[int], list[float]]
+    payload: dict
 
 
 class Store:
@@ -137,6 +145,25 @@ class Store:
             responses = self.client.query_batch_points(self.collection, requests=requests)
         by_meaning, *by_keywords = ([_hit(p, dense) for p in r.points] for r in responses)
         return by_meaning, by_keywords[0] if by_keywords else []
+
+    def points(self, doc_id: str, batch: int = 256) -> Iterator[StoredPoint]:
+        """Every point of one document, with its vectors (for backups)."""
+        offset = None
+        while True:
+            with self._lock:
+                found, offset = self.client.scroll(
+                    self.collection,
+                    scroll_filter=_doc_filter([doc_id]),
+                    limit=batch,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=True,
+                )
+            for p in found:
+                sparse = p.vector[SPARSE]
+                yield StoredPoint(str(p.id), list(p.vector[DENSE]), (list(sparse.indices), list(sparse.values)), p.payload)
+            if offset is None:
+                return
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         from qdrant_client import models

@@ -25,9 +25,10 @@ def run(tmp_path):
         "N_GPU_LAYERS": "0",
     }
 
-    def run(*args, stdin=None, expect=0):
+    def run(*args, stdin=None, expect=0, home=None):
+        env_here = env | {"MENTOR_HOME": str(home)} if home else env
         done = subprocess.run(
-            [sys.executable, "-m", "mentor", *args], env=env, input=stdin, capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "mentor", *args], env=env_here, input=stdin, capture_output=True, text=True, timeout=300
         )
         assert done.returncode == expect, done.stderr
         return done
@@ -72,3 +73,12 @@ def test_docs_and_remove(run, tmp_path):
     assert run("remove", "handbook.pdf").stdout.strip() == "removed handbook.pdf"
     assert json.loads(run("docs", "--json").stdout) == []
     assert "no document named" in run("remove", "handbook.pdf", expect=2).stderr
+
+
+def test_export_then_import_into_a_fresh_home_restores_the_documents(run, tmp_path):
+    run("ingest", str(make_pdf(tmp_path / "handbook.pdf")))
+    archive = json.loads(run("export", str(tmp_path), "--json").stdout)["archive"]
+
+    assert "handbook.pdf" in run("import", archive, home=tmp_path / "fresh").stdout
+    [doc] = json.loads(run("docs", "--json", home=tmp_path / "fresh").stdout)
+    assert (doc["name"], doc["pages"], doc["chunks"]) == ("handbook.pdf", 6, 6)
