@@ -21,6 +21,9 @@ TEXT = "text"
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 SUPPORTED = "PDF, .txt or .md"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# Starting a page reader (a fresh interpreter importing pypdf) and opening
+# the PDF; the parent has already opened the same file once.
+OPEN_SECONDS = 120
 
 
 class DocumentError(ValueError):
@@ -42,6 +45,9 @@ class PageLimits:
 
     seconds: float = 30.0
     memory_mb: int = 4096
+    # A dense printed page holds about 5,000 characters; millions come from
+    # a broken or hostile content stream, and would swamp the chunker.
+    chars: int = 200_000
     # pypdf keeps every parsed page cached; a fresh reader every few hundred
     # pages keeps a 3,000-page manual's memory flat.
     pages_per_worker: int = 500
@@ -65,8 +71,10 @@ def detect_kind(path: Path) -> str:
         return PDF
     if path.suffix.lower() == ".pdf":
         raise DocumentError("not a PDF: the file does not start with a PDF header")
-    if path.suffix.lower() in TEXT_SUFFIXES and _looks_like_text(head):
-        return TEXT
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        if _looks_like_text(head):
+            return TEXT
+        raise DocumentError(f"not a text file: it is named {path.suffix} but holds binary data; upload {SUPPORTED}")
     raise DocumentError(f"unsupported file type {path.suffix or '(no extension)'}: upload {SUPPORTED}")
 
 
@@ -116,10 +124,11 @@ def _pdf_pages(path: Path, limits: PageLimits) -> Iterator[Page]:
     while start < len(labels):
         receiver, sender = context.Pipe(duplex=False)
         stop = min(start + limits.pages_per_worker, len(labels))
-        worker = context.Process(target=_extract, args=(str(path), start, stop, sender, limits.memory_mb), daemon=True)
+        worker = context.Process(target=_extract, args=(str(path), start, stop, sender, limits), daemon=True)
         worker.start()
         sender.close()
         try:
+            _wait_until_open(receiver)
             while start < stop:
                 if not receiver.poll(limits.seconds):
                     problem = f"text extraction took over {limits.seconds:g} s"
@@ -144,16 +153,39 @@ class _PageLost(Exception):
     pass
 
 
-def _extract(path: str, start: int, stop: int, sender, memory_mb: int) -> None:
-    """Child process: sends (text, problem) for pages ``start`` to ``stop``."""
-    limit = memory_mb * 1024 * 1024
+def _wait_until_open(receiver) -> None:
+    """Waits for the child to have started and opened the PDF, so that a
+    page's time limit counts the page alone, not process start-up (seconds
+    on a busy machine)."""
+    if not receiver.poll(OPEN_SECONDS):
+        raise DocumentError(f"the PDF could not be opened for reading within {OPEN_SECONDS} s")
+    try:
+        receiver.recv()
+    except EOFError:
+        raise DocumentError("the PDF could not be opened for reading (the reader crashed)") from None
+
+
+def _extract(path: str, start: int, stop: int, sender, limits: PageLimits) -> None:
+    """Child process: says it is ready, then sends (text, problem) for pages
+    ``start`` to ``stop``."""
+    limit = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     pages = _open_pdf(Path(path)).pages
+    sender.send(None)
     for i in range(start, stop):
         try:
-            sender.send((pages[i].extract_text() or "", ""))
+            sender.send(_page_text(pages[i], limits))
+        except MemoryError:
+            sender.send(("", f"text extraction needed over {limits.memory_mb} MB of memory"))
         except Exception as e:  # noqa: BLE001 - one unreadable page must not sink the document
             sender.send(("", f"text extraction failed ({type(e).__name__})"))
+
+
+def _page_text(page, limits: PageLimits) -> tuple[str, str]:
+    text = page.extract_text() or ""
+    if len(text) > limits.chars:
+        return "", f"the page holds {len(text):,} characters of text, more than a real page ({limits.chars:,})"
+    return text, ""
 
 
 def _text_pages(path: Path) -> Iterator[Page]:

@@ -13,6 +13,7 @@ import queue
 import re
 import shutil
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -110,7 +111,19 @@ class Ingestor:
         """Removes what an interrupted ingestion left; returns the stray points."""
         for doc in self.registry.unfinished():
             self.discard(doc.doc_id)
-        return self.store.delete_all_except([d.doc_id for d in self.registry.ready()])
+        ready = [d.doc_id for d in self.registry.ready()]
+        self._remove_stray_files(set(ready))
+        return self.store.delete_all_except(ready)
+
+    def _remove_stray_files(self, ready: set[str]) -> None:
+        """Deletes kept originals that no ready document owns: a crash between
+        copying a file and registering it, or mid-copy, leaves them."""
+        if not self.settings.files_dir.is_dir():
+            return
+        for path in self.settings.files_dir.iterdir():
+            ours = re.fullmatch(r"\.?([0-9a-f]{64})\.\w+(\.part)?", path.name)
+            if ours and (ours[2] or ours[1] not in ready):
+                path.unlink(missing_ok=True)
 
     def stored_file(self, doc_id: str) -> Path | None:
         """The kept original of a document, found by its hash alone."""
@@ -120,8 +133,9 @@ class Ingestor:
 
     def _check_size(self, path: Path) -> None:
         limit = self.settings.max_upload_mb
-        if path.stat().st_size > limit * 1024 * 1024:
-            raise DocumentError(f"the file is larger than the {limit} MB limit (MAX_UPLOAD_MB)")
+        size = path.stat().st_size
+        if size > limit * 1024 * 1024:
+            raise DocumentError(f"the file is {size / 2**20:.1f} MB, over the {limit} MB limit (MAX_UPLOAD_MB)")
 
     def _ingest_new(self, path: Path, name: str, doc_id: str, progress: ProgressCallback | None) -> IngestResult:
         existing = self.registry.get(doc_id)
@@ -148,7 +162,8 @@ class Ingestor:
         suffix = ".pdf" if detect_kind(path) == "pdf" else path.suffix.lower()
         target = self.settings.files_dir / f"{doc_id}{suffix}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".part")
+        # Hidden, so that stored_file()'s "<hash>.*" never finds a half copy.
+        partial = target.with_name(f".{target.name}.part")
         shutil.copyfile(path, partial)
         partial.replace(target)
         return target
@@ -188,9 +203,15 @@ def expand(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 def safe_name(name: str) -> str:
-    """A display name with no folders and no control characters."""
-    base = re.split(r"[\\/]", name)[-1]
-    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip().lstrip(".")
+    """A display name with no folders and no control characters.
+
+    NFC, because macOS sends "é" as two code points where Windows sends one:
+    the same name must replace the same document. Format characters (Cf)
+    go too: a right-to-left override (U+202E) makes "notes<RLO>fdp.exe"
+    show as "notesexe.pdf".
+    """
+    base = unicodedata.normalize("NFC", re.split(r"[\\/]", name)[-1])
+    base = "".join(c for c in base if unicodedata.category(c) not in ("Cc", "Cf")).strip().lstrip(".")
     return base[:200] or "document"
 
 
