@@ -113,7 +113,7 @@ class Answerer:
 
     def standalone(self, question: str, history: Sequence[dict]) -> str:
         """A follow-up rewritten with one short generation so that retrieval
-        understands it; the earlier question is kept beside it as a fallback."""
+        understands it; the earlier question is kept beside it."""
         earlier = [m["content"] for m in history if m["role"] == "user"]
         if not earlier:
             return question
@@ -122,9 +122,13 @@ class Answerer:
             {"role": "system", "content": REWRITE},
             {"role": "user", "content": f"{conversation}\n\nLast question: {question}\n\nRewritten question:"},
         ]
-        rewritten = "".join(self.model.stream_chat(messages, 48)).strip().splitlines()
-        rewritten = rewritten[0].strip(' "') if rewritten else ""
-        return f"{rewritten or question} ({earlier[-1]})"
+        lines = "".join(self.model.stream_chat(messages, 48)).strip().splitlines()
+        rewritten = lines[0].strip(' "') if lines else ""
+        # A small model often answers instead of rewriting; on the dev set
+        # the plain "earlier question + follow-up" then retrieves better.
+        if not rewritten.endswith("?"):
+            return f"{earlier[-1]} {question}"
+        return f"{rewritten} ({earlier[-1]})"
 
     def prompt(self, question: str, hits: list[Hit], history: Sequence[dict], course: str) -> tuple[list[dict], list[Hit]]:
         """Messages that fit the model's context, and the sources they hold.

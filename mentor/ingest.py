@@ -108,7 +108,8 @@ class Ingestor:
             return IngestResult(name, Outcome.FAILED, reason=f"unexpected error: {e}")
 
     def recover(self) -> int:
-        """Removes what an interrupted ingestion left; returns the stray points."""
+        """Removes what an interrupted ingestion left (rows, points, kept
+        files); returns how many stray points went."""
         for doc in self.registry.unfinished():
             self.discard(doc.doc_id)
         ready = [d.doc_id for d in self.registry.ready()]

@@ -352,7 +352,7 @@ def test_a_3000_page_manual_is_ingested_with_bounded_memory(tmp_path):
     report = json.loads(done.stdout)
     print(report)
     assert (report["outcome"], report["pages"], report["chunks"], report["points"]) == ("added", 3000, 3000, 3000)
-    # Measured on 2 cores: MEASURED_MB.
+    # Measured on 2 cores: 576 MB once loaded, 759 MB at the peak, 58 MB per reader.
     assert report["peak_mb"] < 2000
     assert report["peak_mb"] - report["loaded_mb"] < 500  # what ingesting 3,000 pages added
     assert report["readers"] == 6 and report["reader_peak_mb"] < 500
