@@ -53,10 +53,12 @@ class Mentor:
         an index built with other settings, so that ``reindex`` can fix it."""
         settings = settings or Settings.from_env()
         settings.home.mkdir(parents=True, exist_ok=True)
-        embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size)
+        # The store first: a second process on the same folder learns at
+        # once that it is locked, not after loading the embedder.
         store = Store(settings)
         registry = None
         try:
+            embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size)
             registry = Registry(settings.home / "registry.sqlite3")
             if check_index:
                 _check_index(settings, embedder, store)
