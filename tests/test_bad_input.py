@@ -355,7 +355,9 @@ def test_a_3000_page_manual_is_ingested_with_bounded_memory(tmp_path):
     # Measured on 2 cores: 576 MB once loaded, 759 MB at the peak, 58 MB per reader.
     assert report["peak_mb"] < 2000
     assert report["peak_mb"] - report["loaded_mb"] < 500  # what ingesting 3,000 pages added
-    assert report["readers"] == 6 and report["reader_peak_mb"] < 500
+    # 3,000 pages at 500 a reader is 6 readers; a busy machine may see one
+    # more start (a reader is replaced after a slow page), never fewer.
+    assert report["readers"] >= 6 and report["reader_peak_mb"] < 500
 
 
 MEASURED_INGEST = """
