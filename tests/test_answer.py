@@ -6,29 +6,13 @@ import pytest
 
 from mentor.answer import NOT_COVERED, Answer, QuestionError, refusal
 from mentor.store import Hit
-
-
-class CountingModel:
-    """The real tiny model, with its calls counted (a spy, not a fake)."""
-
-    def __init__(self, model):
-        self.model = model
-        self.name = model.name
-        self.n_ctx = model.n_ctx
-        self.calls = []
-
-    def count_tokens(self, text):
-        return self.model.count_tokens(text)
-
-    def stream_chat(self, messages, max_tokens):
-        self.calls.append(messages)
-        return self.model.stream_chat(messages, max_tokens)
+from tests.spies import ModelSpy
 
 
 @pytest.fixture
 def spied(mentor, tiny_model, handbook):
     mentor.ingest([handbook])
-    spy = CountingModel(tiny_model)
+    spy = ModelSpy(tiny_model)
     mentor._answerer.model = spy
     return mentor, spy
 
