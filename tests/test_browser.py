@@ -1,0 +1,164 @@
+"""The whole app in a real browser, the way an instructor and a student use it.
+
+``python app.py`` runs as a child process on a loopback port (the tiny model,
+MiniLM, an empty MENTOR_HOME), and Debian's Chromium, driven by Playwright,
+logs in to the console, drops the handbook, waits for "added", asks a
+question on the chat page, watches the answer stream and follows a citation
+to the stored PDF at the cited page. Screenshots of both pages land in
+``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mentor.web.ui import NO_MATERIALS
+from tests.conftest import minilm_folder, tiny_gguf
+from tests.pdfs import HANDBOOK, label_of, make_pdf
+
+CHROMIUM = Path("/usr/bin/chromium")
+OFFICE_HOURS_PAGE = next(n for n, text in enumerate(HANDBOOK, start=1) if text.startswith("Office hours"))
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+PASSWORD = "browser-test-password"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """``python app.py`` on a free loopback port with an empty course."""
+    root = tmp_path_factory.mktemp("browser")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MENTOR_HOME": str(root / "home"),
+        "EMBED_MODEL": str(minilm_folder()),
+        "MODEL_PATH": str(tiny_gguf()),
+        "N_GPU_LAYERS": "0",
+        "N_CTX": "2048",
+        "MAX_ANSWER_TOKENS": "48",
+        "PORT": str(port),
+        "MENTOR_ADMIN_PASSWORD": PASSWORD,
+    }
+    log = (root / "app.log").open("w")
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, root / "app.log")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    # Not a skip: `make test` installs it, and a skipped browser test would hide a broken UI.
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(60_000)
+    yield context.new_page()
+    context.close()
+
+
+def test_instructor_uploads_a_pdf_and_a_student_follows_a_streamed_answer_to_the_cited_page(app_url, page, tmp_path):
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(app_url + "/")
+    expect(page.locator("#chat")).to_contain_text(NO_MATERIALS)
+
+    # The instructor logs in and drops the handbook.
+    page.get_by_role("tab", name="Instructor").click()
+    page.get_by_label("Instructor password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#console")).to_be_visible()
+    page.locator("#console input[type=file]").first.set_input_files(make_pdf(tmp_path / "handbook.pdf"))
+    page.get_by_role("button", name="Add to the course").click()
+    expect(page.locator("#console")).to_contain_text("handbook.pdf: added", timeout=180_000)
+    expect(page.locator("#console table")).to_contain_text("handbook.pdf")
+    page.screenshot(path=ARTIFACTS / "browser-instructor-console.png", full_page=True)
+
+    # A student asks on the chat page and watches the answer grow.
+    page.get_by_role("tab", name="Ask").click()
+    page.locator("#question textarea").fill("When are office hours held?")
+    page.locator("#question textarea").press("Enter")
+    bot = page.locator("#chat .message.bot").last
+    lengths = _text_lengths_until(bot, page.locator("#chat .sources a.source-link"))
+    assert len(set(lengths)) >= 3, f"the answer did not stream: lengths seen {lengths}"
+
+    link = page.locator("#chat .sources a.source-link").first
+    expect(link).to_contain_text(f"handbook.pdf, page {label_of(OFFICE_HOURS_PAGE)}")
+    page.screenshot(path=ARTIFACTS / "browser-chat-answer.png", full_page=True)
+
+    # The citation opens the stored PDF at its physical page.
+    with page.context.expect_page() as opened:
+        link.click()
+    pdf = opened.value
+    assert re.fullmatch(rf"{re.escape(app_url)}/files/[0-9a-f]{{64}}#page={OFFICE_HOURS_PAGE}", pdf.url), pdf.url
+    with urllib.request.urlopen(pdf.url.split("#")[0], timeout=10) as response:
+        assert response.headers["content-type"] == "application/pdf"
+        assert response.read() == (tmp_path / "handbook.pdf").read_bytes()
+
+
+def _text_lengths_until(message, done, seconds: float = 180) -> list[int]:
+    """The lengths of a message's text, sampled until ``done`` appears."""
+    lengths: list[int] = []
+    deadline = time.monotonic() + seconds
+    while not done.count():
+        assert time.monotonic() < deadline, f"no sources after {seconds:.0f} s; lengths seen {lengths}"
+        if message.count():
+            lengths.append(len(message.inner_text()))
+        time.sleep(0.05)
+    return lengths
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, process: subprocess.Popen, log: Path, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"app.py did not answer /healthz in {seconds:.0f} s:\n{log.read_text()[-3000:]}")
