@@ -34,6 +34,7 @@ from common import (
     load_jsonl,
     log,
     open_mentor,
+    prepared_home,
     summary,
     timed,
     tiny_gguf,
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, help="scratch folder (default bench/out/quality)")
     p.add_argument("--out", type=Path, help="result JSON (default bench/results/quality.json)")
     p.add_argument("--plot", type=Path, help="score plot (default: refusal-scores.png beside the JSON)")
-    p.add_argument("--reuse", action="store_true", help="reuse the indexes of an earlier run in --work")
+    p.add_argument("--reuse", action="store_true", help="reuse the baseline index of an earlier run in --work")
     p.add_argument("--answer-tokens", type=int, default=128, help="length of the first turn's answer")
     p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     args = p.parse_args(argv)
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             "ours": metrics([by_id[q["id"]][0] for q in answerable]),
             "baseline": metrics([by_id[q["id"]][1] for q in answerable]),
         }
+        levers = lever_figures(mentor, answerable)
         min_score = mentor.settings.min_score
         best = {
             "answerable": [by_id[q["id"]][0]["best_score"] for q in answerable],
@@ -109,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             "labels_on_several_pages": label_ambiguity(files),
         },
         "retrieval": retrieval,
+        "levers": levers,
         "refusal": refusal,
         "plot": _rel(plot),
         "followups": follow,
@@ -132,18 +135,15 @@ def _rel(path: Path) -> str:
 
 
 def open_indexes(files: list[Path], work: Path, reuse: bool):
-    """Our index and the baseline's over ``files``, built unless reused."""
-    ours_home, base_path = work / "ours", work / "baseline"
-    reusable = reuse and ours_home.exists() and base_path.exists()
-    mentor = open_mentor(ours_home, fresh=not reusable)
-    try:
-        if not reusable:
-            log("ours: ingesting", *[f.name for f in files])
-            failed = [r.line() for r in mentor.ingest(files) if not r.ok]
-            if failed:
-                raise SystemExit(f"ingestion failed: {failed}")
-            import shutil
+    """Our index (bench/out/homes, shared with coldstart and load) and the
+    baseline's over ``files``, each built unless already there."""
+    import shutil
 
+    mentor = open_mentor(prepared_home("+".join(f.stem for f in files), files))
+    try:
+        base_path = work / "baseline"
+        reusable = reuse and base_path.exists()
+        if not reusable:
             shutil.rmtree(base_path, ignore_errors=True)
         baseline = Baseline(base_path, baseline_embedder())
         if not reusable:
@@ -179,6 +179,34 @@ def baseline_result(baseline: Baseline, files: list[Path], question: str, gold: 
         "rank": first_rank(pages, set(gold)),
         "best_score": round(max((n.score or 0.0 for n in nodes), default=0.0), 4),
     }
+
+
+# Each retrieval lever switched on in turn, from the same index and the same
+# two candidate lists: what each one adds. The last row is Retriever.search.
+LEVERS = {
+    "dense: MiniLM chunks, top 5 as they come": None,
+    "dense, one hit per page": [(True, 1.0)],
+    "keywords (BM25) alone, one hit per page": [(False, 1.0)],
+    "hybrid, equal weights": [(True, 1.0), (False, 1.0)],
+    "hybrid, keywords at KEYWORD_WEIGHT (ours)": [(True, 1.0), (False, None)],
+}
+
+
+def lever_figures(mentor, answerable: list[dict]) -> dict:
+    """hit@1, hit@5, MRR@5 of each row of LEVERS."""
+    from mentor.retrieve import KEYWORD_WEIGHT, fuse_pages
+
+    ranks: dict[str, list[dict]] = {name: [] for name in LEVERS}
+    for q in answerable:
+        by_meaning, by_keywords = mentor.retriever.candidates(q["question"])
+        for name, parts in LEVERS.items():
+            if parts is None:
+                hits = by_meaning[:K]
+            else:
+                rankings = [(by_meaning if dense else by_keywords, w or KEYWORD_WEIGHT) for dense, w in parts]
+                hits = fuse_pages(rankings)[:K]
+            ranks[name].append({"rank": first_rank([[h.page] for h in hits], set(q["pages"]))})
+    return {name: metrics(rows) for name, rows in ranks.items()}
 
 
 def metrics(results: list[dict]) -> dict:

@@ -474,6 +474,8 @@ def quality_section(results: dict) -> str:
         for key in ("hit@1", "hit@5", "mrr@5")
     ]
     out.append(table(["Answerable questions", "Ours", "Baseline", "Ratio", "Verdict"], rows) + "\n")
+    if r.get("levers"):
+        out.append(levers_table(r["levers"]))
 
     ref = r["refusal"]
     a, rec = ref["at_min_score"], ref["recommended"]
@@ -529,6 +531,25 @@ def quality_section(results: dict) -> str:
         )
         out.append(table(["Query", "Ours hit@5", "Baseline hit@5"], rows) + "\n")
     return "\n".join(out)
+
+
+# The retrieval targets the product aims at (hit@5 and MRR@5 on the dev set).
+TARGETS = {"hit@5": 0.90, "mrr@5": 0.75}
+
+
+def levers_table(levers: dict) -> str:
+    """Before/after of each retrieval lever, measured in the same run."""
+    rows = [[name, *(fmt(m[key], 3) for key in ("hit@1", "hit@5", "mrr@5"))] for name, m in levers.items()]
+    ours = list(levers.values())[-1]
+    short = [f"{key} {ours[key]:.3f} < {goal}" for key, goal in TARGETS.items() if ours[key] < goal]
+    verdict = bad("below target: " + ", ".join(short)) if short else "meets the targets"
+    targets = ", ".join(f"{key} ≥ {goal}" for key, goal in TARGETS.items())
+    return (
+        "**Levers**, each added in turn over the same index and the same two candidate lists "
+        f"(top 50 by meaning, top 50 by keywords). Targets: {targets}; ours: {verdict}.\n\n"
+        + table(["Retrieval", "hit@1", "hit@5", "mrr@5"], rows)
+        + "\n"
+    )
 
 
 def latency_section(results: dict) -> str:

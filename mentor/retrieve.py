@@ -27,11 +27,13 @@ class Retriever:
 
     def search(self, question: str, k: int) -> list[Hit]:
         """The ``k`` best pages for ``question``, best first, one hit per page."""
-        ready = [d.doc_id for d in self.registry.ready()]
-        by_meaning, by_keywords = self.store.search(
-            self.embedder.embed_query(question), sparse.query_vector(question), ready, DEPTH
-        )
+        by_meaning, by_keywords = self.candidates(question)
         return fuse_pages([(by_meaning, 1.0), (by_keywords, KEYWORD_WEIGHT)])[:k]
+
+    def candidates(self, question: str) -> tuple[list[Hit], list[Hit]]:
+        """The chunks nearest in meaning and the best keyword matches, before fusion."""
+        ready = [d.doc_id for d in self.registry.ready()]
+        return self.store.search(self.embedder.embed_query(question), sparse.query_vector(question), ready, DEPTH)
 
 
 def fuse_pages(rankings: list[tuple[list[Hit], float]]) -> list[Hit]:
