@@ -24,6 +24,11 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # Starting a page reader (a fresh interpreter importing pypdf) and opening
 # the PDF; the parent has already opened the same file once.
 OPEN_SECONDS = 120
+# Bookmark titles joined into a page's section trail; deeper levels and
+# longer titles are not headings any more.
+SECTION_SEPARATOR = " › "
+MAX_OUTLINE_DEPTH = 8
+MAX_TITLE_CHARS = 150
 
 
 class DocumentError(ValueError):
@@ -36,6 +41,7 @@ class Page:
     label: str  # the printed page label
     text: str
     problem: str = ""  # why the text is missing, when it is
+    section: str = ""  # the PDF bookmarks in force here: "Strings › Converting Numbers"
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,9 @@ def _pdf_pages(path: Path, limits: PageLimits) -> Iterator[Page]:
     """Extracts pages in a child process that is killed when one page
     outruns its limits; that page comes back empty with the reason, and a
     fresh child goes on from the next page."""
-    labels = _open_pdf(path).page_labels
+    reader = _open_pdf(path)
+    labels = reader.page_labels
+    sections = page_sections(reader)
     # spawn, not fork: the parent holds torch and llama.cpp threads.
     context = multiprocessing.get_context("spawn")
     start = 0
@@ -137,16 +145,49 @@ def _pdf_pages(path: Path, limits: PageLimits) -> Iterator[Page]:
                     text, problem = receiver.recv()
                 except EOFError:
                     raise _PageLost("text extraction crashed (out of memory?)") from None
-                yield Page(start + 1, labels[start], text, problem)
+                yield Page(start + 1, labels[start], text, problem, sections[start])
                 start += 1
         except _PageLost as lost:
             log.warning("%s, page %d: %s", path.name, start + 1, lost)
-            yield Page(start + 1, labels[start], "", str(lost))
+            yield Page(start + 1, labels[start], "", str(lost), sections[start])
             start += 1
         finally:
             worker.kill()
             worker.join()
             receiver.close()
+
+
+def page_sections(reader) -> list[str]:
+    """The bookmark trail in force on each page, "" before the first one
+    and in a PDF without bookmarks. A page where a section starts carries
+    that section. A broken outline gives no sections, not a failed upload."""
+    try:
+        starts = sorted(_outline_starts(reader, reader.outline, ()), key=lambda start: start[0])
+    except Exception as e:  # noqa: BLE001 - bookmarks are a bonus; the text is what matters
+        log.warning("ignoring the PDF's bookmarks, which cannot be read (%s: %s)", type(e).__name__, e)
+        starts = []
+    sections, current, i = [], "", 0
+    for page in range(len(reader.pages)):
+        while i < len(starts) and starts[i][0] <= page:
+            current = starts[i][1]
+            i += 1
+        sections.append(current)
+    return sections
+
+
+def _outline_starts(reader, items: list, parents: tuple[str, ...], depth: int = 0) -> Iterator[tuple[int, str]]:
+    """(0-based page, trail) of each bookmark. pypdf lists a bookmark's
+    children as a list right after it."""
+    trail = parents
+    for item in items:
+        if isinstance(item, list):
+            if depth < MAX_OUTLINE_DEPTH:
+                yield from _outline_starts(reader, item, trail, depth + 1)
+            continue
+        trail = (*parents, " ".join(str(item.title).split())[:MAX_TITLE_CHARS])
+        page = reader.get_destination_page_number(item)
+        if page is not None and page >= 0:
+            yield page, SECTION_SEPARATOR.join(trail)
 
 
 class _PageLost(Exception):

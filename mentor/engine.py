@@ -31,7 +31,9 @@ class Mentor:
         self.store = store
         self.registry = registry
         self.model = model
-        chunker = Chunker(embedder.tokenize, embedder.max_tokens, settings.chunk_tokens, settings.chunk_overlap)
+        chunker = Chunker(
+            embedder.tokenize, embedder.max_tokens, settings.chunk_tokens, settings.chunk_overlap, settings.section_context
+        )
         self.ingestor = Ingestor(settings, embedder, store, registry, chunker)
         self.retriever = Retriever(embedder, store, registry)
         self._answerer = Answerer(self.retriever, model, settings) if model else None
@@ -139,7 +141,9 @@ class Mentor:
 
 
 def _manifest(settings: Settings, embedder: Embedder) -> dict:
-    return manifest.expected(embedder.name, embedder.dimension, settings.chunk_tokens, settings.chunk_overlap)
+    return manifest.expected(
+        embedder.name, embedder.dimension, settings.chunk_tokens, settings.chunk_overlap, settings.section_context
+    )
 
 
 def _check_index(settings: Settings, embedder: Embedder, store: Store) -> None:

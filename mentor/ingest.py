@@ -183,7 +183,7 @@ class Ingestor:
         chunks = _prefetch(self.chunker.chunks(tally.count(read_pages(path, limits))))
         last = None
         for batch in _batches(chunks, self.settings.embed_batch_size):
-            vectors = self.embedder.embed([c.text for c in batch])
+            vectors = self.embedder.embed([c.indexed_text for c in batch])
             first = tally.chunks
             self.store.add([_record(doc_id, name, first + i, c, v) for i, (c, v) in enumerate(zip(batch, vectors))])
             tally.chunks += len(batch)
@@ -225,7 +225,7 @@ def _record(doc_id: str, name: str, chunk_no: int, chunk: Chunk, vector: list[fl
         page_label=chunk.page.label,
         text=chunk.text,
         dense=vector,
-        sparse=sparse.document_vector(chunk.text),
+        sparse=sparse.document_vector(chunk.indexed_text),
     )
 
 

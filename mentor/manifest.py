@@ -18,13 +18,14 @@ class IndexMismatch(RuntimeError):
     """The stored index was built with other settings than the current ones."""
 
 
-def expected(embed_model: str, dimension: int, chunk_tokens: int, chunk_overlap: int) -> dict:
+def expected(embed_model: str, dimension: int, chunk_tokens: int, chunk_overlap: int, section_context: bool) -> dict:
     return {
         "schema": SCHEMA,
         "embed_model": embed_model,
         "dimension": dimension,
         "chunk_tokens": chunk_tokens,
         "chunk_overlap": chunk_overlap,
+        "section_context": section_context,
     }
 
 

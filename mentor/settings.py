@@ -60,6 +60,9 @@ class Settings:
     # pieces; anything past that is silently dropped from the embedding.
     chunk_tokens: int = 200
     chunk_overlap: int = 40
+    # Index each chunk with the PDF bookmarks it sits under ("Strings ›
+    # Converting Numbers"); the sections fill the window's last 54 tokens.
+    section_context: bool = True
 
     # Retrieval and answering.
     top_k: int = 5
@@ -138,6 +141,7 @@ class Settings:
             collection=get("QDRANT_COLLECTION", str, d.collection),
             chunk_tokens=get("CHUNK_TOKENS", int, d.chunk_tokens),
             chunk_overlap=get("CHUNK_OVERLAP", int, d.chunk_overlap),
+            section_context=get("SECTION_CONTEXT", flag, d.section_context),
             top_k=get("TOP_K", int, d.top_k),
             min_score=get("MIN_SCORE", float, d.min_score),
             history_turns=get("HISTORY_TURNS", int, d.history_turns),
@@ -148,6 +152,16 @@ class Settings:
             port=get("PORT", int, d.port),
             runpod_pod_id=get("RUNPOD_POD_ID"),
         )
+
+
+def flag(raw: str) -> bool:
+    """An on/off environment variable: 1/0, true/false, yes/no, on/off."""
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 class SettingsError(ValueError):

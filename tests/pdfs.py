@@ -26,9 +26,12 @@ HANDBOOK = [
 FRONT_MATTER = 2
 
 
-def make_pdf(path: Path, pages: list[str] = HANDBOOK, front_matter: int = FRONT_MATTER) -> Path:
+def make_pdf(
+    path: Path, pages: list[str] = HANDBOOK, front_matter: int = FRONT_MATTER, outline: list[tuple] = ()
+) -> Path:
     """Writes ``pages`` to a PDF at ``path``; the first ``front_matter`` pages
-    are labelled i, ii, … and the rest 1, 2, …"""
+    are labelled i, ii, … and the rest 1, 2, … ``outline`` holds bookmarks
+    as (title, physical page[, children])."""
     from pypdf import PdfReader, PdfWriter
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
@@ -44,12 +47,21 @@ def make_pdf(path: Path, pages: list[str] = HANDBOOK, front_matter: int = FRONT_
                 break
         c.showPage()
     c.save()
-    if front_matter:
+    if front_matter or outline:
         writer = PdfWriter(clone_from=PdfReader(path))
-        writer.set_page_label(0, front_matter - 1, style="/r")
-        writer.set_page_label(front_matter, len(pages) - 1, style="/D", start=1)
+        if front_matter:
+            writer.set_page_label(0, front_matter - 1, style="/r")
+            writer.set_page_label(front_matter, len(pages) - 1, style="/D", start=1)
+        _add_bookmarks(writer, outline)
         writer.write(path)
     return path
+
+
+def _add_bookmarks(writer, outline, parent=None) -> None:
+    for title, page, *children in outline:
+        item = writer.add_outline_item(title, page - 1, parent=parent)
+        for child in children:
+            _add_bookmarks(writer, child, item)
 
 
 def label_of(physical: int, front_matter: int = FRONT_MATTER) -> str:

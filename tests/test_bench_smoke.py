@@ -105,7 +105,8 @@ def test_quality_smoke_finds_every_page_and_refuses_the_off_topic_question(input
     assert r["devset"] == {"file": str(inputs["devset"]), "answerable": 3, "unanswerable": 1, "followups": 1}
     assert r["retrieval"]["ours"]["hit@5"] == 1.0
     assert r["retrieval"]["baseline"]["hit@5"] == 1.0
-    levers = list(r["levers"].values())
+    assert list(r["levers"]) == ["without section context", "with section context"]
+    levers = list(r["levers"]["with section context"].values())
     assert len(levers) == 5 and levers[-1] == r["retrieval"]["ours"]  # the last lever is Retriever.search
     assert r["baseline_page_mapping"]["labels_on_several_pages"] == {"handbook.pdf": 0}
     assert r["refusal"]["at_min_score"]["recall"] == 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pypdf.generic import NameObject
 
 from mentor import Mentor
 from mentor.ingest import Outcome
@@ -128,3 +129,47 @@ def test_contents_and_index_listings_are_not_indexed(mentor, tmp_path):
 
     assert result.chunks == 1
     assert [h.page for h in mentor.search("section about topic 12")] == [2]
+
+
+def test_pages_carry_the_pdf_bookmarks_in_force_and_chunks_are_searched_with_them(mentor, tmp_path):
+    from mentor.documents import read_pages
+
+    pages = ["Cover.", "We meet on Tuesdays from 10am to noon in room A4.", "We meet on Thursdays from 2pm to 4pm in room B12."]
+    outline = [("Schedule", 2, [("Lab sessions", 2), ("Office hours", 3)])]
+    path = make_pdf(tmp_path / "sections.pdf", pages, 0, outline)
+
+    assert [p.section for p in read_pages(path)] == ["", "Schedule › Lab sessions", "Schedule › Office hours"]
+    # Only the bookmarks tell the two meetings apart (without them page 2
+    # ranks first); the student is shown the page's text alone.
+    mentor.ingest([path])
+    best = mentor.search("When are office hours?")[0]
+    assert (best.page, best.text) == (3, pages[2])
+
+
+def test_a_section_trail_too_long_for_the_window_keeps_its_deepest_titles(mentor, tmp_path):
+    from mentor.chunking import Chunker
+    from mentor.documents import Page
+
+    embedder = mentor.embedder
+    chunker = Chunker(embedder.tokenize, embedder.max_tokens, chunk_tokens=200, overlap=0)
+    long_title = "Appendix " + " ".join(f"word{i}" for i in range(60))
+    body = " ".join(f"Sentence {i} is about matrices." for i in range(80))
+    [first, *_] = chunker.chunks([Page(1, "1", body, section=f"{long_title} › Saving Data")])
+
+    assert first.context == "Saving Data"
+    assert embedder.count_tokens(first.indexed_text) + 2 <= embedder.max_tokens
+    assert Chunker(embedder.tokenize, embedder.max_tokens, 200, 0, section_context=False)._fitted("A › B") == ""
+
+
+def test_a_bookmark_that_points_nowhere_is_ignored(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    from mentor.documents import read_pages
+
+    path = make_pdf(tmp_path / "broken.pdf", ["One.", "Two."], 0, [("Intro", 1), ("Next", 2)])
+    writer = PdfWriter(clone_from=PdfReader(path))
+    intro = writer._root_object["/Outlines"]["/First"].get_object()
+    intro["/A"].get_object()[NameObject("/D")] = NameObject("/nowhere")  # a named destination that does not exist
+    writer.write(path)
+
+    assert [(p.text.strip(), p.section) for p in read_pages(path)] == [("One.", ""), ("Two.", "Next")]
