@@ -506,22 +506,35 @@ def open_mentor(home: Path, *, fresh: bool = False, **env: str):
     return Mentor.open(mentor_settings(home, **env), with_model=False)
 
 
-def prepared_home(name: str, files: Sequence[Path]) -> Path:
-    """A MENTOR_HOME under bench/out/homes with ``files`` ingested, built
-    once and reused while the files are unchanged. Copy it before changing it."""
+def prepared_home(name: str, files: Sequence[Path], **env: str) -> Path:
+    """A MENTOR_HOME under bench/out/homes with ``files`` ingested (with the
+    settings in ``env``), built once and reused while the files are unchanged
+    and the index matches the current code. Copy it before changing it."""
     home = OUT / "homes" / name
     stamp = home.parent / f"{name}.stamp.json"
     wanted = [[str(f), f.stat().st_size, f.stat().st_mtime] for f in files]
-    if home.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
+    if home.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted and _current(home, env):
         return home
     stamp.unlink(missing_ok=True)
     log(f"building {home} from", *[f.name for f in files])
-    with open_mentor(home, fresh=True) as mentor:
+    with open_mentor(home, fresh=True, **env) as mentor:
         failed = [r.line() for r in mentor.ingest(files) if not r.ok]
     if failed:
         raise SystemExit(f"ingestion failed: {failed}")
     stamp.write_text(json.dumps(wanted))
     return home
+
+
+def _current(home: Path, env: dict[str, str]) -> bool:
+    """False when the index was built with other settings or older code."""
+    from mentor.manifest import IndexMismatch
+
+    try:
+        open_mentor(home, **env).close()
+    except IndexMismatch as e:
+        log(f"rebuilding {home}: {e}")
+        return False
+    return True
 
 
 def free_port() -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from common import (
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     questions = load_jsonl(args.devset)
     followups = load_jsonl(args.followups) if args.followups and args.followups.exists() else []
 
-    mentor, baseline, build = open_indexes(files, work, args.reuse)
-    try:
+    with ExitStack() as stack:
+        mentor, unsectioned, baseline, build = open_indexes(files, work, args.reuse, stack)
         answerable = [q for q in questions if not q.get("unanswerable")]
         unanswerable = [q for q in questions if q.get("unanswerable")]
         log(f"{len(answerable)} answerable, {len(unanswerable)} unanswerable, {len(followups)} follow-ups")
@@ -80,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             "ours": metrics([by_id[q["id"]][0] for q in answerable]),
             "baseline": metrics([by_id[q["id"]][1] for q in answerable]),
         }
-        levers = lever_figures(mentor, answerable)
+        levers = {
+            "without section context": lever_figures(unsectioned, answerable),
+            "with section context": lever_figures(mentor, answerable),
+        }
         min_score = mentor.settings.min_score
         best = {
             "answerable": [by_id[q["id"]][0]["best_score"] for q in answerable],
@@ -89,9 +93,6 @@ def main(argv: list[str] | None = None) -> int:
         refusal = refusal_figures(best, min_score)
         save_plot(best, min_score, refusal["recommended"]["threshold"], plot)
         follow = followup_figures(mentor, baseline, files, followups, args) if followups else None
-    finally:
-        mentor.close()
-        baseline.close()
 
     figures = {
         "corpus": {
@@ -134,26 +135,27 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def open_indexes(files: list[Path], work: Path, reuse: bool):
-    """Our index (bench/out/homes, shared with coldstart and load) and the
-    baseline's over ``files``, each built unless already there."""
+def open_indexes(files: list[Path], work: Path, reuse: bool, stack: ExitStack):
+    """Our index with and without section context (bench/out/homes, the
+    first shared with coldstart and load) and the baseline's, over
+    ``files``, each built unless already there; ``stack`` closes them."""
     import shutil
 
-    mentor = open_mentor(prepared_home("+".join(f.stem for f in files), files))
-    try:
-        base_path = work / "baseline"
-        reusable = reuse and base_path.exists()
-        if not reusable:
-            shutil.rmtree(base_path, ignore_errors=True)
-        baseline = Baseline(base_path, baseline_embedder())
-        if not reusable:
-            log("baseline: ingesting")
-            baseline.ingest(files)
-    except BaseException:
-        mentor.close()
-        raise
+    name = "+".join(f.stem for f in files)
+    mentor = stack.enter_context(open_mentor(prepared_home(name, files)))
+    off = {"SECTION_CONTEXT": "0"}
+    unsectioned = stack.enter_context(open_mentor(prepared_home(f"{name}-no-sections", files, **off), **off))
+    base_path = work / "baseline"
+    reusable = reuse and base_path.exists()
+    if not reusable:
+        shutil.rmtree(base_path, ignore_errors=True)
+    baseline = Baseline(base_path, baseline_embedder())
+    stack.callback(baseline.close)
+    if not reusable:
+        log("baseline: ingesting")
+        baseline.ingest(files)
     build = {"ours_chunks": mentor.store.count(), "baseline_chunks": baseline.count()}
-    return mentor, baseline, build
+    return mentor, unsectioned, baseline, build
 
 
 def first_rank(candidates: list[list[int]], gold: set[int]) -> int | None:
@@ -183,6 +185,8 @@ def baseline_result(baseline: Baseline, files: list[Path], question: str, gold: 
 
 # Each retrieval lever switched on in turn, from the same index and the same
 # two candidate lists: what each one adds. The last row is Retriever.search.
+# All of them are measured on two indexes: chunks indexed with and without
+# the PDF bookmarks they sit under (settings.section_context).
 LEVERS = {
     "dense: MiniLM chunks, top 5 as they come": None,
     "dense, one hit per page": [(True, 1.0)],
