@@ -163,7 +163,8 @@ class Answerer:
 
 
 def source_block(n: int, hit: Hit) -> str:
-    return f"[{n}] {hit.file}, page {hit.page_label}\n{hit.text}"
+    section = f" ({hit.section})" if hit.section else ""
+    return f"[{n}] {hit.file}, page {hit.page_label}{section}\n{hit.text}"
 
 
 def refusal(hits: list[Hit]) -> str:

@@ -226,6 +226,7 @@ def _record(doc_id: str, name: str, chunk_no: int, chunk: Chunk, vector: list[fl
         text=chunk.text,
         dense=vector,
         sparse=sparse.document_vector(chunk.indexed_text),
+        section=chunk.context,
     )
 
 

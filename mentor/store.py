@@ -33,6 +33,7 @@ class Hit:
     page_label: str
     text: str
     score: float
+    section: str = ""  # the PDF bookmarks over the page, when it has them
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -48,6 +49,7 @@ class ChunkRecord:
     text: str
     dense: list[float]
     sparse: tuple[list[int], list[float]]
+    section: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class Store:
                     "page": r.page,
                     "page_label": r.page_label,
                     "text": r.text,
+                    "section": r.section,
                 },
             )
             for r in records
@@ -218,5 +221,6 @@ def _hit(point, query: list[float]) -> Hit:
         page=p["page"],
         page_label=p["page_label"],
         text=p["text"],
+        section=p.get("section", ""),
         score=round(sum(a * b for a, b in zip(query, vector)), 4),
     )

@@ -143,7 +143,7 @@ def test_pages_carry_the_pdf_bookmarks_in_force_and_chunks_are_searched_with_the
     # ranks first); the student is shown the page's text alone.
     mentor.ingest([path])
     best = mentor.search("When are office hours?")[0]
-    assert (best.page, best.text) == (3, pages[2])
+    assert (best.page, best.text, best.section) == (3, pages[2], "Schedule › Office hours")
 
 
 def test_a_section_trail_too_long_for_the_window_keeps_its_deepest_titles(mentor, tmp_path):

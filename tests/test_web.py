@@ -177,11 +177,14 @@ def test_the_chat_page_shows_the_empty_state_until_there_are_materials(tmp_path,
 
 
 def test_pdf_text_and_file_names_are_escaped_wherever_they_are_shown():
-    hit = Hit("ab" * 32, "<img src=x onerror=alert(1)>.pdf", 2, "<b>ii</b>", "<script>alert('x')</script> text", 0.9)
+    hit = Hit(
+        "ab" * 32, "<img src=x onerror=alert(1)>.pdf", 2, "<b>ii</b>", "<script>alert('x')</script> text", 0.9, "<i>Intro"
+    )
 
     shown = render_answer("See <script>evil()</script> [1], and `x <- 5`.", [(1, hit)], [hit], False, 0.35)
 
-    assert "<script>" not in shown and "<img" not in shown and "<b>ii" not in shown
+    assert "<script>" not in shown and "<img" not in shown and "<b>ii" not in shown and "<i>" not in shown
+    assert '<div class="source-section">&lt;i&gt;Intro</div>' in shown
     assert "&lt;img src=x onerror=alert(1)&gt;.pdf" in shown
     assert "`x <- 5`" in shown  # code stays literal: Markdown shows it as typed
     assert safe_markdown("a < b & c") == "a &lt; b &amp; c"

@@ -559,12 +559,13 @@ def source_link(hit: Hit) -> str:
 
 
 def source_item(n: int, hit: Hit) -> str:
+    section = f'<div class="source-section">{html.escape(hit.section)}</div>' if hit.section else ""
     return (
         f'<li class="source"><span class="source-n">{n}</span><div class="source-body">'
         f'<a class="source-link" href="{html.escape(source_link(hit))}" target="_blank" rel="noopener noreferrer">'
         f"{html.escape(hit.file)}, page {html.escape(str(hit.page_label))}</a>"
         f'<span class="source-score" title="How closely this passage matches the question (0 to 1)">'
-        f"relevance {hit.score:.2f}</span>"
+        f"relevance {hit.score:.2f}</span>{section}"
         f'<div class="source-snippet">{html.escape(snippet(hit.text))}</div></div></li>'
     )
 
