@@ -2,7 +2,7 @@
 
 Command names and JSON fields are a contract that scripts (the benchmarks
 among them) rely on: ``search`` and ``ask`` give ``{file, page, page_label,
-score, text, doc_id}`` per source, ``page`` being the 1-based physical page.
+score, text, section, doc_id}`` per source, ``page`` being the 1-based physical page.
 """
 
 from __future__ import annotations
