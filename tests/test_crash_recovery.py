@@ -24,7 +24,7 @@ from mentor.documents import sha256_of
 from mentor.ingest import Outcome
 from mentor.llm import LlamaCppModel, ModelNotFound, resolve_model_path
 from mentor.store import Store
-from tests.conftest import minilm_folder, tiny_gguf
+from tests.conftest import small_env, tiny_gguf
 from tests.fakehub import FILE, HUB_CHUNK, REPO, hub, hub_settings, payload  # noqa: F401 - hub is a fixture
 from tests.pdfs import HANDBOOK
 
@@ -51,12 +51,7 @@ def long_manual(path: Path, pages: int) -> Path:
 
 
 def cli_env(settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "MENTOR_HOME": str(settings.home),
-        "EMBED_MODEL": str(minilm_folder()),
-        "MODEL_PATH": str(tiny_gguf()),
-    }
+    return small_env(settings.home)
 
 
 # --- kill -9 during ingestion --------------------------------------------------

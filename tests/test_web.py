@@ -20,7 +20,7 @@ from mentor.course import COURSE_FILE, FEEDBACK_FILE, CourseInfo
 from mentor.store import Hit
 from mentor.web.auth import AdminAuth, LoginRefused, admin_password
 from mentor.web.ui import LOGIN_REQUIRED, NO_MATERIALS, Conversation, MentorUI, render_answer, safe_markdown
-from tests.conftest import minilm_folder, tiny_gguf
+from tests.conftest import minilm_folder, small_settings, tiny_gguf
 from tests.pdfs import make_pdf
 
 PASSWORD = "correct horse battery staple"
@@ -34,17 +34,9 @@ OFFICE_HOURS = "When are office hours held?"
 def course(tmp_path_factory, embedder, tiny_model):
     """A mentor with the handbook indexed, shared by the module."""
     from mentor import Mentor
-    from mentor.settings import Settings
 
     root = tmp_path_factory.mktemp("web")
-    settings = Settings(
-        home=root / "home",
-        embed_model=str(minilm_folder()),
-        model_path=tiny_gguf(),
-        n_ctx=2048,
-        max_answer_tokens=64,
-        n_gpu_layers=0,
-    )
+    settings = small_settings(root / "home", max_answer_tokens=64)
     mentor = Mentor.open(settings, embedder=embedder, model=tiny_model)
     result = mentor.ingest_file(make_pdf(root / "handbook.pdf"))
     assert result.ok, result.line()
