@@ -371,12 +371,15 @@ def status_mb(pid, field):
 
 def watch_readers(peaks, stop):
     # Each page reader's own high-water mark, read once it runs the reader
-    # (spawn_main): between fork and exec a child still counts our pages.
+    # (spawn_main): between fork and exec a child still counts our pages,
+    # and still has our command line, which holds this very text.
+    ours = open("/proc/self/cmdline", "rb").read()
     while not stop.is_set():
         try:
             for tid in os.listdir("/proc/self/task"):
                 for pid in open(f"/proc/self/task/{tid}/children").read().split():
-                    if b"spawn_main" in open(f"/proc/{pid}/cmdline", "rb").read():
+                    cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+                    if b"spawn_main" in cmdline and cmdline != ours:
                         peaks[pid] = max(peaks.get(pid, 0), status_mb(pid, "VmHWM"))
         except OSError:  # a thread or a reader ended while being read
             pass

@@ -80,7 +80,7 @@ def test_a_planted_instruction_reaches_the_model_only_as_a_numbered_source(plant
     assert {(h.file, h.page) for _, h in answer.cited()} <= {("syllabus.pdf", 1), ("syllabus.pdf", 2)} | {
         ("handbook.pdf", p) for p in range(1, len(HANDBOOK) + 1)
     }
-    fields = {"n", "file", "page", "page_label", "score", "text", "doc_id"}
+    fields = {"n", "file", "page", "page_label", "score", "text", "section", "doc_id"}
     assert all(set(source) == fields for source in answer.to_json()["sources"])
 
 
