@@ -512,6 +512,9 @@ def quality_section(results: dict) -> str:
     )
     out.append(f"![best scores, answerable vs unanswerable]({r['plot']})\n")
 
+    if results.get("chunking"):
+        out.append(chunking_table(results["chunking"]))
+
     f = r.get("followups")
     if f:
         h = f["hit@5"]
@@ -531,6 +534,27 @@ def quality_section(results: dict) -> str:
         )
         out.append(table(["Query", "Ours hit@5", "Baseline hit@5"], rows) + "\n")
     return "\n".join(out)
+
+
+def chunking_table(c: dict) -> str:
+    """The chunk-size sweep (bench/chunking.py), a run of its own."""
+    default = c["default"]["chunk_tokens"]
+    rows = [
+        [
+            f"{s['chunk_tokens']} / {s['chunk_overlap']}" + (" (default)" if s["chunk_tokens"] == default else ""),
+            f"{s['chunks']:,}",
+            fmt(s["hit@1"], 3),
+            fmt(s["hit@5"], 3),
+            fmt(s["mrr@5"], 3),
+            f"{fmt(s['refusal']['recall'], 3)} / {pct(s['refusal']['false_refusal_rate'])}",
+        ]
+        for s in c["sizes"]
+    ]
+    header = ["CHUNK_TOKENS / OVERLAP", "Chunks", "hit@1", "hit@5", "mrr@5", "Refusal recall / false"]
+    return (
+        f"**Chunk size**: {c['questions']} answerable questions, hybrid retrieval with section context, "
+        "overlap a fifth of the size; each size has its own index.\n\n" + provenance(c) + "\n\n" + table(header, rows) + "\n"
+    )
 
 
 # The retrieval targets the product aims at (hit@5 and MRR@5 on the dev set).

@@ -116,6 +116,14 @@ def test_quality_smoke_finds_every_page_and_refuses_the_off_topic_question(input
     assert set(r["followups"]["hit@5"]["ours"]) == {"second_alone", "rewrite", "concat", "standalone"}
 
 
+def test_chunking_smoke_builds_an_index_per_size_and_finds_every_page(inputs):
+    r = bench("chunking", "--pdf", inputs["pdf"], "--devset", inputs["devset"], "--sizes", 40, 200, inputs=inputs)
+
+    assert [(s["chunk_tokens"], s["chunk_overlap"], s["chunks"]) for s in r["sizes"]] == [(40, 8, 5), (200, 40, 3)]
+    assert [s["hit@5"] for s in r["sizes"]] == [1.0, 1.0]
+    assert r["sizes"][1]["refusal"]["recall"] == 1.0
+
+
 def test_latency_smoke_measures_both_sizes(inputs):
     r = bench(
         "latency",
