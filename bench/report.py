@@ -476,6 +476,7 @@ def quality_section(results: dict) -> str:
     out.append(table(["Answerable questions", "Ours", "Baseline", "Ratio", "Verdict"], rows) + "\n")
     if r.get("levers"):
         out.append(levers_table(r["levers"]))
+    out.append(near_misses(r["questions"], r["k"]))
 
     ref = r["refusal"]
     a, rec = ref["at_min_score"], ref["recommended"]
@@ -534,6 +535,22 @@ def quality_section(results: dict) -> str:
         )
         out.append(table(["Query", "Ours hit@5", "Baseline hit@5"], rows) + "\n")
     return "\n".join(out)
+
+
+# How far a returned page may be from a right one to count as a near miss.
+NEAR_PAGES = 2
+
+
+def near_misses(questions: list[dict], k: int) -> str:
+    """How many of our misses returned a page next to a right one."""
+    missed = [q for q in questions if q["pages"] and (q["ours"]["rank"] is None or q["ours"]["rank"] > k)]
+    near = [
+        q for q in missed if any(abs(p - g) <= NEAR_PAGES for p in q["ours"]["pages"] for g in q["pages"])
+    ]
+    return (
+        f"Of our {len(missed)} misses, {len(near)} returned a page within {NEAR_PAGES} pages of a right one "
+        f"(the dev set wants the exact page): {', '.join(q['id'] for q in near) or 'none'}.\n"
+    )
 
 
 def chunking_table(c: dict) -> str:
