@@ -250,13 +250,14 @@ def summary_section(results: dict) -> str:
                 load_verdict(ld),
             ]
         )
+        alone = ld["crowd_without_ingestion"]
         rows.append(
             [
-                "… wall time vs students × one answer",
-                fmt(ld["wall_s"], 1, " s") + f" vs {fmt(ld['serial_s'], 1, ' s')}",
+                f"{ld['students']} students at once, no ingestion: wall time vs students × one answer",
+                fmt(alone["wall_s"], 1, " s") + f" vs {fmt(ld['serial_s'], 1, ' s')}",
                 "—",
-                x(ld["wall_vs_serial"]) + " (wall ÷ serial)",
-                idle_verdict(ld),
+                x(alone["wall_vs_serial"]) + " (wall ÷ serial)",
+                idle_verdict(alone),
             ]
         )
     rows.append(["GPU", "not measured: no GPU in this run" if not any_gpu(results) else "see below", "—", "—", ""])
@@ -701,29 +702,28 @@ def load_section(results: dict) -> str:
     out.append(provenance(r) + "\n")
     out.append(
         f"{r['students']} simulated students send one question each at the same moment through `gradio_client` "
-        f"(`{r['api_name']}`) over loopback, while {r['ingestion']['what']} is ingested through the app. "
-        f"One answer alone, before the crowd: {fmt(r['single_answer_s'], 1, ' s')}.\n"
+        f"(`{r['api_name']}`) over loopback: once alone, then while {r['ingestion']['what']} are uploaded and "
+        f"ingested through the app. The model answers one student at a time by design, so the goal is a crowd's "
+        f"wall time near {r['students']} × one answer alone ({fmt(r['serial_s'], 1, ' s')}; one answer "
+        f"{fmt(r['single_answer_s'], 1, ' s')}): above it, the model sat idle while work was queued. During the "
+        "ingestion the embedder shares the same CPU cores, which slows both.\n"
     )
+    alone = r["crowd_without_ingestion"]
+
+    def p50_p95(d: dict) -> str:
+        return f"{fmt(d.get('p50'), 1)} / {fmt(d.get('p95'), 1)} s"
+
     rows = [
-        ["Completed / errors", f"{r['completed']} / {r['errors']}", load_verdict(r)],
-        ["Time to first token p50 / p95", f"{fmt(r['ttft_s'].get('p50'), 1)} / {fmt(r['ttft_s'].get('p95'), 1)} s", ""],
-        [
-            "Total time per student p50 / p95",
-            f"{fmt(r['total_s'].get('p50'), 1)} / {fmt(r['total_s'].get('p95'), 1)} s",
-            "",
-        ],
-        ["Wall time for all", fmt(r["wall_s"], 1, " s"), ""],
-        [f"{r['students']} × one answer alone", fmt(r["serial_s"], 1, " s"), ""],
-        ["Wall ÷ serial", x(r["wall_vs_serial"]), idle_verdict(r)],
-        [
-            "Ingestion during the load",
-            f"{r['ingestion'].get('outcome', '—')} in {fmt(r['ingestion'].get('seconds'), 1, ' s')}",
-            "",
-        ],
+        ["Completed / errors", f"{alone['completed']} / {alone['errors']}", f"{r['completed']} / {r['errors']}", load_verdict(r)],
+        ["Time to first token p50 / p95", p50_p95(alone["ttft_s"]), p50_p95(r["ttft_s"]), ""],
+        ["Total time per student p50 / p95", p50_p95(alone["total_s"]), p50_p95(r["total_s"]), ""],
+        ["Wall time for all", fmt(alone["wall_s"], 1, " s"), fmt(r["wall_s"], 1, " s"), ""],
+        ["Wall ÷ (20 × one answer alone)", x(alone["wall_vs_serial"]), x(r["wall_vs_serial"]), idle_verdict(alone)],
+        ["Ingestion", "—", f"{r['ingestion'].get('outcome', '—')} in {fmt(r['ingestion'].get('seconds'), 1, ' s')}", ""],
     ]
     if r.get("error_messages"):
-        rows.append(["Errors seen", "; ".join(r["error_messages"][:3]), ""])
-    out.append(table(["Figure", "Value", "Verdict"], rows) + "\n")
+        rows.append(["Errors seen", "", "; ".join(r["error_messages"][:3]), ""])
+    out.append(table(["Figure", "Crowd alone", "Crowd during the ingestion", "Verdict"], rows) + "\n")
     return "\n".join(out)
 
 
