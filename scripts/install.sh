@@ -17,7 +17,7 @@ install_chromium() {
     echo "install: chromium from apt (browser tests)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
-    echo "install: /usr/bin/chromium is missing, so the browser tests will be skipped (sudo apt-get install chromium)"
+    echo "install: /usr/bin/chromium is missing, so the browser test will fail: sudo apt-get install chromium" >&2
   fi
 }
 DEV=0
