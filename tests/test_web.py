@@ -19,7 +19,8 @@ import pytest
 from mentor.course import COURSE_FILE, FEEDBACK_FILE, CourseInfo
 from mentor.store import Hit
 from mentor.web.auth import AdminAuth, LoginRefused, admin_password
-from mentor.web.ui import LOGIN_REQUIRED, NO_MATERIALS, Conversation, MentorUI, render_answer, safe_markdown
+from mentor.web.render import render_answer, safe_markdown
+from mentor.web.ui import LOGIN_REQUIRED, NO_MATERIALS, Conversation, MentorUI
 from tests.conftest import minilm_folder, small_settings, tiny_gguf
 from tests.pdfs import make_pdf
 

@@ -1,0 +1,174 @@
+"""What the UI shows, as pure functions: text in, escaped HTML or Markdown out.
+
+Text that comes from documents, file names or people (questions, answers
+quoting the PDFs, course settings) is escaped here before it is shown.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime
+from urllib.parse import quote
+
+from ..answer import CITATION
+from ..course import DEFAULT_NAME, CourseInfo
+from ..registry import Document
+from ..store import Hit
+
+SNIPPET_CHARS = 240
+# Runpod's proxy cuts one upload request at about this size, and Gradio
+# sends a whole drag-and-drop batch as one request.
+PROXY_UPLOAD_MB = 100
+
+_CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]+`)", re.S)
+
+
+def safe_markdown(text: str) -> str:
+    """``text`` as Markdown with any HTML in it shown, not run: ``<``, ``>``
+    and ``&`` are escaped outside code spans and blocks (inside them
+    Markdown already shows text literally, and ``x <- 5`` must stay so)."""
+    parts = _CODE.split(text or "")
+    return "".join(part if i % 2 else html.escape(part, quote=False) for i, part in enumerate(parts))
+
+
+def message_text(message: dict) -> str:
+    """The text of a chatbot message, whether Gradio gave it as a string or
+    as a list of parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    flat = " ".join(text.replace("\n…\n", " … ").split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def source_link(hit: Hit) -> str:
+    """The stored file at the cited page: ``#page=`` wants the physical page."""
+    return f"/files/{quote(hit.doc_id, safe='')}#page={int(hit.page)}"
+
+
+def source_item(n: int, hit: Hit) -> str:
+    section = f'<div class="source-section">{html.escape(hit.section)}</div>' if hit.section else ""
+    return (
+        f'<li class="source"><span class="source-n">{n}</span><div class="source-body">'
+        f'<a class="source-link" href="{html.escape(source_link(hit))}" target="_blank" rel="noopener noreferrer">'
+        f"{html.escape(hit.file)}, page {html.escape(str(hit.page_label))}</a>"
+        f'<span class="source-score" title="How closely this passage matches the question (0 to 1)">'
+        f"relevance {hit.score:.2f}</span>{section}"
+        f'<div class="source-snippet">{html.escape(snippet(hit.text))}</div></div></li>'
+    )
+
+
+def render_answer(text: str, cited: list[tuple[int, Hit]], sources: list[Hit], refused: bool, min_score: float) -> str:
+    """The final assistant message: the answer, then its numbered sources,
+    keeping their numbers, then the other passages it was given, folded.
+
+    The sources shown are the ones the answer cites; when it cites none,
+    the passages that matched the question well (``min_score``, at least
+    the best one), and for a refusal the three closest sections.
+    """
+    body = safe_markdown(text)
+    if not sources:
+        return body
+    title = "Closest sections" if refused else "Sources"
+    if refused:
+        shown = cited[:3]
+    elif CITATION.search(text):
+        shown = cited
+    else:
+        shown = [(n, h) for n, h in cited if h.score >= min_score] or cited[:1]
+    shown_numbers = {n for n, _ in shown}
+    others = [(n, h) for n, h in enumerate(sources, start=1) if n not in shown_numbers]
+    items = "".join(source_item(n, h) for n, h in shown)
+    block = f'<div class="sources"><div class="sources-title">{title}</div><ol>{items}</ol>'
+    if others:
+        block += (
+            f'<details class="sources-more"><summary>{len(others)} more {"passages" if len(others) > 1 else "passage"} searched</summary>'
+            f"<ol>{''.join(source_item(n, h) for n, h in others)}</ol></details>"
+        )
+    return f"{body}\n\n{block}</div>"
+
+
+def header_html(course: CourseInfo) -> str:
+    welcome = "<br>".join(html.escape(line) for line in course.welcome.splitlines())
+    eyebrow = "" if course.name == DEFAULT_NAME else '<div class="course-eyebrow">Course mentor</div>'
+    return f'<div class="course-header">{eyebrow}<h1>{html.escape(course.name)}</h1><p>{welcome}</p></div>'
+
+
+def empty_html(title: str, detail: str) -> str:
+    detail = f"<p>{html.escape(detail)}</p>" if detail else ""
+    return f'<div class="chat-empty"><p class="chat-empty-title">{html.escape(title)}</p>{detail}</div>'
+
+
+def note(text: str, kind: str) -> str:
+    """A one-line status message in the console (kind: ok, error)."""
+    return f'<div class="note note-{kind}">{html.escape(text)}</div>'
+
+
+def results_html(rows: list[tuple[str, str]], pending: int = 0) -> str:
+    """One line per file, each with its kind: ok, failed or skipped."""
+    items = "".join(f'<li class="{kind}">{html.escape(line)}</li>' for line, kind in rows)
+    more = f'<li class="pending">{pending} more to go…</li>' if pending else ""
+    return f'<ul class="results">{items}{more}</ul>'
+
+
+def stats_markdown(stats: dict) -> str:
+    model = html.escape(str(stats.get("model") or "none"))
+    docs = stats["documents"]
+    return (
+        f"**{docs} document{'' if docs == 1 else 's'}** · {stats['pages']} pages · "
+        f"{stats['chunks']} chunks · model {model}"
+    )
+
+
+def documents_table(docs: list[Document]) -> list[list[str]]:
+    return [[d.name, str(d.pages), str(d.chunks), when(d.added_at), human_size(d.size)] for d in reversed(docs)]
+
+
+def examples_placeholder(docs: list[Document]) -> str:
+    suggested = CourseInfo(examples=()).example_questions([d.name for d in docs])
+    if not suggested:
+        return "What is escape velocity?\nWhen are office hours?"
+    return "\n".join(suggested)
+
+
+def upload_limits(max_upload_mb: int) -> str:
+    return (
+        f"Drop PDFs, .txt or .md files. Each file can be up to **{max_upload_mb} MB** (MAX_UPLOAD_MB). "
+        f"The pod's proxy stops a single upload at about **{PROXY_UPLOAD_MB} MB**, and all the files you drop "
+        f"at once travel together, so add a large collection in batches under {PROXY_UPLOAD_MB} MB. "
+        "Students can ask about a document as soon as it is fully indexed."
+    )
+
+
+def feedback_markdown(summary) -> str:
+    if not summary.total:
+        return "No ratings yet. Students rate answers with the thumbs under each one."
+    lines = [f"**{summary.helpful}** answers rated helpful, **{summary.unhelpful}** rated unhelpful."]
+    if summary.recent_unhelpful:
+        lines.append("\n**Recent unhelpful answers** (worth a look, or a clearer handout):\n")
+        for entry in summary.recent_unhelpful:
+            question = html.escape(" ".join(str(entry.get("question", "")).split())[:200])
+            lines.append(f"- {when(entry.get('at', ''))}: {question}")
+    return "\n".join(lines)
+
+
+def when(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return iso
+
+
+def human_size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} bytes"
