@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 from .settings import Settings
+from .sparse import KeywordIndex
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -73,6 +74,7 @@ class Store:
         # Local mode keeps its points in plain Python structures: one lock
         # makes every call atomic for the chat and ingestion threads alike.
         self._lock = threading.RLock()
+        self._keywords: KeywordIndex | None = None  # local only; built at the first search
 
     @staticmethod
     def _open_local(client_class, path: str):
@@ -104,6 +106,7 @@ class Store:
     def drop_collection(self) -> None:
         with self._lock:
             self.client.delete_collection(self.collection)
+            self._keywords = None
 
     def add(self, records: Sequence[ChunkRecord]) -> None:
         from qdrant_client import models
@@ -125,46 +128,78 @@ class Store:
         ]
         with self._lock:
             self.client.upsert(self.collection, points=points, wait=True)
+            if self._keywords is not None:
+                for point, r in zip(points, records):
+                    self._keywords.add(point.id, r.doc_id, r.sparse)
 
     def search(
         self, dense: list[float], sparse: tuple[list[int], list[float]], doc_ids: Sequence[str], limit: int
     ) -> tuple[list[Hit], list[Hit]]:
         """The best chunks by meaning (dense) and by keywords (sparse), each
-        list best first, in one round trip; fusing them is retrieval's job.
+        list best first; fusing them is retrieval's job.
 
         Every hit's score is its cosine similarity to the question, which
         stays comparable across questions (the refusal threshold needs that).
         """
-        from qdrant_client import models
-
         if not doc_ids:
             return [], []
+        with self._lock:
+            if self.is_local:
+                return self._search_local(dense, sparse, doc_ids, limit)
+            return self._search_server(dense, sparse, doc_ids, limit)
+
+    def _search_server(self, dense, sparse, doc_ids, limit) -> tuple[list[Hit], list[Hit]]:
+        from qdrant_client import models
+
         common = dict(filter=_doc_filter(doc_ids), limit=limit, with_payload=True, with_vector=[DENSE])
         requests = [models.QueryRequest(query=dense, using=DENSE, **common)]
         if sparse[0]:
             keywords = models.SparseVector(indices=sparse[0], values=sparse[1])
             requests.append(models.QueryRequest(query=keywords, using=SPARSE, **common))
-        with self._lock:
-            responses = self.client.query_batch_points(self.collection, requests=requests)
+        responses = self.client.query_batch_points(self.collection, requests=requests)
         by_meaning, *by_keywords = ([_hit(p, dense) for p in r.points] for r in responses)
         return by_meaning, by_keywords[0] if by_keywords else []
 
-    def points(self, doc_id: str, batch: int = 256) -> Iterator[StoredPoint]:
+    def _search_local(self, dense, sparse, doc_ids, limit) -> tuple[list[Hit], list[Hit]]:
+        keywords = self._keyword_index()
+        # Local filtering is a Python loop over every point too: skip it when
+        # every stored document may be searched (nothing half-ingested).
+        only = None if keywords.doc_ids <= set(doc_ids) else _doc_filter(doc_ids)
+        response = self.client.query_points(
+            self.collection, query=dense, using=DENSE, query_filter=only, limit=limit, with_payload=True, with_vectors=[DENSE]
+        )
+        ids = keywords.search(sparse, set(doc_ids), limit)
+        found = {str(p.id): p for p in self.client.retrieve(self.collection, ids, with_payload=True, with_vectors=[DENSE])}
+        return [_hit(p, dense) for p in response.points], [_hit(found[i], dense) for i in ids if i in found]
+
+    def _keyword_index(self) -> KeywordIndex:
+        if self._keywords is None:
+            keywords = KeywordIndex()
+            for p in self._scroll(None, with_payload=["doc_id"], with_vectors=[SPARSE], batch=1024):
+                keywords.add(str(p.id), p.payload["doc_id"], _sparse_of(p))
+            self._keywords = keywords
+        return self._keywords
+
+    def points(self, doc_id: str) -> Iterator[StoredPoint]:
         """Every point of one document, with its vectors (for backups)."""
+        for p in self._scroll(_doc_filter([doc_id]), with_payload=True, with_vectors=True):
+            yield StoredPoint(str(p.id), list(p.vector[DENSE]), _sparse_of(p), p.payload)
+
+    def _scroll(self, only, with_payload, with_vectors, batch: int = 256) -> Iterator:
+        """The points matching ``only``, a batch per lock hold, so that a
+        long scroll never holds up a search."""
         offset = None
         while True:
             with self._lock:
                 found, offset = self.client.scroll(
                     self.collection,
-                    scroll_filter=_doc_filter([doc_id]),
+                    scroll_filter=only,
                     limit=batch,
                     offset=offset,
-                    with_payload=True,
-                    with_vectors=True,
+                    with_payload=with_payload,
+                    with_vectors=with_vectors,
                 )
-            for p in found:
-                sparse = p.vector[SPARSE]
-                yield StoredPoint(str(p.id), list(p.vector[DENSE]), (list(sparse.indices), list(sparse.values)), p.payload)
+            yield from found
             if offset is None:
                 return
 
@@ -173,6 +208,8 @@ class Store:
 
         with self._lock:
             self.client.delete(self.collection, points_selector=models.FilterSelector(filter=_doc_filter(doc_ids)))
+            if self._keywords is not None:
+                self._keywords.remove_documents(doc_ids)
 
     def delete_all_except(self, doc_ids: Sequence[str]) -> int:
         """Removes points of documents not in ``doc_ids``; returns how many."""
@@ -183,6 +220,7 @@ class Store:
             count = self.client.count(self.collection, count_filter=stray, exact=True).count
             if count:
                 self.client.delete(self.collection, points_selector=models.FilterSelector(filter=stray))
+                self._keywords = None  # rare (crash recovery): rebuilt at the next search
         return count
 
     def count(self, doc_id: str | None = None) -> int:
@@ -210,6 +248,11 @@ def _doc_filter(doc_ids: Sequence[str]):
     from qdrant_client import models
 
     return models.Filter(must=[_doc_condition(doc_ids)])
+
+
+def _sparse_of(point) -> tuple[list[int], list[float]]:
+    vector = point.vector.get(SPARSE)
+    return (list(vector.indices), list(vector.values)) if vector else ([], [])
 
 
 def _hit(point, query: list[float]) -> Hit:
