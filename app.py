@@ -53,6 +53,7 @@ def open_mentor(settings: Settings):
     else:
         log.info("loading the embedder and the model; a large model takes a minute")
     mentor = Mentor.open(settings)
+    mentor.prepare_search()
     stats = mentor.stats()
     where = "served by " + settings.openai_base_url if settings.openai_base_url else "in this process"
     log.info(

@@ -95,6 +95,11 @@ class Mentor:
     def search(self, question: str, k: int | None = None) -> list[Hit]:
         return self.retriever.search(question, k or self.settings.top_k)
 
+    def prepare_search(self) -> None:
+        """What a server does before its first question: builds the search
+        structures that would otherwise be built on the first search."""
+        self.store.prepare_search()
+
     def ask(self, question: str, history: Sequence[dict] = (), course: str = "this course") -> Answer:
         if self._answerer is None:
             raise RuntimeError("this Mentor was opened without a model (with_model=False)")
