@@ -58,10 +58,12 @@ class Settings:
 
     # Chunking, in the embedder's own tokens. MiniLM reads at most 256 word
     # pieces; anything past that is silently dropped from the embedding.
-    chunk_tokens: int = 200
-    chunk_overlap: int = 40
+    # 150 found the right Octave page more often than 100 or 200
+    # (bench/chunking.py, BENCHMARKS.md).
+    chunk_tokens: int = 150
+    chunk_overlap: int = 30
     # Index each chunk with the PDF bookmarks it sits under ("Strings ›
-    # Converting Numbers"); the sections fill the window's last 54 tokens.
+    # Converting Numbers"); the sections fill the rest of the window.
     section_context: bool = True
 
     # Retrieval and answering.
