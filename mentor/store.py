@@ -74,7 +74,7 @@ class Store:
         # Local mode keeps its points in plain Python structures: one lock
         # makes every call atomic for the chat and ingestion threads alike.
         self._lock = threading.RLock()
-        self._keywords: KeywordIndex | None = None  # local only; built at the first search
+        self._keywords: KeywordIndex | None = None  # local only; see prepare_search
 
     @staticmethod
     def _open_local(client_class, path: str):
@@ -161,14 +161,14 @@ class Store:
         return by_meaning, by_keywords[0] if by_keywords else []
 
     def _search_local(self, dense, sparse, doc_ids, limit) -> tuple[list[Hit], list[Hit]]:
-        keywords = self._keyword_index()
+        keywords, allowed = self._keyword_index(), set(doc_ids)
         # Local filtering is a Python loop over every point too: skip it when
         # every stored document may be searched (nothing half-ingested).
-        only = None if keywords.doc_ids <= set(doc_ids) else _doc_filter(doc_ids)
+        only = None if keywords.doc_ids <= allowed else _doc_filter(doc_ids)
         response = self.client.query_points(
             self.collection, query=dense, using=DENSE, query_filter=only, limit=limit, with_payload=True, with_vectors=[DENSE]
         )
-        ids = keywords.search(sparse, set(doc_ids), limit)
+        ids = keywords.search(sparse, allowed, limit)
         found = {str(p.id): p for p in self.client.retrieve(self.collection, ids, with_payload=True, with_vectors=[DENSE])}
         return [_hit(p, dense) for p in response.points], [_hit(found[i], dense) for i in ids if i in found]
 
