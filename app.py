@@ -16,14 +16,13 @@ import sys
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from mentor.llm import ModelNotFound  # noqa: E402
-from mentor.manifest import IndexMismatch  # noqa: E402
 from mentor.settings import Settings, SettingsError  # noqa: E402
 from mentor.store import StoreLocked  # noqa: E402
 
 log = logging.getLogger("mentor.app")
 
 # Errors whose message says what to do: logged as one paragraph, exit code 2.
-STARTUP_ERRORS = (StoreLocked, IndexMismatch, ModelNotFound, SettingsError)
+STARTUP_ERRORS = (StoreLocked, ModelNotFound, SettingsError)
 HOST = "0.0.0.0"
 
 
@@ -46,14 +45,16 @@ def open_mentor(settings: Settings):
     from mentor import Mentor
 
     log.info(
-        "data: %s (index %s, uploaded files %s)", settings.home.resolve(), settings.qdrant_location, settings.files_dir
+        "data: %s (index %s, uploaded files %s)", settings.home.resolve(), settings.index_location, settings.files_dir
     )
     if settings.openai_base_url:
         log.info("model: answers come from the server at %s", settings.openai_base_url)
     else:
         log.info("loading the embedder and the model; a large model takes a minute")
     mentor = Mentor.open(settings)
-    mentor.prepare_search()
+    if reason := mentor.library.rebuild_reason():
+        log.warning("%s: rebuilding it in the background; students use the current index until it is done", reason)
+    mentor.library.catch_up_in_background()
     stats = mentor.stats()
     where = "served by " + settings.openai_base_url if settings.openai_base_url else "in this process"
     log.info(

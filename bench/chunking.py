@@ -60,7 +60,7 @@ def measure(files: list[Path], size: int, default, questions: list[dict]) -> dic
     home = prepared_home(stem if is_default else f"{stem}-chunks{size}", files, **env)
     with open_mentor(home, **env) as mentor:
         results = {q["id"]: ours_result(mentor, q["question"], q.get("pages", [])) for q in questions}
-        chunks = mentor.store.count()
+        chunks = mentor.index.count()
         min_score = mentor.settings.min_score
     answerable = [results[q["id"]] for q in questions if not q.get("unanswerable")]
     best = {

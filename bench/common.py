@@ -182,6 +182,7 @@ PACKAGES = [
     "torch",
     "sentence-transformers",
     "qdrant-client",
+    "qdrant-edge-py",
     "pypdf",
     "llama-index-core",
     "llama-index-vector-stores-qdrant",
@@ -527,14 +528,11 @@ def prepared_home(name: str, files: Sequence[Path], **env: str) -> Path:
 
 def _current(home: Path, env: dict[str, str]) -> bool:
     """False when the index was built with other settings or older code."""
-    from mentor.manifest import IndexMismatch
-
-    try:
-        open_mentor(home, **env).close()
-    except IndexMismatch as e:
-        log(f"rebuilding {home}: {e}")
-        return False
-    return True
+    with open_mentor(home, **env) as mentor:
+        reason = mentor.library.rebuild_reason()
+    if reason:
+        log(f"rebuilding {home}: {reason}")
+    return not reason
 
 
 def free_port() -> int:

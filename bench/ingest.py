@@ -145,7 +145,7 @@ def run_ours(files: list[Path], work: Path, args) -> dict:
         "open_s": round(opening.seconds, 2),
         "start_rss_mib": rss.start_mib,
         "peak_rss_mib": rss.peak_mib,
-        "index_bytes": disk_bytes(home / "qdrant"),
+        "index_bytes": disk_bytes(home / "index"),
         # MENTOR_HOME also keeps each original PDF (for the viewer links).
         "home_bytes": disk_bytes(home),
         "reingest_s": round(again.seconds, 4),
@@ -159,16 +159,9 @@ def run_ours(files: list[Path], work: Path, args) -> dict:
 def _chunk_texts(mentor) -> list[str]:
     """Every chunk's text, read back from the store in ingestion order (so
     the embedding floor sees the same batches as the pipeline did)."""
-    from mentor.store import point_id
-
     texts = []
     for doc in mentor.documents():
-        for start in range(0, doc.chunks, 1024):
-            ids = [point_id(doc.doc_id, n) for n in range(start, min(start + 1024, doc.chunks))]
-            points = {
-                p.id: p for p in mentor.store.client.retrieve(mentor.store.collection, ids, with_payload=["text"])
-            }
-            texts += [points[i].payload["text"] for i in ids]
+        texts += [r.text for r in sorted(mentor.index.records(doc.doc_id), key=lambda r: r.chunk_no)]
     return texts
 
 

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"ingestion failed: {failed}")
             with timed() as t_base:
                 baseline.ingest(files)
-            log(f"{name}: {mentor.store.count()} / {baseline.count()} chunks; asking {len(questions)} x {args.reps}")
+            log(f"{name}: {mentor.index.count()} / {baseline.count()} chunks; asking {len(questions)} x {args.reps}")
             sizes[name] = measure(mentor, baseline, split, questions, args.reps)
             sizes[name] |= {
                 "files": [f.name for f in files_so_far],
@@ -97,7 +97,7 @@ def _split_ours(mentor) -> dict[str, list[float]]:
     spent = {"embed_query": [], "store_search": []}
     for owner, method, key in (
         (mentor.embedder, "embed_query", "embed_query"),
-        (mentor.store, "search", "store_search"),
+        (mentor.index, "search", "store_search"),
     ):
         inner = getattr(owner, method)
 
@@ -128,7 +128,7 @@ def measure(mentor, baseline: Baseline, split: dict, questions: list[str], reps:
             base.append(t.seconds)
     ours_ms, base_ms = summary(ours, 1000, 1), summary(base, 1000, 1)
     return {
-        "chunks": {"ours": mentor.store.count(), "baseline": baseline.count()},
+        "chunks": {"ours": mentor.index.count(), "baseline": baseline.count()},
         "ours_ms": ours_ms,
         "ours_split_ms": {key: summary(values, 1000, 1) for key, values in split.items()},
         "baseline_ms": base_ms,

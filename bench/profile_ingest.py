@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
 def _wrap(mentor) -> dict[str, float]:
     """Adds up the calling thread's time in the embedder, the store and the
     keyword vectors, by wrapping them on this mentor (mentor/ is untouched)."""
-    import mentor.sparse as sparse
+    from mentor.store import Keywords
 
-    spent = {"embed": 0.0, "store_add": 0.0, "sparse_vectors": 0.0}
+    spent = {"embed": 0.0, "store_add": 0.0, "keyword_vectors": 0.0}
 
     def wrap(owner, name, key):
         inner = getattr(owner, name)
@@ -96,8 +96,8 @@ def _wrap(mentor) -> dict[str, float]:
         setattr(owner, name, wrapper)
 
     wrap(mentor.embedder, "embed", "embed")
-    wrap(mentor.store, "add", "store_add")
-    wrap(sparse, "document_vector", "sparse_vectors")
+    wrap(mentor.index, "add", "store_add")
+    wrap(Keywords, "document", "keyword_vectors")
     return spent
 
 
@@ -108,7 +108,7 @@ def _producer_alone(mentor, files: list[Path]) -> dict:
 
     with timed() as parse:
         pages = [page for f in files for page in read_pages(f, PageLimits())]
-    chunker = mentor.ingestor.chunker
+    chunker = mentor.library.live().pipeline.chunker
     counted = {"calls": 0, "s": 0.0}
     tokenize = mentor.embedder.tokenize
 

@@ -154,7 +154,7 @@ def open_indexes(files: list[Path], work: Path, reuse: bool, stack: ExitStack):
     if not reusable:
         log("baseline: ingesting")
         baseline.ingest(files)
-    build = {"ours_chunks": mentor.store.count(), "baseline_chunks": baseline.count()}
+    build = {"ours_chunks": mentor.index.count(), "baseline_chunks": baseline.count()}
     return mentor, unsectioned, baseline, build
 
 

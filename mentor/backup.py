@@ -1,26 +1,27 @@
 """A whole course in one file: export and import without re-embedding.
 
 The archive (``.tar.gz``) holds, for each ready document, its original file
-and its points (dense and sparse vectors with their payload, one JSON line
-each), and ``backup.json``: the index manifest and the registry rows.
+and its chunks (dense vector and payload, one JSON line each), and
+``backup.json``: the live index's spec and the registry rows.
 
-A local Qdrant folder cannot be copied while the process has it open, so the
-points are read out through the client (``scroll``) and written back through
-the store on import. The manifest must match the importing index: vectors
-from another embedder or chunking would be silently wrong.
+The points are read out of the live index and restored through the library
+(``Library.restore``), under the same lock and in the same order of steps as
+an upload; the keyword vectors are made again on the way in. The spec must
+match the importing index: vectors from another embedder or chunking would
+be silently wrong. The same archive imports into an embedded index and onto
+a Qdrant server alike.
 
 Archive layout (member names are checked exactly on import, so no member can
 write outside ``MENTOR_HOME``)::
 
     files/<sha256>.pdf             the original, as uploaded
-    points/<sha256>.jsonl          {"chunk_no", "dense", "sparse": {"indices", "values"}, "payload"}
+    points/<sha256>.jsonl          {"chunk_no", "dense", "payload"}  (format 1 also had "sparse", ignored now)
     course.json                    the course page (name, welcome, examples), when one was saved
     backup.json                    {"format", "created_at", "manifest", "documents": [...]}
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -28,25 +29,28 @@ import re
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .course import COURSE_FILE, CourseError, CourseInfo
 from .ingest import safe_name
+from .library import RestoreSkipped
+from .manifest import IndexSpec, describe
 from .registry import Document
-from .store import ChunkRecord, point_id
+from .store import ChunkRecord
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+# 2: no keyword vectors (Qdrant's BM25 makes them again); 1 is still read.
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 HEADER = "backup.json"
 SUFFIXES = (".pdf", ".txt", ".md", ".markdown")
 MEMBER = re.compile(
     r"(?:backup\.json|course\.json|files/[0-9a-f]{64}\.(?:pdf|txt|md|markdown)|points/[0-9a-f]{64}\.jsonl)"
 )
 DOC_ID = re.compile(r"[0-9a-f]{64}")
-WRITE_BATCH = 256
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 
 
@@ -91,8 +95,9 @@ def export_backup(mentor, dest_dir: Path) -> Path:
     exported: list[Document] = []
     try:
         with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".export-") as work, tarfile.open(partial, "w:gz") as tar:
+            live = mentor.library.live()
             for doc in mentor.documents():
-                if _export_document(mentor, doc, Path(work), tar):
+                if _export_document(mentor, live.index, doc, Path(work), tar):
                     exported.append(doc)
             course = mentor.settings.home / COURSE_FILE
             if course.is_file():
@@ -100,7 +105,7 @@ def export_backup(mentor, dest_dir: Path) -> Path:
             header = {
                 "format": FORMAT,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "manifest": mentor.index_manifest(),
+                "manifest": live.spec.to_json(),
                 "documents": [d.to_json() for d in exported],
             }
             _add_bytes(tar, HEADER, json.dumps(header, indent=2, ensure_ascii=False).encode())
@@ -111,7 +116,7 @@ def export_backup(mentor, dest_dir: Path) -> Path:
     return target
 
 
-def _export_document(mentor, doc: Document, work: Path, tar: tarfile.TarFile) -> bool:
+def _export_document(mentor, index, doc: Document, work: Path, tar: tarfile.TarFile) -> bool:
     stored = mentor.stored_file(doc.doc_id)
     if stored is None or stored.suffix not in SUFFIXES:
         log.warning("backup: %s has no stored original; left out", doc.name)
@@ -119,9 +124,8 @@ def _export_document(mentor, doc: Document, work: Path, tar: tarfile.TarFile) ->
     points = work / f"{doc.doc_id}.jsonl"
     count = 0
     with points.open("w", encoding="utf-8") as out:
-        for point in _points_of(mentor, doc):
-            if point["chunk_no"] is None:  # not a point ingestion wrote: count it as a change
-                continue
+        for record in index.records(doc.doc_id):
+            point = {"chunk_no": record.chunk_no, "dense": record.dense, "payload": record.payload()}
             out.write(json.dumps(point) + "\n")
             count += 1
     if count != doc.chunks:
@@ -135,18 +139,6 @@ def _export_document(mentor, doc: Document, work: Path, tar: tarfile.TarFile) ->
     tar.add(points, arcname=f"points/{doc.doc_id}.jsonl")
     points.unlink()
     return True
-
-
-def _points_of(mentor, doc: Document) -> Iterator[dict]:
-    """The document's points as JSON-ready dicts."""
-    chunk_of = {point_id(doc.doc_id, n): n for n in range(doc.chunks)}
-    for point in mentor.store.points(doc.doc_id):
-        yield {
-            "chunk_no": chunk_of.get(point.id),
-            "dense": point.dense,
-            "sparse": {"indices": point.sparse[0], "values": point.sparse[1]},
-            "payload": point.payload,
-        }
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -178,10 +170,10 @@ def import_backup(mentor, archive: Path) -> ImportSummary:
         try:
             members = _checked_members(tar)
             header = _read_header(tar, members)
-            _check_manifest(header.get("manifest"), mentor.index_manifest())
+            spec = _checked_spec(header.get("manifest"), mentor.library.live().spec)
             summary = ImportSummary()
             for row in header.get("documents") or []:
-                _import_document(mentor, tar, members, row, summary)
+                _import_document(mentor, tar, members, row, spec.dimension, summary)
             summary.course_restored = _restore_course(mentor, tar, members)
         except (tarfile.TarError, EOFError, OSError) as e:
             raise BackupError(f"The backup is damaged or truncated: {e}") from e
@@ -215,24 +207,27 @@ def _read_header(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> d
     except ValueError as e:
         raise BackupError(f"{HEADER} is not valid JSON: {e}") from e
     found = header.get("format") if isinstance(header, dict) else None
-    if found != FORMAT:
-        raise BackupError(f"This backup's format ({found}) is not one this version reads ({FORMAT}).")
+    if found not in READABLE_FORMATS:
+        raise BackupError(f"This backup's format ({found}) is not one this version reads ({READABLE_FORMATS}).")
     return header
 
 
-def _check_manifest(found, wanted: dict) -> None:
-    if not isinstance(found, dict):
-        raise BackupError("The backup does not say what its vectors were made with (no manifest).")
-    differences = {k: (found.get(k), v) for k, v in wanted.items() if found.get(k) != v}
-    if differences:
-        listed = ", ".join(f"{k} was {old!r}, here {new!r}" for k, (old, new) in differences.items())
+def _checked_spec(found, live: IndexSpec) -> IndexSpec:
+    """The backup's index spec, when its vectors can go into the live index."""
+    try:
+        spec = IndexSpec.from_json(found)
+    except (TypeError, ValueError, AttributeError):
+        raise BackupError("The backup does not say what its vectors were made with (no manifest).") from None
+    if not spec.same_vectors(live):
         raise BackupError(
-            f"This backup was made with other index settings ({listed}); its vectors would be wrong here. "
-            "Start the mentor with the backup's settings to import it, or upload the original files instead."
+            f"This backup was made with other index settings ({describe(spec.differences(live, ignore=('schema',)), now='here')}); "
+            "its vectors would be wrong here. Start the mentor with the backup's settings to import it, "
+            "or upload the original files instead."
         )
+    return spec
 
 
-def _import_document(mentor, tar, members, row, summary: ImportSummary) -> None:
+def _import_document(mentor, tar, members, row, dimension: int, summary: ImportSummary) -> None:
     try:
         doc = Document(**{k: row[k] for k in ("doc_id", "name", "size", "pages", "chunks", "added_at", "status")})
     except (KeyError, TypeError) as e:
@@ -247,23 +242,16 @@ def _import_document(mentor, tar, members, row, summary: ImportSummary) -> None:
     if original is None or points is None:
         summary.skipped.append((name, "its file or its vectors are missing from the backup"))
         return
-    if mentor.registry.get(doc.doc_id) is not None:
-        summary.skipped.append((name, "already indexed"))
-        return
-    if mentor.registry.ready_with_name(name):
-        summary.skipped.append((name, "a different version with this name is already indexed"))
-        return
-
-    mentor.registry.begin(doc.doc_id, name, doc.size, doc.added_at)  # invisible until finish()
+    points_of = _records(tar, points, replace(doc, name=name), dimension)
     try:
-        _restore_file(mentor, tar, original, doc.doc_id)
-        written = _restore_points(mentor, tar, points, doc, name)
-        if written != doc.chunks:
-            raise BackupError(f"{name}: the backup holds {written} chunks, its registry row says {doc.chunks}.")
-    except BaseException:
-        mentor.ingestor.discard(doc.doc_id)
+        written = mentor.library.restore(replace(doc, name=name), tar.extractfile(original), _suffix(original), points_of)
+    except RestoreSkipped as e:
+        summary.skipped.append((name, str(e)))
+        return
+    except BackupError:
         raise
-    mentor.registry.finish(doc.doc_id, doc.pages, doc.chunks, replaces=[])
+    except ValueError as e:  # a damaged original or a wrong chunk count; nothing of it was kept
+        raise BackupError(f"{name}: {e}: the backup is damaged.") from e
     summary.added.append(name)
     summary.points += written
 
@@ -285,48 +273,26 @@ def _restore_course(mentor, tar, members) -> bool:
     return True
 
 
-def _restore_file(mentor, tar, info: tarfile.TarInfo, doc_id: str) -> None:
-    """Copies the original into ``files/`` under a name made here from the
-    checked id, and checks its bytes hash to that id."""
-    suffix = info.name[info.name.rindex(".") :]
-    target = mentor.settings.files_dir / f"{doc_id}{suffix}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part")
-    digest = hashlib.sha256()
-    source = tar.extractfile(info)
-    with partial.open("wb") as out:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-            out.write(block)
-    if digest.hexdigest() != doc_id:
-        partial.unlink(missing_ok=True)
-        raise BackupError(f"{info.name} does not match its checksum: the backup is damaged.")
-    partial.replace(target)
+def _suffix(info: tarfile.TarInfo) -> str:
+    return info.name[info.name.rindex(".") :]
 
 
-def _restore_points(mentor, tar, info: tarfile.TarInfo, doc: Document, name: str) -> int:
-    dimension = mentor.embedder.dimension
+def _records(tar, info: tarfile.TarInfo, doc: Document, dimension: int) -> Iterator[ChunkRecord]:
+    """The chunks of ``doc`` in the backup, each checked, read as they are written."""
     seen: set[int] = set()
-    batch: list[ChunkRecord] = []
     for number, line in enumerate(io.TextIOWrapper(tar.extractfile(info), encoding="utf-8"), start=1):
         try:
-            record = _record(json.loads(line), doc.doc_id, name, doc.chunks, dimension)
+            record = _record(json.loads(line), doc.doc_id, doc.name, doc.chunks, dimension)
         except (ValueError, KeyError, TypeError) as e:
             raise BackupError(f"{info.name}, line {number}: not a valid point ({e}).") from e
         if record.chunk_no in seen:
             raise BackupError(f"{info.name}: chunk {record.chunk_no} appears twice.")
         seen.add(record.chunk_no)
-        batch.append(record)
-        if len(batch) == WRITE_BATCH:
-            mentor.store.add(batch)
-            batch = []
-    if batch:
-        mentor.store.add(batch)
-    return len(seen)
+        yield record
 
 
 def _record(point: dict, doc_id: str, name: str, chunks: int, dimension: int) -> ChunkRecord:
-    chunk_no, payload, sparse = point["chunk_no"], point["payload"], point["sparse"]
+    chunk_no, payload = point["chunk_no"], point["payload"]
     if not isinstance(chunk_no, int) or not 0 <= chunk_no < chunks:
         raise ValueError(f"chunk number {chunk_no!r} is out of range")
     if payload["doc_id"] != doc_id:
@@ -334,9 +300,6 @@ def _record(point: dict, doc_id: str, name: str, chunks: int, dimension: int) ->
     dense = [float(x) for x in point["dense"]]
     if len(dense) != dimension:
         raise ValueError(f"its vector has {len(dense)} dimensions, not {dimension}")
-    indices, values = [int(i) for i in sparse["indices"]], [float(v) for v in sparse["values"]]
-    if len(indices) != len(values):
-        raise ValueError("its keyword vector is malformed")
     page = payload["page"]
     if not isinstance(page, int) or isinstance(page, bool):
         raise ValueError("its page is not a number")
@@ -348,5 +311,5 @@ def _record(point: dict, doc_id: str, name: str, chunks: int, dimension: int) ->
         page_label=str(payload["page_label"]),
         text=str(payload["text"]),
         dense=dense,
-        sparse=(indices, values),
+        section=str(payload.get("section") or ""),
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .documents import SECTION_SEPARATOR, Page
+from .store import indexed_text
 
 # [CLS] and [SEP] take two places in the embedder's window.
 SPECIAL_TOKENS = 2
@@ -30,7 +31,7 @@ class Chunk:
         """What is embedded and keyword-indexed: a passage that says "use
         the -ascii option" is found for "saving a matrix as text" once it
         carries its section, "Basic Input and Output › Saving Data"."""
-        return f"{self.context}\n\n{self.text}" if self.context else self.text
+        return indexed_text(self.context, self.text)
 
 
 class Chunker:

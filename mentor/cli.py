@@ -15,9 +15,9 @@ from pathlib import Path
 from .answer import QuestionError
 from .backup import BackupError, export_backup, import_backup
 from .engine import Mentor
-from .ingest import Progress
+from .ingest import Outcome, Progress
 from .llm import ModelNotFound, resolve_model_path
-from .manifest import IndexMismatch
+from .library import RebuildRunning
 from .registry import UnknownDocument
 from .settings import Settings, SettingsError
 from .store import StoreLocked
@@ -25,7 +25,7 @@ from .store import StoreLocked
 # Errors whose message tells the user what to do: printed without a traceback.
 USER_ERRORS = (
     StoreLocked,
-    IndexMismatch,
+    RebuildRunning,
     ModelNotFound,
     QuestionError,
     UnknownDocument,
@@ -64,7 +64,8 @@ def parser() -> argparse.ArgumentParser:
     command("docs", cmd_docs, "list the documents")
     c = command("remove", cmd_remove, "delete a document")
     c.add_argument("document", metavar="NAME_OR_ID")
-    command("reindex", cmd_reindex, "rebuild the index from the stored files")
+    command("reindex", cmd_reindex, "rebuild the index from the stored files (resumes an interrupted rebuild)")
+    command("resume", cmd_resume, "finish the uploads a crash or a restart cut off")
     command("fetch-model", cmd_fetch_model, "download the model into MENTOR_HOME/models once")
     c = command("export", cmd_export, "write the whole index (files, vectors, course page) to one archive")
     c.add_argument("folder", type=Path, nargs="?", default=Path("."), help="where to write it (default: here)")
@@ -73,9 +74,27 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def open_mentor(settings: Settings, **options) -> Mentor:
+    """The course, with a note on stderr when its index should be rebuilt."""
+    mentor = Mentor.open(settings, **options)
+    if reason := mentor.library.rebuild_reason():
+        print(f"note: {reason}; `python -m mentor reindex` rebuilds it (the app does so by itself).", file=sys.stderr)
+    return mentor
+
+
+def optimize_index(mentor: Mentor, quiet: bool) -> None:
+    """Builds the index's search structures after a write, here where no
+    student waits (the app leaves new chunks to the exhaustive search)."""
+    if not quiet:
+        print("  optimizing the index for search…", file=sys.stderr)
+    mentor.library.optimize()
+
+
 def cmd_ingest(args, settings: Settings) -> int:
-    with Mentor.open(settings, with_model=False) as mentor:
+    with open_mentor(settings, with_model=False) as mentor:
         results = mentor.ingest(args.paths, progress=None if args.json else show_progress)
+        if any(r.outcome in (Outcome.ADDED, Outcome.REPLACED) for r in results):
+            optimize_index(mentor, args.json)
     for r in results:
         print(json.dumps(r.to_json()) if args.json else r.line())
     return 0 if all(r.ok for r in results) else 1
@@ -83,7 +102,7 @@ def cmd_ingest(args, settings: Settings) -> int:
 
 def cmd_search(args, settings: Settings) -> int:
     questions = (line.strip() for line in sys.stdin) if args.stdin else [args.question or ""]
-    with Mentor.open(settings, with_model=False) as mentor:
+    with open_mentor(settings, with_model=False) as mentor:
         for question in questions:
             hits = mentor.search(question, args.k) if question else []
             if args.json:
@@ -95,7 +114,7 @@ def cmd_search(args, settings: Settings) -> int:
 
 
 def cmd_ask(args, settings: Settings) -> int:
-    with Mentor.open(settings) as mentor:
+    with open_mentor(settings) as mentor:
         answer = mentor.ask(args.question)
         for piece in answer:
             if not args.json:
@@ -110,27 +129,45 @@ def cmd_ask(args, settings: Settings) -> int:
 
 
 def cmd_docs(args, settings: Settings) -> int:
-    with Mentor.open(settings, with_model=False) as mentor:
-        docs = mentor.documents()
+    with open_mentor(settings, with_model=False) as mentor:
+        docs, cut_off = mentor.documents(), mentor.library.interrupted()
     if args.json:
-        print(json.dumps([d.to_json() for d in docs]))
-    for d in [] if args.json else docs:
+        print(json.dumps([d.to_json() for d in docs + cut_off]))
+        return 0
+    for d in docs:
         print(f"{d.doc_id[:12]}  {d.pages:5d} pages {d.chunks:6d} chunks  {d.added_at}  {d.name}")
+    for d in cut_off:
+        print(f"{d.doc_id[:12]}  interrupted upload, kept: `python -m mentor resume` finishes it  {d.name}")
     return 0
 
 
 def cmd_remove(args, settings: Settings) -> int:
-    with Mentor.open(settings, with_model=False) as mentor:
+    with open_mentor(settings, with_model=False) as mentor:
         doc = mentor.remove(args.document)
     print(json.dumps(doc.to_json()) if args.json else f"removed {doc.name}")
     return 0
 
 
 def cmd_reindex(args, settings: Settings) -> int:
-    with Mentor.open(settings, with_model=False, check_index=False) as mentor:
-        results = mentor.reindex(progress=None if args.json else show_progress)
+    with Mentor.open(settings, with_model=False) as mentor:
+        status = mentor.reindex(progress=None if args.json else show_progress)
+        optimize_index(mentor, args.json)
+    if args.json:
+        print(json.dumps({"done": not status.failed, "failed": status.failed}))
+    else:
+        print(status.line())
+    return 1 if status.failed else 0
+
+
+def cmd_resume(args, settings: Settings) -> int:
+    with open_mentor(settings, with_model=False) as mentor:
+        results = mentor.library.resume(progress=None if args.json else show_progress)
+        if results:
+            optimize_index(mentor, args.json)
     for r in results:
         print(json.dumps(r.to_json()) if args.json else r.line())
+    if not results and not args.json:
+        print("no interrupted uploads")
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -144,15 +181,17 @@ def cmd_fetch_model(args, settings: Settings) -> int:
 
 
 def cmd_export(args, settings: Settings) -> int:
-    with Mentor.open(settings, with_model=False) as mentor:
+    with open_mentor(settings, with_model=False) as mentor:
         archive = export_backup(mentor, args.folder)
     print(json.dumps({"archive": str(archive)}) if args.json else f"exported to {archive}")
     return 0
 
 
 def cmd_import(args, settings: Settings) -> int:
-    with Mentor.open(settings, with_model=False) as mentor:
+    with open_mentor(settings, with_model=False) as mentor:
         summary = import_backup(mentor, args.archive)
+        if summary.added:
+            optimize_index(mentor, args.json)
     print(json.dumps(summary.to_json()) if args.json else "\n".join(summary.lines()))
     return 0
 

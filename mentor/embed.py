@@ -51,3 +51,29 @@ class Embedder:
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed([text])[0]
+
+
+class Embedders:
+    """The embedders of the process, one per model name, loaded on first use.
+
+    Usually one: the settings' own. A second is loaded only while an index
+    built with another embedder is still the one students search (its
+    questions must be embedded the way its chunks were), until its rebuild
+    is done.
+    """
+
+    def __init__(self, batch_size: int, preloaded: Embedder | None = None):
+        self.batch_size = batch_size
+        self._loaded: dict[str, Embedder] = {preloaded.name: preloaded} if preloaded else {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Embedder:
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = Embedder(name, self.batch_size)
+            return self._loaded[name]
+
+    def keep_only(self, names: set[str]) -> None:
+        """Lets go of embedders no index needs any more."""
+        with self._lock:
+            self._loaded = {n: e for n, e in self._loaded.items() if n in names}

@@ -1,7 +1,8 @@
 """The composition root: builds each part once and wires them together.
 
 ``python -m mentor``, the Gradio app and the HTTP routes all hold one
-``Mentor``; none of them builds a part of its own.
+``Mentor``; none of them builds a part of its own. Every write to the
+course goes through ``Mentor.library``.
 """
 
 from __future__ import annotations
@@ -10,33 +11,28 @@ import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from . import manifest
 from .answer import Answer, Answerer
-from .chunking import Chunker
-from .embed import Embedder
-from .ingest import IngestResult, Ingestor, ProgressCallback
+from .embed import Embedder, Embedders
+from .ingest import IngestResult, ProgressCallback
+from .library import HomeLock, Library, RebuildStatus
 from .llm import ChatModel, load_chat_model
 from .registry import Document, Registry
 from .retrieve import Retriever
 from .settings import Settings
-from .store import Hit, Store
+from .store import Hit, Index, open_store
 
 log = logging.getLogger(__name__)
 
 
 class Mentor:
-    def __init__(self, settings: Settings, embedder: Embedder, store: Store, registry: Registry, model: ChatModel | None):
+    def __init__(self, settings: Settings, library: Library, model: ChatModel | None, lock: HomeLock | None = None):
         self.settings = settings
-        self.embedder = embedder
-        self.store = store
-        self.registry = registry
+        self.library = library
         self.model = model
-        chunker = Chunker(
-            embedder.tokenize, embedder.max_tokens, settings.chunk_tokens, settings.chunk_overlap, settings.section_context
-        )
-        self.ingestor = Ingestor(settings, embedder, store, registry, chunker)
-        self.retriever = Retriever(embedder, store, registry)
+        self.embedder = library.embedders.get(settings.embed_model)
+        self.retriever = Retriever(library)
         self._answerer = Answerer(self.retriever, model, settings) if model else None
+        self._lock = lock
 
     @classmethod
     def open(
@@ -46,71 +42,59 @@ class Mentor:
         with_model: bool = True,
         embedder: Embedder | None = None,
         model: ChatModel | None = None,
-        check_index: bool = True,
     ) -> Mentor:
-        """Opens the course under ``settings.home``, recovering from any
-        interrupted ingestion. ``embedder`` and ``model`` let a caller share
-        parts already loaded (tests do); ``with_model=False`` skips the LLM
-        for commands that only ingest or search; ``check_index=False`` opens
-        an index built with other settings, so that ``reindex`` can fix it."""
+        """Opens the course under ``settings.home`` and puts it in order after
+        any crash. ``embedder`` and ``model`` let a caller share parts already
+        loaded (tests do); ``with_model=False`` skips the LLM for commands
+        that only ingest or search."""
         settings = settings or Settings.from_env()
-        settings.home.mkdir(parents=True, exist_ok=True)
-        # The store first: a second process on the same folder learns at
-        # once that it is locked, not after loading the embedder.
-        store = Store(settings)
-        registry = None
+        # First: a second process on the same course learns at once that it
+        # is taken, not after loading the embedder.
+        lock = HomeLock(settings.home)
+        store = registry = None
         try:
-            embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size)
+            store = open_store(settings)
             registry = Registry(settings.home / "registry.sqlite3")
-            if check_index:
-                _check_index(settings, embedder, store)
+            library = Library(settings, registry, store, Embedders(settings.embed_batch_size, embedder))
+            library.open()
             if model is None and with_model:
                 model = load_chat_model(settings)
         except BaseException:
-            store.close()
-            if registry:
-                registry.close()
+            for part in (store, registry):
+                if part is not None:
+                    part.close()
+            lock.release()
             raise
-        mentor = cls(settings, embedder, store, registry, model)
-        stray = mentor.ingestor.recover()
-        if stray:
-            log.warning("removed %d chunks left by an interrupted ingestion", stray)
-        return mentor
+        return cls(settings, library, model, lock)
 
     def ingest(self, paths: Iterable[Path], progress: ProgressCallback | None = None) -> list[IngestResult]:
-        return self.ingestor.ingest_paths(paths, progress)
+        return self.library.add_paths(paths, progress)
 
     def ingest_file(self, path: Path, name: str | None = None, progress: ProgressCallback | None = None) -> IngestResult:
-        return self.ingestor.ingest(path, name, progress)
+        return self.library.add(path, name, progress)
 
     def documents(self) -> list[Document]:
-        return self.registry.ready()
+        return self.library.documents()
 
     def remove(self, name_or_id: str) -> Document:
         """Deletes a document: invisible at once, then its points and file."""
-        doc = self.registry.find(name_or_id)
-        self.ingestor.discard(doc.doc_id)
-        return doc
+        return self.library.delete(name_or_id)
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
         return self.retriever.search(question, k or self.settings.top_k)
-
-    def prepare_search(self) -> None:
-        """What a server does before its first question: builds the search
-        structures that would otherwise be built on the first search."""
-        self.store.prepare_search()
 
     def ask(self, question: str, history: Sequence[dict] = (), course: str = "this course") -> Answer:
         if self._answerer is None:
             raise RuntimeError("this Mentor was opened without a model (with_model=False)")
         return self._answerer.ask(question, history, course)
 
-    def index_manifest(self) -> dict:
-        """What this index's vectors are made with (see ``manifest``)."""
-        return _manifest(self.settings, self.embedder)
+    @property
+    def index(self) -> Index:
+        """The index students search now."""
+        return self.library.live().index
 
     def stored_file(self, doc_id: str) -> Path | None:
-        return self.ingestor.stored_file(doc_id)
+        return self.library.stored_file(doc_id)
 
     def stats(self) -> dict:
         docs = self.documents()
@@ -122,35 +106,19 @@ class Mentor:
             "embedder": self.embedder.name,
         }
 
-    def reindex(self, progress: ProgressCallback | None = None) -> list[IngestResult]:
+    def reindex(self, progress: ProgressCallback | None = None) -> RebuildStatus:
         """Rebuilds the whole index from the stored originals (after a change
-        of embedder or chunking)."""
-        docs = self.documents()
-        self.store.drop_collection()
-        self.store.ensure_collection(self.embedder.dimension)
-        for doc in docs:
-            self.registry.remove(doc.doc_id)
-        results = [self.ingest_file(self.stored_file(d.doc_id), d.name, progress) for d in docs]
-        manifest.write(self.settings.home / "manifest.json", self.index_manifest())
-        return results
+        of embedder or chunking), beside the live one."""
+        return self.library.rebuild(progress)
 
     def close(self) -> None:
-        self.store.close()
-        self.registry.close()
+        self.library.store.close()
+        self.library.registry.close()
+        if self._lock:
+            self._lock.release()
 
     def __enter__(self) -> Mentor:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _manifest(settings: Settings, embedder: Embedder) -> dict:
-    return manifest.expected(
-        embedder.name, embedder.dimension, settings.chunk_tokens, settings.chunk_overlap, settings.section_context
-    )
-
-
-def _check_index(settings: Settings, embedder: Embedder, store: Store) -> None:
-    store.ensure_collection(embedder.dimension)
-    manifest.check(settings.home / "manifest.json", _manifest(settings, embedder), store.count() == 0)

@@ -1,17 +1,15 @@
 """Ingestion: a course file in, searchable chunks out.
 
-hash → dedup → keep the original → parse and chunk (a producer thread) →
-embed and write (this thread, in batches) → mark the document ready. Parsing
-and embedding overlap, so a document costs about max(parse, embed), not the
-sum.
+parse and chunk (a producer thread) → embed and write (this thread, in
+batches). Parsing and embedding overlap, so a document costs about
+max(parse, embed), not the sum. What comes before and after (the hash, the
+kept original, the registry) is the library's.
 """
 
 from __future__ import annotations
 
-import logging
 import queue
 import re
-import shutil
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -19,15 +17,12 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
 
-from . import sparse
 from .chunking import Chunk, Chunker
-from .documents import TEXT_SUFFIXES, DocumentError, Page, PageLimits, count_pages, detect_kind, read_pages, sha256_of
+from .documents import TEXT_SUFFIXES, DocumentError, Page, PageLimits, count_pages, detect_kind, read_pages
 from .embed import Embedder
-from .registry import Registry
+from .manifest import IndexSpec
 from .settings import Settings
-from .store import ChunkRecord, Store
-
-log = logging.getLogger(__name__)
+from .store import ChunkRecord, Index
 
 SUFFIXES = {".pdf", *TEXT_SUFFIXES}
 
@@ -77,121 +72,52 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-class Ingestor:
-    def __init__(self, settings: Settings, embedder: Embedder, store: Store, registry: Registry, chunker: Chunker):
-        self.settings = settings
+class Pipeline:
+    """Reads, chunks and embeds course files into one index, with that
+    index's embedder and chunking. It writes nothing but the index's points:
+    the registry and the kept originals are the library's (``mentor.library``),
+    which is the only caller."""
+
+    def __init__(self, embedder: Embedder, chunker: Chunker, batch_size: int, page_seconds: float):
         self.embedder = embedder
-        self.store = store
-        self.registry = registry
         self.chunker = chunker
-        # One document at a time: two uploads of the same name must not race
-        # to replace each other, and the CPU is saturated by one anyway.
-        self._lock = threading.Lock()
+        self.batch_size = batch_size
+        self.limits = PageLimits(seconds=page_seconds)
 
-    def ingest_paths(self, paths: Iterable[Path], progress: ProgressCallback | None = None) -> list[IngestResult]:
-        """Ingests files and folders (searched recursively); one result per file."""
-        return [self.ingest(p, progress=progress) for p in expand(paths)]
+    @classmethod
+    def for_spec(cls, spec: IndexSpec, embedder: Embedder, settings: Settings) -> Pipeline:
+        chunker = Chunker(
+            embedder.tokenize, embedder.max_tokens, spec.chunk_tokens, spec.chunk_overlap, spec.section_context
+        )
+        return cls(embedder, chunker, settings.embed_batch_size, settings.page_seconds)
 
-    def ingest(self, path: Path, name: str | None = None, progress: ProgressCallback | None = None) -> IngestResult:
-        """Ingests one file under a display ``name``; never raises for bad input."""
-        name = safe_name(name or path.name)
-        try:
-            self._check_size(path)
-            detect_kind(path)
-            doc_id = sha256_of(path)
-            with self._lock:
-                return self._ingest_new(path, name, doc_id, progress)
-        except DocumentError as e:
-            return IngestResult(name, Outcome.FAILED, reason=str(e))
-        except Exception as e:  # noqa: BLE001 - one broken file must not stop a batch
-            log.exception("ingesting %s failed", name)
-            return IngestResult(name, Outcome.FAILED, reason=f"unexpected error: {e}")
-
-    def recover(self) -> int:
-        """Removes what an interrupted ingestion left (rows, points, kept
-        files); returns how many stray points went."""
-        for doc in self.registry.unfinished():
-            self.discard(doc.doc_id)
-        ready = [d.doc_id for d in self.registry.ready()]
-        self._remove_stray_files(set(ready))
-        return self.store.delete_all_except(ready)
-
-    def _remove_stray_files(self, ready: set[str]) -> None:
-        """Deletes kept originals that no ready document owns: a crash between
-        copying a file and registering it, or mid-copy, leaves them."""
-        if not self.settings.files_dir.is_dir():
-            return
-        for path in self.settings.files_dir.iterdir():
-            ours = re.fullmatch(r"\.?([0-9a-f]{64})\.\w+(\.part)?", path.name)
-            if ours and (ours[2] or ours[1] not in ready):
-                path.unlink(missing_ok=True)
-
-    def stored_file(self, doc_id: str) -> Path | None:
-        """The kept original of a document, found by its hash alone."""
-        if not re.fullmatch(r"[0-9a-f]{64}", doc_id):
-            return None
-        return next(self.settings.files_dir.glob(f"{doc_id}.*"), None)
-
-    def _check_size(self, path: Path) -> None:
-        limit = self.settings.max_upload_mb
-        size = path.stat().st_size
-        if size > limit * 1024 * 1024:
-            raise DocumentError(f"the file is {size / 2**20:.1f} MB, over the {limit} MB limit (MAX_UPLOAD_MB)")
-
-    def _ingest_new(self, path: Path, name: str, doc_id: str, progress: ProgressCallback | None) -> IngestResult:
-        existing = self.registry.get(doc_id)
-        if existing and existing.status == "ready":
-            same = "" if existing.name == name else f"same content as {existing.name}"
-            return IngestResult(name, Outcome.ALREADY, doc_id, existing.pages, existing.chunks, same)
-        older = [d.doc_id for d in self.registry.ready_with_name(name)]
-        stored = self._keep_original(path, doc_id)
-        self.registry.begin(doc_id, name, path.stat().st_size)
-        try:
-            tally = self._index(stored, doc_id, name, progress)
-            if tally.chunks == 0:
-                raise DocumentError(tally.why_empty())
-        except BaseException:
-            self.discard(doc_id)
-            raise
-        self.registry.finish(doc_id, tally.pages, tally.chunks, replaces=older)
-        for old in older:
-            self.discard(old)
-        outcome = Outcome.REPLACED if older else Outcome.ADDED
-        return IngestResult(name, outcome, doc_id, tally.pages, tally.chunks, tally.note())
-
-    def _keep_original(self, path: Path, doc_id: str) -> Path:
-        suffix = ".pdf" if detect_kind(path) == "pdf" else path.suffix.lower()
-        target = self.settings.files_dir / f"{doc_id}{suffix}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Hidden, so that stored_file()'s "<hash>.*" never finds a half copy.
-        partial = target.with_name(f".{target.name}.part")
-        shutil.copyfile(path, partial)
-        partial.replace(target)
-        return target
-
-    def discard(self, doc_id: str) -> None:
-        """Removes a document everywhere: registry first, so it vanishes at once."""
-        self.registry.remove(doc_id)
-        self.store.delete_documents([doc_id])
-        stored = self.stored_file(doc_id)
-        if stored:
-            stored.unlink(missing_ok=True)
-
-    def _index(self, path: Path, doc_id: str, name: str, progress: ProgressCallback | None) -> _Tally:
-        tally = _Tally(pages=count_pages(path))
-        limits = PageLimits(seconds=self.settings.page_seconds)
-        chunks = _prefetch(self.chunker.chunks(tally.count(read_pages(path, limits))))
+    def index(self, path: Path, doc_id: str, name: str, index: Index, progress: ProgressCallback | None) -> Tally:
+        """Writes the chunks of ``path`` into ``index`` in batches; raises
+        DocumentError when the file holds no text to index."""
+        tally = Tally(pages=count_pages(path))
+        chunks = _prefetch(self.chunker.chunks(tally.count(read_pages(path, self.limits))))
         last = None
-        for batch in _batches(chunks, self.settings.embed_batch_size):
+        for batch in _batches(chunks, self.batch_size):
             vectors = self.embedder.embed([c.indexed_text for c in batch])
             first = tally.chunks
-            self.store.add([_record(doc_id, name, first + i, c, v) for i, (c, v) in enumerate(zip(batch, vectors))])
+            index.add([_record(doc_id, name, first + i, c, v) for i, (c, v) in enumerate(zip(batch, vectors))])
             tally.chunks += len(batch)
             last = _report(progress, Progress(name, tally.parsed, tally.pages, tally.chunks))
         done = Progress(name, tally.pages, tally.pages, tally.chunks)
         if done != last:
             _report(progress, done)
+        if tally.chunks == 0:
+            raise DocumentError(tally.why_empty())
         return tally
+
+
+def check_file(path: Path, max_upload_mb: int) -> str:
+    """The suffix a file is kept under, after refusing what cannot be course
+    material (too large, empty, not what its name says); raises DocumentError."""
+    size = path.stat().st_size
+    if size > max_upload_mb * 1024 * 1024:
+        raise DocumentError(f"the file is {size / 2**20:.1f} MB, over the {max_upload_mb} MB limit (MAX_UPLOAD_MB)")
+    return ".pdf" if detect_kind(path) == "pdf" else path.suffix.lower()
 
 
 def expand(paths: Iterable[Path]) -> Iterator[Path]:
@@ -225,12 +151,11 @@ def _record(doc_id: str, name: str, chunk_no: int, chunk: Chunk, vector: list[fl
         page_label=chunk.page.label,
         text=chunk.text,
         dense=vector,
-        sparse=sparse.document_vector(chunk.indexed_text),
         section=chunk.context,
     )
 
 
-class _Tally:
+class Tally:
     """What one document's ingestion has seen so far."""
 
     def __init__(self, pages: int):

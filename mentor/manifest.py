@@ -1,50 +1,51 @@
-"""The index manifest: what the stored vectors were made with.
+"""What an index was built with (its spec), so that vectors are never mixed.
 
 Vectors from one embedder mean nothing to another, and chunks cut for one
-window are truncated by a smaller one. The manifest is written with the
-first index and checked at every start.
+window are truncated by a smaller one. Every index records its spec in the
+registry when it is made; at every start the live index's spec is compared
+with what the settings ask for, and a difference starts a rebuild beside it
+(``Library.rebuild``).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields
 
-# Bump when the payload or the sparse vectors change meaning.
-SCHEMA = 1
-
-
-class IndexMismatch(RuntimeError):
-    """The stored index was built with other settings than the current ones."""
+# Bump when the payload or the keyword vectors change meaning. 1: our own
+# BM25 vectors in qdrant-client's local mode; 2: Qdrant's BM25 (Edge).
+SCHEMA = 2
 
 
-def expected(embed_model: str, dimension: int, chunk_tokens: int, chunk_overlap: int, section_context: bool) -> dict:
-    return {
-        "schema": SCHEMA,
-        "embed_model": embed_model,
-        "dimension": dimension,
-        "chunk_tokens": chunk_tokens,
-        "chunk_overlap": chunk_overlap,
-        "section_context": section_context,
-    }
+@dataclass(frozen=True)
+class IndexSpec:
+    embed_model: str
+    dimension: int
+    chunk_tokens: int
+    chunk_overlap: int
+    section_context: bool
+    schema: int = SCHEMA
+
+    @classmethod
+    def from_json(cls, data: dict | str) -> IndexSpec:
+        data = json.loads(data) if isinstance(data, str) else data
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def differences(self, other: IndexSpec, ignore: tuple[str, ...] = ()) -> dict[str, tuple]:
+        """``{field: (mine, theirs)}`` for every field that differs."""
+        mine, theirs = self.to_json(), other.to_json()
+        return {k: (mine[k], theirs[k]) for k in mine if k not in ignore and mine[k] != theirs[k]}
+
+    def same_vectors(self, other: IndexSpec) -> bool:
+        """Whether chunks and dense vectors are interchangeable (the keyword
+        vectors are made again on every write, so the schema does not matter)."""
+        return not self.differences(other, ignore=("schema",))
 
 
-def check(path: Path, wanted: dict, index_is_empty: bool) -> None:
-    """Writes the manifest for a new index; raises IndexMismatch for an old
-    index built differently, saying how to fix it."""
-    if path.exists() and not index_is_empty:
-        found = json.loads(path.read_text())
-        differences = {k: (found.get(k), v) for k, v in wanted.items() if found.get(k) != v}
-        if differences:
-            listed = ", ".join(f"{k} was {old!r}, now {new!r}" for k, (old, new) in differences.items())
-            raise IndexMismatch(
-                f"The index in {path.parent} was built with other settings ({listed}). "
-                "Either restore the old settings, or rebuild the index from the stored files "
-                "with `python -m mentor reindex` (the documents are kept)."
-            )
-    write(path, wanted)
-
-
-def write(path: Path, wanted: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(wanted, indent=2) + "\n")
+def describe(differences: dict[str, tuple], now: str = "now") -> str:
+    """``chunk_tokens was 200, now 150, …`` for a log line or an error."""
+    return ", ".join(f"{k} was {old!r}, {now} {new!r}" for k, (old, new) in differences.items())

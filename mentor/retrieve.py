@@ -5,10 +5,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from . import sparse
-from .embed import Embedder
-from .registry import Registry
-from .store import Hit, Store
+from .library import Library
+from .store import Hit, IndexClosed
 
 # Candidates fetched from each of the two searches before fusing. The
 # weights were chosen on the Octave dev set (BENCHMARKS.md): keywords at
@@ -20,10 +18,8 @@ RRF_K = 5
 
 
 class Retriever:
-    def __init__(self, embedder: Embedder, store: Store, registry: Registry):
-        self.embedder = embedder
-        self.store = store
-        self.registry = registry
+    def __init__(self, library: Library):
+        self.library = library
 
     def search(self, question: str, k: int) -> list[Hit]:
         """The ``k`` best pages for ``question``, best first, one hit per page."""
@@ -32,8 +28,16 @@ class Retriever:
 
     def candidates(self, question: str) -> tuple[list[Hit], list[Hit]]:
         """The chunks nearest in meaning and the best keyword matches, before fusion."""
-        ready = [d.doc_id for d in self.registry.ready()]
-        return self.store.search(self.embedder.embed_query(question), sparse.query_vector(question), ready, DEPTH)
+        ready = [d.doc_id for d in self.library.documents()]
+        try:
+            return self._search(question, ready)
+        except IndexClosed:  # a rebuilt index was swapped in meanwhile: ask the new one
+            return self._search(question, ready)
+
+    def _search(self, question: str, ready: list[str]) -> tuple[list[Hit], list[Hit]]:
+        live = self.library.live()
+        dense = live.pipeline.embedder.embed_query(question)
+        return live.index.search(dense, question, ready, DEPTH)
 
 
 def fuse_pages(rankings: list[tuple[list[Hit], float]]) -> list[Hit]:

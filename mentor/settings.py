@@ -21,8 +21,8 @@ class Settings:
     """The configuration of one mentor process.
 
     >>> s = Settings(home=Path("/tmp/course"))
-    >>> s.qdrant_location
-    '/tmp/course/qdrant'
+    >>> s.index_location
+    '/tmp/course/index'
     """
 
     home: Path = Path("mentor_data")
@@ -50,11 +50,12 @@ class Settings:
     # long enough to stall a student's query (about 2 s on 2 cores).
     embed_batch_size: int = 64
 
-    # The store: a local folder (one pod) or a Qdrant server (many).
-    qdrant_path: Path | None = None
+    # The index: Qdrant Edge shards under home/index (one pod), or a Qdrant
+    # server (many). Index names are "<collection>-<course id>-<time>", so
+    # courses sharing a server never touch each other's.
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
-    collection: str = "course"
+    collection: str = "mentor"
 
     # Chunking, in the embedder's own tokens. MiniLM reads at most 256 word
     # pieces; anything past that is silently dropped from the embedding.
@@ -87,9 +88,20 @@ class Settings:
     runpod_pod_id: str | None = None
 
     @property
-    def qdrant_location(self) -> str:
-        """The local Qdrant folder, or the server URL when one is set."""
-        return self.qdrant_url or str(self.qdrant_path or self.home / "qdrant")
+    def index_dir(self) -> Path:
+        """Where the embedded index keeps its Edge shards."""
+        return self.home / "index"
+
+    @property
+    def legacy_qdrant_path(self) -> Path:
+        """The local-mode Qdrant folder of versions before Qdrant Edge,
+        copied into an Edge index at the first start (``Library``)."""
+        return self.home / "qdrant"
+
+    @property
+    def index_location(self) -> str:
+        """The Qdrant server's URL, or the embedded index's folder."""
+        return self.qdrant_url or str(self.index_dir)
 
     @property
     def models_dir(self) -> Path:
@@ -138,7 +150,6 @@ class Settings:
             openai_model=get("OPENAI_MODEL"),
             embed_model=get("EMBED_MODEL", str, d.embed_model),
             embed_batch_size=get("EMBED_BATCH_SIZE", int, d.embed_batch_size),
-            qdrant_path=get("QDRANT_PATH", Path),
             qdrant_url=get("QDRANT_URL"),
             qdrant_api_key=get("QDRANT_API_KEY"),
             collection=get("QDRANT_COLLECTION", str, d.collection),

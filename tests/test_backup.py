@@ -19,7 +19,8 @@ QUESTIONS = ["When are office hours held?", "What is escape velocity?", "midterm
 @pytest.fixture
 def course(mentor, tmp_path):
     """The handbook and a Markdown note, and a course page."""
-    handbook = make_pdf(tmp_path / "course" / "handbook.pdf")
+    outline = [("Orbits", 3), ("Practical matters", 5, [("Office hours", 6)])]
+    handbook = make_pdf(tmp_path / "course" / "handbook.pdf", outline=outline)
     notes = tmp_path / "course" / "notes.md"
     notes.write_text("# Week 1\n\nThe midterm exam is on March 3rd in the main hall.\n\fPage two of the notes.\n")
     results = mentor.ingest([handbook, notes])
@@ -39,7 +40,7 @@ def fresh(settings, embedder, tmp_path):
 
 
 def search(mentor, question):
-    return [(h.doc_id, h.file, h.page, h.page_label, h.text, h.score) for h in mentor.search(question)]
+    return [(h.doc_id, h.file, h.page, h.page_label, h.text, h.score, h.section) for h in mentor.search(question)]
 
 
 def test_a_backup_restores_the_same_documents_points_files_and_search_results(course, fresh, tmp_path):
@@ -50,18 +51,23 @@ def test_a_backup_restores_the_same_documents_points_files_and_search_results(co
     assert sorted(summary.added) == ["handbook.pdf", "notes.md"] and summary.skipped == []
     rows = lambda m: sorted((d.doc_id, d.name, d.size, d.pages, d.chunks, d.status) for d in m.documents())  # noqa: E731
     assert rows(fresh) == rows(course)
-    assert fresh.store.count() == course.store.count() == summary.points
+    assert fresh.index.count() == course.index.count() == summary.points
     for doc in course.documents():
         assert fresh.stored_file(doc.doc_id).read_bytes() == course.stored_file(doc.doc_id).read_bytes()
     for question in QUESTIONS:
         assert search(fresh, question) == search(course, question)
+    assert mentor_section(fresh, QUESTIONS[0]) == "Practical matters › Office hours"
     assert CourseInfo.load(fresh.settings.home).name == "Astronomy 101" and summary.course_restored
+
+
+def mentor_section(mentor, question) -> str:
+    return mentor.search(question, k=1)[0].section
 
 
 def test_importing_twice_skips_what_is_already_there_and_adds_no_points(course, fresh, tmp_path):
     archive = export_backup(course, tmp_path / "out")
     import_backup(fresh, archive)
-    points = fresh.store.count()
+    points = fresh.index.count()
 
     again = import_backup(fresh, archive)
 
@@ -69,7 +75,7 @@ def test_importing_twice_skips_what_is_already_there_and_adds_no_points(course, 
         ("handbook.pdf", "already indexed"),
         ("notes.md", "already indexed"),
     ]
-    assert fresh.store.count() == points
+    assert fresh.index.count() == points
 
 
 def test_an_import_never_replaces_a_different_document_of_the_same_name(course, fresh, tmp_path):
@@ -96,7 +102,7 @@ def test_a_backup_made_with_other_index_settings_is_refused_with_the_difference(
     ) as other:
         with pytest.raises(BackupError, match="chunk_tokens was 150, here 120"):
             import_backup(other, archive)
-        assert other.documents() == [] and other.store.count() == 0
+        assert other.documents() == [] and other.index.count() == 0
 
 
 def _archive(path, members: dict[str, bytes], links: dict[str, str] | None = None):
@@ -148,7 +154,7 @@ def test_a_damaged_original_is_caught_by_its_checksum_and_leaves_nothing_behind(
         import_backup(fresh, broken)
     docs = fresh.documents()
     assert all(d.name != "handbook.pdf" for d in docs)
-    assert fresh.store.count() == sum(d.chunks for d in docs)  # no stray points of the broken one
+    assert fresh.index.count() == sum(d.chunks for d in docs)  # no stray points of the broken one
 
 
 def test_something_that_is_not_a_backup_gets_a_clear_message(fresh, tmp_path):

@@ -136,7 +136,7 @@ GERMAN = "Übungsblatt: Die Größe der Wärme wird in Joule angegeben. Schöne 
 def indexed(mentor, handbook):
     """The handbook, already in the course: no bad file may touch it."""
     [result] = mentor.ingest([handbook])
-    assert mentor.store.count() == result.chunks == len(HANDBOOK)
+    assert mentor.index.count() == result.chunks == len(HANDBOOK)
     return result
 
 
@@ -145,9 +145,9 @@ def assert_only(mentor, *results):
     and only their kept originals."""
     assert sorted(d.doc_id for d in mentor.documents()) == sorted(r.doc_id for r in results)
     for r in results:
-        assert mentor.store.count(r.doc_id) == r.chunks
-    assert mentor.store.count() == sum(r.chunks for r in results)
-    assert mentor.registry.unfinished() == []
+        assert mentor.index.count(r.doc_id) == r.chunks
+    assert mentor.index.count() == sum(r.chunks for r in results)
+    assert mentor.library.registry.with_status("ingesting") == []
     kept = sorted(p.name for p in mentor.settings.files_dir.iterdir())
     assert kept == sorted(mentor.stored_file(r.doc_id).name for r in results)
 
@@ -217,7 +217,7 @@ def test_a_file_over_max_upload_mb_is_refused_before_it_is_read(course, tmp_path
 
     assert result.outcome is Outcome.FAILED
     assert result.reason == "the file is 1.5 MB, over the 1 MB limit (MAX_UPLOAD_MB)"
-    assert mentor.store.count() == 0 and mentor.documents() == []
+    assert mentor.index.count() == 0 and mentor.documents() == []
 
 
 # --- pages that run away -------------------------------------------------------
@@ -300,7 +300,7 @@ def test_the_same_name_from_macos_and_windows_replaces_the_document(mentor, tmp_
 
     assert (second.outcome, second.name) == (Outcome.REPLACED, windows)
     assert_only(mentor, second)
-    assert mentor.store.count(first.doc_id) == 0
+    assert mentor.index.count(first.doc_id) == 0
 
 
 # --- batches -------------------------------------------------------------------
@@ -395,7 +395,7 @@ if __name__ == "__main__":
         started = time.monotonic()
         [result] = mentor.ingest([Path(sys.argv[1])])
         seconds, peak = time.monotonic() - started, status_mb("self", "VmHWM")
-        points = mentor.store.count()
+        points = mentor.index.count()
     stop.set()
     print(json.dumps({
         "outcome": result.outcome.value, "pages": result.pages, "chunks": result.chunks, "points": points,
@@ -461,5 +461,5 @@ def test_the_cli_names_each_failure_ingests_the_rest_and_exits_1(settings, embed
             ("handbook.pdf", 6),
             ("open.pdf", 6),
         ]
-        assert mentor.store.count() == 13
+        assert mentor.index.count() == 13
         assert sorted(p.suffix for p in settings.files_dir.iterdir()) == [".pdf", ".pdf", ".txt"]

@@ -163,7 +163,7 @@ def test_profile_smoke_splits_the_calling_thread(inputs):
     r = bench("profile_ingest", "--files", inputs["pdf"], inputs=inputs)
 
     assert (r["pages"], r["chunks"]) == (3, 3)
-    assert set(r["calling_thread_s"]) == {"embed", "store_add", "sparse_vectors", "waiting_for_chunks_and_other"}
+    assert set(r["calling_thread_s"]) == {"embed", "store_add", "keyword_vectors", "waiting_for_chunks_and_other"}
     assert r["producer_alone_s"]["chunks"] == 3
     assert (inputs["results"] / r["profile_text"]).is_file()
 

@@ -16,8 +16,9 @@ from tests.pdfs import make_pdf
 def run(tmp_path):
     env = small_env(tmp_path / "home", MAX_ANSWER_TOKENS="64")
 
-    def run(*args, stdin=None, expect=0, home=None):
+    def run(*args, stdin=None, expect=0, home=None, settings=None):
         env_here = env | {"MENTOR_HOME": str(home)} if home else env
+        env_here = env_here | (settings or {})
         done = subprocess.run(
             [sys.executable, "-m", "mentor", *args], env=env_here, input=stdin, capture_output=True, text=True, timeout=300
         )
@@ -73,3 +74,21 @@ def test_export_then_import_into_a_fresh_home_restores_the_documents(run, tmp_pa
     assert "handbook.pdf" in run("import", archive, home=tmp_path / "fresh").stdout
     [doc] = json.loads(run("docs", "--json", home=tmp_path / "fresh").stdout)
     assert (doc["name"], doc["pages"], doc["chunks"]) == ("handbook.pdf", 6, 6)
+
+
+def test_a_change_of_chunking_is_noted_and_reindex_rebuilds_with_progress(run, tmp_path):
+    run("ingest", str(make_pdf(tmp_path / "handbook.pdf")))
+    smaller = {"CHUNK_TOKENS": "100"}
+
+    searched = run("search", "office hours", "-k", "1", "--json", settings=smaller)
+    assert searched.stderr.splitlines()[-1] == (
+        "note: the index was built with other settings (chunk_tokens was 150, now 100); "
+        "`python -m mentor reindex` rebuilds it (the app does so by itself)."
+    )
+    assert json.loads(searched.stdout)[0]["page"] == 6  # the old index still answers
+
+    rebuilt = run("reindex", settings=smaller)
+    assert rebuilt.stdout.startswith("Index rebuilt at ")
+    assert "handbook.pdf: 6/6 pages, 6 chunks" in rebuilt.stderr and "optimizing the index" in rebuilt.stderr
+    after = run("docs", settings=smaller)
+    assert "note:" not in after.stderr and "handbook.pdf" in after.stdout

@@ -93,12 +93,12 @@ def test_ten_chats_an_upload_and_a_delete_at_once_lose_and_duplicate_nothing(bus
     ]
     # The delete: gone everywhere.
     [old] = removed
-    assert mentor.store.count(old.doc_id) == 0 and mentor.stored_file(old.doc_id) is None
+    assert mentor.index.count(old.doc_id) == 0 and mentor.stored_file(old.doc_id) is None
     # Exact counts: no chunk lost, none written twice.
     docs = mentor.documents()
     assert sorted(d.name for d in docs) == sorted(["handbook.pdf", *NEW_FILES])
     for d in docs:
-        assert mentor.store.count(d.doc_id) == d.chunks
-    assert mentor.store.count() == sum(d.chunks for d in docs) == len(HANDBOOK) + 60
-    assert mentor.registry.unfinished() == []
+        assert mentor.index.count(d.doc_id) == d.chunks
+    assert mentor.index.count() == sum(d.chunks for d in docs) == len(HANDBOOK) + 60
+    assert mentor.library.registry.with_status("ingesting") == []
     assert mentor.search("compound 7 boils", k=1)[0].file == "chemistry.pdf"

@@ -1,13 +1,11 @@
-"""Ingestion: outcomes, dedup, replacement, removal, crash recovery, manifest."""
+"""Ingestion: outcomes, dedup, replacement, removal, crash recovery, a change of settings."""
 
 from __future__ import annotations
 
-import pytest
 from pypdf.generic import NameObject
 
 from mentor import Mentor
 from mentor.ingest import Outcome
-from mentor.manifest import IndexMismatch
 from tests.pdfs import HANDBOOK, make_pdf
 
 
@@ -18,7 +16,7 @@ def test_ingest_adds_every_page_and_keeps_the_original(mentor, handbook):
     assert result.pages == len(HANDBOOK)
     # Each page of the handbook is shorter than one chunk.
     assert result.chunks == len(HANDBOOK)
-    assert mentor.store.count(result.doc_id) == len(HANDBOOK)
+    assert mentor.index.count(result.doc_id) == len(HANDBOOK)
     assert mentor.stored_file(result.doc_id).read_bytes() == handbook.read_bytes()
     [doc] = mentor.documents()
     assert (doc.name, doc.pages, doc.chunks, doc.status) == ("handbook.pdf", 6, 6, "ready")
@@ -29,7 +27,7 @@ def test_same_bytes_again_is_already_indexed_and_adds_no_points(mentor, handbook
     [again] = mentor.ingest([handbook])
 
     assert again.outcome is Outcome.ALREADY
-    assert mentor.store.count() == len(HANDBOOK)
+    assert mentor.index.count() == len(HANDBOOK)
     assert len(mentor.documents()) == 1
 
 
@@ -41,7 +39,7 @@ def test_same_name_with_new_content_replaces_the_old_version(mentor, tmp_path):
 
     assert second.outcome is Outcome.REPLACED
     assert [d.doc_id for d in mentor.documents()] == [second.doc_id]
-    assert mentor.store.count(first.doc_id) == 0
+    assert mentor.index.count(first.doc_id) == 0
     assert mentor.stored_file(first.doc_id) is None
     assert "Mitochondria" in mentor.search("where does respiration happen", k=1)[0].text
 
@@ -52,7 +50,7 @@ def test_remove_makes_the_document_unsearchable(mentor, handbook):
 
     assert removed.doc_id == result.doc_id
     assert mentor.search("escape velocity") == []
-    assert mentor.store.count() == 0
+    assert mentor.index.count() == 0
     assert mentor.stored_file(result.doc_id) is None
 
 
@@ -61,7 +59,7 @@ def test_long_pages_are_cut_into_chunks_that_fit_the_embedder(mentor, tmp_path):
     path = make_pdf(tmp_path / "long.pdf", [sentences[i : i + 4000] for i in range(0, len(sentences), 4000)], 0)
     [result] = mentor.ingest([path])
 
-    texts = [p.payload["text"] for p in mentor.store.client.scroll(mentor.store.collection, limit=1000)[0]]
+    texts = [r.text for r in mentor.index.records(result.doc_id)]
     assert result.chunks == len(texts) > result.pages
     assert max(mentor.embedder.count_tokens(t) for t in texts) <= mentor.settings.chunk_tokens
 
@@ -85,41 +83,56 @@ def test_folders_are_searched_for_supported_files(mentor, tmp_path):
     assert [(r.name, r.outcome) for r in results] == [("a.pdf", Outcome.ADDED), ("b.md", Outcome.ADDED)]
 
 
-def test_an_interrupted_ingestion_leaves_nothing_after_reopening(settings, embedder, tiny_model, handbook):
+def test_an_interrupted_ingestion_leaves_no_points_after_reopening(settings, embedder, tiny_model, handbook):
     with Mentor.open(settings, embedder=embedder, model=tiny_model) as mentor:
         [done] = mentor.ingest([handbook])
-        # What a crash between the first and the last batch leaves behind.
-        mentor.registry.begin("f" * 64, "crashed.pdf", 10)
-        mentor.store.add([_record("f" * 64, embedder)])
-        assert mentor.store.count() == len(HANDBOOK) + 1
+        # What a crash after the first batch, before the copy was whole, leaves behind.
+        mentor.library.registry.begin("f" * 64, "crashed.pdf", 10)
+        mentor.index.add([_record("f" * 64, embedder)])
+        assert mentor.index.count() == len(HANDBOOK) + 1
 
     with Mentor.open(settings, embedder=embedder, model=tiny_model) as mentor:
         assert [d.name for d in mentor.documents()] == ["handbook.pdf"]
-        assert mentor.registry.unfinished() == []
-        assert mentor.store.count() == len(HANDBOOK) == mentor.store.count(done.doc_id)
+        assert mentor.library.registry.get("f" * 64) is None  # nothing of it was kept: no row either
+        assert mentor.index.count() == len(HANDBOOK) == mentor.index.count(done.doc_id)
 
 
-def test_changed_chunking_is_refused_with_a_way_out(settings, embedder, tiny_model, handbook):
+def test_changed_chunking_is_rebuilt_beside_the_old_index(settings, embedder, tiny_model, handbook, tmp_path):
+    long_page = " ".join(f"Sentence {i} is about the orbit of moon number {i}." for i in range(11))
+    notes = make_pdf(tmp_path / "notes.pdf", [long_page], 0)
     with Mentor.open(settings, embedder=embedder, model=tiny_model) as mentor:
-        mentor.ingest([handbook])
+        [_, before] = mentor.ingest([handbook, notes])
+        old_index = mentor.library.live().name
 
     changed = settings.replace(chunk_tokens=100)
-    with pytest.raises(IndexMismatch, match="reindex"):
-        Mentor.open(changed, embedder=embedder, model=tiny_model)
-
-    with Mentor.open(changed, embedder=embedder, model=tiny_model, check_index=False) as mentor:
-        [result] = mentor.reindex()
-        assert result.outcome is Outcome.ADDED
     with Mentor.open(changed, embedder=embedder, model=tiny_model) as mentor:
+        assert mentor.library.rebuild_reason() == (
+            "the index was built with other settings (chunk_tokens was 150, now 100)"
+        )
+        # Until the rebuild is done, students search the index as it was.
+        assert mentor.library.live().name == old_index
+        assert mentor.search("office hours", k=1)[0].page == 6
+
+        status = mentor.reindex()
+
+        assert status.failed == {} and status.documents_done == 2
+        live = mentor.library.live()
+        assert live.name != old_index and live.spec.chunk_tokens == 100
+        assert not (settings.index_dir / old_index).exists()
+        after = mentor.library.registry.find("notes.pdf")
+        assert after.chunks == mentor.index.count(after.doc_id) > before.chunks
+        assert mentor.index.count() == len(HANDBOOK) + after.chunks
+        assert mentor.library.rebuild_reason() == ""
+    with Mentor.open(changed, embedder=embedder, model=tiny_model) as mentor:
+        assert mentor.library.live().name == live.name
         assert mentor.search("office hours", k=1)[0].page == 6
 
 
 def _record(doc_id, embedder):
-    from mentor import sparse
     from mentor.store import ChunkRecord
 
     text = "half written chunk"
-    return ChunkRecord(doc_id, "crashed.pdf", 0, 1, "1", text, embedder.embed_query(text), sparse.document_vector(text))
+    return ChunkRecord(doc_id, "crashed.pdf", 0, 1, "1", text, embedder.embed_query(text))
 
 
 def test_contents_and_index_listings_are_not_indexed(mentor, tmp_path):

@@ -48,37 +48,6 @@ def test_merge_pages_keeps_one_hit_per_page_with_its_best_score():
     assert merged[0].text == "alpha\n…\ngamma"
 
 
-@pytest.mark.parametrize(
-    "question",
-    ["Kepler's first law of planetary orbits", "escape velocity of the Earth", "light of a telescope", "the Sun"],
-)
-def test_local_keyword_ranking_is_qdrants_own(tmp_path, question):
-    """The in-memory keyword index ranks as Qdrant's sparse search with its
-    IDF modifier does (what a Qdrant server runs, and local mode too slowly)."""
-    import re
-
-    from qdrant_client import QdrantClient, models
-
-    from mentor import sparse
-    from tests.pdfs import HANDBOOK
-
-    sentences = [s for page in HANDBOOK for s in re.split(r"(?<=\.) ", page)]
-    index, client = sparse.KeywordIndex(), QdrantClient(path=str(tmp_path / "qdrant"))
-    client.create_collection(
-        "c", vectors_config={}, sparse_vectors_config={"k": models.SparseVectorParams(modifier=models.Modifier.IDF)}
-    )
-    for i, text in enumerate(sentences):
-        vector = sparse.document_vector(text)
-        index.add(str(i), "doc", vector)
-        client.upsert("c", [models.PointStruct(id=i, vector={"k": models.SparseVector(indices=vector[0], values=vector[1])})])
-    query = sparse.query_vector(question)
-    expected = client.query_points("c", query=models.SparseVector(indices=query[0], values=query[1]), using="k", limit=50)
-    client.close()
-
-    assert len(sentences) >= 15
-    assert index.search(query, {"doc"}, 50) == [str(p.id) for p in expected.points]
-
-
 def test_keyword_search_follows_added_and_removed_documents(mentor, handbook, tmp_path):
     from tests.pdfs import make_pdf
 

@@ -1,0 +1,193 @@
+"""The index: the course's chunks as Qdrant points, in one of two backends.
+
+Each point is one chunk: a dense vector (the embedder), a keyword vector
+(Qdrant's BM25, with the IDF applied by Qdrant over the whole index) and a
+payload naming its document, page and section.
+
+- Embedded (the default): Qdrant's own engine in this process, one Edge
+  shard per index under ``MENTOR_HOME/index`` (``edge.py``).
+- ``QDRANT_URL``: a Qdrant server through qdrant-client, one collection per
+  index (``server.py``).
+
+Both give the same results for the same question: they hold the same
+vectors, and the keyword vectors are computed here for both, by the same
+BM25 (``Keywords``). Which index is live, and what may be written to it, is
+the library's business (``mentor.library``); this package only stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..settings import Settings
+
+DENSE = "dense"
+KEYWORDS = "bm25"
+PAYLOAD_FIELDS = ("doc_id", "file", "chunk_no", "page", "page_label", "text", "section")
+
+
+class StoreLocked(RuntimeError):
+    """Another process holds the index."""
+
+
+class IndexClosed(RuntimeError):
+    """The index was swapped for a rebuilt one while a caller held it."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk. ``page`` is the 1-based physical page."""
+
+    doc_id: str
+    file: str
+    page: int
+    page_label: str
+    text: str
+    score: float
+    section: str = ""  # the PDF bookmarks over the page, when it has them
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One chunk to store: its place in the course, its text and its vector."""
+
+    doc_id: str
+    file: str
+    chunk_no: int
+    page: int
+    page_label: str
+    text: str
+    dense: list[float]
+    section: str = ""
+
+    def payload(self) -> dict:
+        return {name: getattr(self, name) for name in PAYLOAD_FIELDS}
+
+
+def indexed_text(section: str, text: str) -> str:
+    """What is embedded and keyword-indexed for a chunk: its section trail
+    first, so that a passage is found by its section's topic too."""
+    return f"{section}\n\n{text}" if section else text
+
+
+class Keywords:
+    """Keyword (BM25) vectors, made by Qdrant's own BM25 (``qdrant_edge.Bm25``):
+    English tokens, stopwords dropped, Snowball stems, term-frequency weights.
+    Qdrant applies the inverse document frequency over the index at search
+    time (``Modifier.IDF``), so a document's vector never changes when others
+    are added."""
+
+    def __init__(self) -> None:
+        from qdrant_edge import Bm25
+
+        self._bm25 = Bm25()
+
+    def document(self, record: ChunkRecord) -> tuple[list[int], list[float]]:
+        vector = self._bm25.embed_document(indexed_text(record.section, record.text))
+        return list(vector.indices), list(vector.values)
+
+    def query(self, text: str) -> tuple[list[int], list[float]]:
+        vector = self._bm25.embed_query(text)
+        return list(vector.indices), list(vector.values)
+
+
+class Index(Protocol):
+    """One index: every chunk of the course, embedded with one embedder and
+    cut with one chunking (its spec, kept by the library)."""
+
+    name: str
+
+    def add(self, records: Sequence[ChunkRecord]) -> None:
+        """Writes ``records``; a record written again replaces itself."""
+        ...
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> None: ...
+
+    def search(self, dense: list[float], question: str, doc_ids: Sequence[str], limit: int) -> tuple[list[Hit], list[Hit]]:
+        """The best chunks of ``doc_ids`` by meaning and by keywords, each
+        best first; every hit's score is its cosine similarity to the
+        question, comparable across questions (the refusal threshold needs it)."""
+        ...
+
+    def records(self, doc_id: str) -> Iterator[ChunkRecord]:
+        """Every chunk of one document, with its dense vector (backups, upgrades)."""
+        ...
+
+    def count(self, doc_id: str | None = None) -> int: ...
+
+    def optimize(self) -> None:
+        """Builds the search structures (HNSW) for what was written since the
+        last call. Blocking, and with Qdrant Edge it holds the whole process:
+        only for a process that serves nobody (the command line)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Store(Protocol):
+    """Where indexes live: a folder of Edge shards, or a Qdrant server."""
+
+    location: str
+
+    def open(self, name: str, dimension: int) -> Index:
+        """The index called ``name``, created empty if it does not exist."""
+        ...
+
+    def drop(self, name: str) -> None:
+        """Deletes the index called ``name`` (closing it first if open)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_store(settings: Settings) -> Store:
+    """The store ``settings`` name: a Qdrant server when ``QDRANT_URL`` is set,
+    else Edge shards under ``MENTOR_HOME/index``."""
+    keywords = Keywords()
+    if settings.qdrant_url:
+        from .server import ServerStore
+
+        return ServerStore.connect(settings.qdrant_url, settings.qdrant_api_key, keywords)
+    from .edge import EdgeStore
+
+    return EdgeStore(Path(settings.index_dir), keywords)
+
+
+def hit_of(payload: dict, vector: Sequence[float], query: Sequence[float]) -> Hit:
+    """A hit from a stored point, scored by its cosine similarity to the
+    query (both vectors have unit length)."""
+    return Hit(
+        doc_id=payload["doc_id"],
+        file=payload["file"],
+        page=payload["page"],
+        page_label=payload["page_label"],
+        text=payload["text"],
+        section=payload.get("section", ""),
+        score=round(sum(a * b for a, b in zip(query, vector)), 4),
+    )
+
+
+def record_of(payload: dict, vector: Sequence[float]) -> ChunkRecord:
+    return ChunkRecord(
+        doc_id=payload["doc_id"],
+        file=payload["file"],
+        chunk_no=payload["chunk_no"],
+        page=payload["page"],
+        page_label=payload["page_label"],
+        text=payload["text"],
+        dense=list(vector),
+        section=payload.get("section", ""),
+    )
+
+
+def point_id(doc_id: str, chunk_no: int) -> str:
+    """Deterministic, so re-writing a chunk overwrites instead of duplicating."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mentor:{doc_id}:{chunk_no}"))

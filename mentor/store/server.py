@@ -1,0 +1,126 @@
+"""The index on a Qdrant server (``QDRANT_URL``), through qdrant-client.
+
+One collection per index. Several courses may share one server: each
+course's indexes carry its own id in their names (see ``mentor.library``),
+and nothing here touches a collection by any other name.
+
+The keyword vectors are made on our side by the same BM25 as the embedded
+index, and the server applies the IDF (``Modifier.IDF``), so both backends
+rank alike. The tests run this class against qdrant-client's local mode,
+which speaks the server's API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from . import DENSE, KEYWORDS, ChunkRecord, Hit, Keywords, hit_of, point_id, record_of
+
+SCROLL_BATCH = 256
+
+
+class ServerStore:
+    def __init__(self, client, keywords: Keywords):
+        self.client = client
+        self.location = str(getattr(client, "init_options", {}).get("url") or "a Qdrant server")
+        self._keywords = keywords
+
+    @classmethod
+    def connect(cls, url: str, api_key: str | None, keywords: Keywords) -> ServerStore:
+        from qdrant_client import QdrantClient
+
+        store = cls(QdrantClient(url=url, api_key=api_key), keywords)
+        store.location = url
+        return store
+
+    def open(self, name: str, dimension: int) -> ServerIndex:
+        from qdrant_client import models
+
+        if not self.client.collection_exists(name):
+            self.client.create_collection(
+                name,
+                vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+                sparse_vectors_config={KEYWORDS: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            )
+            self.client.create_payload_index(name, "doc_id", models.PayloadSchemaType.KEYWORD)
+        return ServerIndex(self.client, name, self._keywords)
+
+    def drop(self, name: str) -> None:
+        if self.client.collection_exists(name):
+            self.client.delete_collection(name)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class ServerIndex:
+    """One collection. qdrant-client is safe to share between threads."""
+
+    def __init__(self, client, name: str, keywords: Keywords):
+        self.client = client
+        self.name = name
+        self._keywords = keywords
+
+    def add(self, records: Sequence[ChunkRecord]) -> None:
+        from qdrant_client import models
+
+        points = [
+            models.PointStruct(
+                id=point_id(r.doc_id, r.chunk_no),
+                vector={DENSE: list(r.dense), KEYWORDS: _sparse(self._keywords.document(r))},
+                payload=r.payload(),
+            )
+            for r in records
+        ]
+        self.client.upsert(self.name, points=points, wait=True)
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        from qdrant_client import models
+
+        if doc_ids:
+            self.client.delete(self.name, points_selector=models.FilterSelector(filter=_only(doc_ids)), wait=True)
+
+    def search(self, dense: list[float], question: str, doc_ids: Sequence[str], limit: int) -> tuple[list[Hit], list[Hit]]:
+        from qdrant_client import models
+
+        if not doc_ids:
+            return [], []
+        common = dict(filter=_only(doc_ids), limit=limit, with_payload=True, with_vector=[DENSE])
+        requests = [models.QueryRequest(query=dense, using=DENSE, **common)]
+        keywords = self._keywords.query(question)
+        if keywords[0]:
+            requests.append(models.QueryRequest(query=_sparse(keywords), using=KEYWORDS, **common))
+        responses = self.client.query_batch_points(self.name, requests=requests)
+        by_meaning, *by_keywords = ([hit_of(p.payload, p.vector[DENSE], dense) for p in r.points] for r in responses)
+        return by_meaning, by_keywords[0] if by_keywords else []
+
+    def records(self, doc_id: str) -> Iterator[ChunkRecord]:
+        offset = None
+        while True:
+            found, offset = self.client.scroll(
+                self.name, scroll_filter=_only([doc_id]), limit=SCROLL_BATCH, offset=offset, with_payload=True, with_vectors=[DENSE]
+            )
+            yield from (record_of(p.payload, p.vector[DENSE]) for p in found)
+            if offset is None:
+                return
+
+    def count(self, doc_id: str | None = None) -> int:
+        return self.client.count(self.name, count_filter=_only([doc_id]) if doc_id else None, exact=True).count
+
+    def optimize(self) -> None:
+        """Nothing to do: a Qdrant server optimizes in the background."""
+
+    def close(self) -> None:
+        """Nothing to release: the client belongs to the store."""
+
+
+def _sparse(vector: tuple[list[int], list[float]]):
+    from qdrant_client import models
+
+    return models.SparseVector(indices=vector[0], values=vector[1])
+
+
+def _only(doc_ids: Sequence[str]):
+    from qdrant_client import models
+
+    return models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])

@@ -1,0 +1,164 @@
+"""The index's two backends: Qdrant Edge in this process, and a Qdrant server
+through qdrant-client. The same tests run against both; the server side runs
+against qdrant-client's local mode, which speaks the server's API."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mentor.store import ChunkRecord, IndexClosed, Keywords, StoreLocked
+from mentor.store.edge import EdgeStore
+from mentor.store.server import ServerStore
+from tests.pdfs import HANDBOOK
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTENCES = [s for page in HANDBOOK for s in re.split(r"(?<=\.) ", page)]
+QUESTIONS = [
+    "Kepler's first law of planetary orbits",
+    "escape velocity of the Earth",
+    "light of a telescope",
+    "the Sun",
+    "office hours on Thursday",
+]
+
+
+def open_backend(kind: str, tmp_path: Path):
+    if kind == "edge":
+        return EdgeStore(tmp_path / "index", Keywords())
+    from qdrant_client import QdrantClient
+
+    return ServerStore(QdrantClient(path=str(tmp_path / "server")), Keywords())
+
+
+@pytest.fixture(scope="module")
+def records(embedder) -> list[ChunkRecord]:
+    """The handbook's sentences as chunks of two documents, with real vectors."""
+    vectors = embedder.embed(SENTENCES)
+    return [
+        ChunkRecord(
+            doc_id=("a" if i % 2 else "b") * 64,
+            file="odd.pdf" if i % 2 else "even.pdf",
+            chunk_no=i // 2,
+            page=i // 3 + 1,
+            page_label=str(i // 3 + 1),
+            text=text,
+            dense=vector,
+            section="Chapter › Part" if i % 3 == 0 else "",
+        )
+        for i, (text, vector) in enumerate(zip(SENTENCES, vectors))
+    ]
+
+
+@pytest.fixture(params=["edge", "server"])
+def index(request, tmp_path, embedder):
+    store = open_backend(request.param, tmp_path)
+    yield store.open("course-1", embedder.dimension)
+    store.close()
+
+
+def test_records_come_back_as_written_and_deletes_are_per_document(index, records):
+    index.add(records)
+    index.add(records[:3])  # written again: replaced, not doubled
+    odd = [r for r in records if r.doc_id == "a" * 64]
+
+    assert index.count() == len(records) == len(SENTENCES)
+    assert index.count("a" * 64) == len(odd)
+    back = sorted(index.records("a" * 64), key=lambda r: r.chunk_no)
+    assert [(r.chunk_no, r.text, r.section, r.page) for r in back] == [(r.chunk_no, r.text, r.section, r.page) for r in odd]
+    assert back[0].dense == pytest.approx(odd[0].dense, abs=1e-6)
+
+    index.delete_documents(["a" * 64])
+
+    assert index.count() == len(records) - len(odd) and index.count("a" * 64) == 0
+
+
+def test_search_stays_within_the_documents_asked_for(index, records, embedder):
+    index.add(records)
+    question = "escape velocity of the Earth"
+
+    by_meaning, by_keywords = index.search(embedder.embed_query(question), question, ["b" * 64], 50)
+
+    assert {h.file for h in by_meaning + by_keywords} == {"even.pdf"}
+    assert len(by_meaning) == index.count("b" * 64)
+    assert index.search(embedder.embed_query(question), question, [], 50) == ([], [])
+
+
+def test_both_backends_give_the_same_results_for_the_same_question(tmp_path, records, embedder):
+    found = {}
+    for kind in ("edge", "server"):
+        store = open_backend(kind, tmp_path)
+        index = store.open("course-1", embedder.dimension)
+        index.add(records)
+        found[kind] = [
+            index.search(embedder.embed_query(q), q, ["a" * 64, "b" * 64], 10) for q in QUESTIONS
+        ]
+        store.close()
+
+    for (edge_meaning, edge_keywords), (server_meaning, server_keywords) in zip(found["edge"], found["server"]):
+        assert [(h.text, h.score) for h in edge_meaning] == [(h.text, h.score) for h in server_meaning]
+        assert [h.text for h in edge_keywords] == [h.text for h in server_keywords]
+    # The keyword ranking is real BM25: the shortest sentence with both rare
+    # words wins ("Contents. Orbits. Escape velocity. …" was cut into sentences).
+    assert [h.text for h in found["edge"][1][1][:2]] == ["Escape velocity.", SENTENCES[10]]
+    assert SENTENCES[10].startswith("Escape velocity is the speed")
+    assert all(kw for _, kw in found["edge"])
+
+
+def test_a_dropped_index_is_gone_and_says_so_to_a_late_caller(tmp_path, records, embedder):
+    store = open_backend("edge", tmp_path)
+    index = store.open("old", embedder.dimension)
+    index.add(records)
+
+    store.drop("old")
+
+    with pytest.raises(IndexClosed):
+        index.count()
+    assert not (tmp_path / "index" / "old").exists()
+    assert store.open("old", embedder.dimension).count() == 0
+    store.close()
+
+
+def test_a_second_opener_of_an_edge_index_is_refused(tmp_path, embedder):
+    store = open_backend("edge", tmp_path)
+    store.open("course-1", embedder.dimension)
+    try:
+        with pytest.raises(StoreLocked, match="has the index at .*course-1 open"):
+            open_backend("edge", tmp_path).open("course-1", embedder.dimension)
+    finally:
+        store.close()
+
+
+def test_points_written_before_a_kill_9_are_there_after_the_restart(tmp_path, records, embedder):
+    """Edge's write-ahead log: the child writes, never flushes nor closes,
+    and kills itself."""
+    script = (
+        "import json, os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from mentor.store import ChunkRecord, Keywords\n"
+        "from mentor.store.edge import EdgeStore\n"
+        "records = [ChunkRecord(**r) for r in json.loads(sys.stdin.read())]\n"
+        "EdgeStore(Path(sys.argv[1]), Keywords()).open('course-1', len(records[0].dense)).add(records)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    import json
+    from dataclasses import asdict
+
+    child = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "index")],
+        input=json.dumps([asdict(r) for r in records]),
+        text=True,
+        cwd=ROOT,
+        env=os.environ,
+        timeout=120,
+    )
+
+    assert child.returncode == -9
+    store = open_backend("edge", tmp_path)
+    assert store.open("course-1", embedder.dimension).count() == len(records)
+    store.close()
