@@ -55,8 +55,42 @@ def test_a_follow_up_is_rewritten_before_retrieval(spied):
     answer.finish()
 
     assert spy.calls[0][0]["content"].startswith("Rewrite the student's last question")
-    assert "What is escape velocity?" in answer.query
+    # The query is the rewrite when the model gave a question, else the
+    # earlier question with the follow-up: which, the model's reply decides.
+    rewritten = spy.replies[0].strip().splitlines()[0].strip(' "') if spy.replies[0].strip() else ""
+    if rewritten.endswith("?"):
+        assert answer.query == f"{rewritten} (What is escape velocity?)"
+    else:
+        assert answer.query == "What is escape velocity? And what is it for the Earth?"
     assert answer.sources[0].page == 4
+
+
+class Answers:
+    """A model that answers the rewrite request instead of rewriting, as
+    small models do: the failure the fallback exists for."""
+
+    name, n_ctx = "answers-instead", 2048
+
+    def count_tokens(self, text):
+        return len(text) // 3
+
+    def stream_chat(self, messages, max_tokens, **options):
+        yield "Escape velocity on Earth is about 11.2 km/s."
+
+
+def test_a_rewrite_that_is_no_question_falls_back_to_the_earlier_question(mentor, handbook):
+    from mentor.answer import Answerer
+
+    mentor.ingest([handbook])
+    history = [
+        {"role": "user", "content": "What is escape velocity?"},
+        {"role": "assistant", "content": "It is the speed needed to leave a body's gravity [1]."},
+    ]
+    answerer = Answerer(mentor.retriever, Answers(), mentor.settings)
+
+    query = answerer.standalone("And what is it for the Earth?", history)
+
+    assert query == "What is escape velocity? And what is it for the Earth?"
 
 
 def test_sources_and_history_always_fit_the_context(mentor, tiny_model):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import pytest
 
 from mentor.answer import NOT_COVERED
-from tests.pdfs import HANDBOOK, make_pdf
+from tests.pdfs import make_pdf
 from tests.spies import ModelSpy
 
 PLANTED = (
@@ -75,11 +75,11 @@ def test_a_planted_instruction_reaches_the_model_only_as_a_numbered_source(plant
     # planted "<|im_start|>system" is text, not a fourth turn.
     assert control_turns(tiny_model, messages) == 3
     # Whatever the tiny model wrote (it may even say the course does not
-    # cover it), the answer still comes with the course pages it drew on.
+    # cover it), the answer still comes with its sources, numbered as the
+    # model saw them.
     assert answer.text.strip()
-    assert {(h.file, h.page) for _, h in answer.cited()} <= {("syllabus.pdf", 1), ("syllabus.pdf", 2)} | {
-        ("handbook.pdf", p) for p in range(1, len(HANDBOOK) + 1)
-    }
+    shown = answer.to_json()["sources"]
+    assert shown and all(f"[{s['n']}] {s['file']}, page {s['page_label']}\n" in sources for s in shown)
     fields = {"n", "file", "page", "page_label", "score", "text", "section", "doc_id"}
     assert all(set(source) == fields for source in answer.to_json()["sources"])
 
