@@ -166,6 +166,26 @@ def when(iso: str) -> str:
         return iso
 
 
+def index_status_html(spec, status, reason: str, interrupted: list[Document]) -> str:
+    """The console's line on the index: what it is built with, a rebuild's
+    progress or failures, and uploads a restart cut off."""
+    lines = []
+    if status.running:
+        lines.append((status.line() + " Students keep using the current index until the new one is complete.", "busy"))
+    elif status.failed:
+        lines.append((status.line(), "failed"))
+    elif reason:
+        lines.append((f"The index needs a rebuild: {reason}.", "busy"))
+    else:
+        embedder = "/".join(spec.embed_model.rstrip("/").split("/")[-2:])  # a hub id, or a folder's end
+        done = f" {status.line()}" if status.finished_at else ""
+        lines.append((f"Index up to date: {embedder}, chunks of {spec.chunk_tokens} word pieces.{done}", "ok"))
+    if interrupted:
+        names = ", ".join(d.name for d in interrupted)
+        lines.append((f"Uploads cut off by a restart, being finished: {names}.", "busy"))
+    return "".join(f'<div class="note note-{kind}">{html.escape(text)}</div>' for text, kind in lines)
+
+
 def human_size(size: int) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":

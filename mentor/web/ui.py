@@ -37,6 +37,7 @@ from .render import (
     feedback_markdown,
     header_html,
     human_size,
+    index_status_html,
     message_text,
     note,
     render_answer,
@@ -57,8 +58,11 @@ SERVER_CONCURRENCY = 16
 HISTORY_MESSAGES = 40
 DOCUMENT_COLUMNS = ["Document", "Pages", "Chunks", "Added", "Size"]
 # What login and refresh_console fill in: stats, table, delete choices,
-# course name, welcome, examples, feedback.
-CONSOLE_FIELDS = 7
+# course name, welcome, examples, feedback, index status.
+CONSOLE_FIELDS = 8
+# How often the console re-reads the index status while the instructor is
+# logged in: a rebuild reports its progress, document by document.
+STATUS_SECONDS = 3
 
 
 @dataclass
@@ -211,14 +215,14 @@ class MentorUI:
                 note(str(e), "error"),
                 gr.Textbox(value=""),
             )
-            return refused + tuple(gr.skip() for _ in range(CONSOLE_FIELDS))
+            return refused + tuple(gr.skip() for _ in range(CONSOLE_FIELDS + 1))
         log.info("instructor logged in from %s", client)
         opened = (token, gr.Column(visible=False), gr.Column(visible=True), "", gr.Textbox(value=""))
-        return opened + self._console_values()
+        return opened + self._console_values() + (gr.Timer(active=True),)
 
     def logout(self, token: str) -> tuple:
         self.auth.logout(token)
-        return "", gr.Column(visible=True), gr.Column(visible=False)
+        return "", gr.Column(visible=True), gr.Column(visible=False), gr.Timer(active=False)
 
     def refresh_console(self, token: str) -> tuple:
         self._require(token)
@@ -235,7 +239,27 @@ class MentorUI:
             course.welcome,
             gr.Textbox(value="\n".join(course.examples), placeholder=examples_placeholder(docs)),
             feedback_markdown(feedback_summary(self.home)),
+            self._index_status(),
         )
+
+    def _index_status(self) -> str:
+        library = self.mentor.library
+        return index_status_html(
+            library.live().spec, library.rebuild_status, library.rebuild_reason(), library.interrupted()
+        )
+
+    def index_status(self, token: str) -> str:
+        """The index's state, for the console's timer: quiet when it is fine,
+        a progress line while a rebuild runs, the failures when one stopped."""
+        self._require(token)
+        return self._index_status()
+
+    def rebuild_index(self, token: str) -> str:
+        """Starts rebuilding the index from the kept originals, in the
+        background; students keep the current index until it is done."""
+        self._require(token)
+        self.mentor.library.rebuild_in_background("asked for in the instructor console")
+        return self._index_status()
 
     def upload(self, files: list[str] | None, token: str, progress=gr.Progress()):
         """Ingests each file in turn; yields the result lines so far, the
@@ -415,6 +439,12 @@ class MentorUI:
                                         "Delete", variant="stop", size="md", scale=1, min_width=110
                                     )
                                 delete_message = gr.HTML()
+                                with gr.Row(elem_id="index-row"):
+                                    index_status = gr.HTML(elem_id="index-status")
+                                    rebuild_button = gr.Button(
+                                        "Rebuild the index", size="sm", variant="secondary", scale=0, min_width=170
+                                    )
+                                status_timer = gr.Timer(STATUS_SECONDS, active=False)
                             with gr.Tab("Course page"):
                                 gr.Markdown("What students see above the chat.", elem_classes="help")
                                 course_name = gr.Textbox(label="Course name", max_length=200)
@@ -494,11 +524,15 @@ class MentorUI:
             demo.load(self.page, None, [header, chatbot], api_name="page", api_visibility="undocumented")
 
             # Console: every handler takes the session token and checks it.
-            console_outputs = [stats, documents, to_delete, course_name, welcome, examples, feedback]
-            login_outputs = [admin, login_panel, console, login_message, password, *console_outputs]
+            console_outputs = [stats, documents, to_delete, course_name, welcome, examples, feedback, index_status]
+            login_outputs = [admin, login_panel, console, login_message, password, *console_outputs, status_timer]
             login_button.click(self.login, [password], login_outputs, api_name="login")
             password.submit(self.login, [password], login_outputs, api_visibility="private")
-            logout_button.click(self.logout, [admin], [admin, login_panel, console], api_name="logout")
+            logout_button.click(self.logout, [admin], [admin, login_panel, console, status_timer], api_name="logout")
+            status_timer.tick(
+                self.index_status, [admin], [index_status], api_name="index_status", show_progress="hidden"
+            )
+            rebuild_button.click(self.rebuild_index, [admin], [index_status], api_name="rebuild_index")
             library = [stats, documents, to_delete]
             upload_button.click(
                 self.upload,
