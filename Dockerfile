@@ -25,7 +25,12 @@ ARG CUDA_ARCHITECTURES="80;86;89;90"
 # memory per job, so a small build machine may need e.g. --build-arg BUILD_JOBS=4.
 ARG BUILD_JOBS=""
 
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV DEBIAN_FRONTEND=noninteractive
+# Unpinned apt packages (DL3008): the base image's tag fixes the Ubuntu
+# release, and Ubuntu drops superseded versions from its archive, so a pin
+# would only break the build a few weeks later.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         python3 python3-venv python3-dev build-essential cmake ninja-build git ca-certificates \
@@ -66,7 +71,9 @@ FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu${UBUNTU_VERSION}
 # python3 must be the same interpreter the virtual environment was made with
 # (same Ubuntu release as the build stage); libgomp1 is llama.cpp's OpenMP;
 # tini is PID 1 so the pod's stop signal reaches Python and children are reaped.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV DEBIAN_FRONTEND=noninteractive
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 libgomp1 tini ca-certificates \
     && rm -rf /var/lib/apt/lists/*
@@ -76,6 +83,8 @@ COPY --from=build /app/.venv /app/.venv
 # Every library llama.cpp needs must be in this image, except the driver's
 # libcuda.so.1, which the pod mounts at run time. Checked with ldd, without
 # loading anything.
+# $libs is split into words on purpose (SC2086): one library path a word.
+# hadolint ignore=SC2086
 RUN libs=$(find /app/.venv -path '*/llama_cpp/lib/*' -name '*.so*' -type f) \
     && [ -n "$libs" ] \
     && missing=$(ldd $libs | grep 'not found' | grep -v 'libcuda\.so\.1' || true) \

@@ -401,12 +401,5 @@ def test_start_becomes_the_app_so_signals_reach_it(pod):
     assert f"app pid {proc.pid}" in output
 
 
-def test_start_script_is_shellcheck_clean():
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
-    result = subprocess.run(["shellcheck", str(START)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
-
-
 def test_start_script_is_executable():
     assert os.access(START, os.X_OK)
