@@ -3,12 +3,23 @@
 # AI Mentor as one Runpod pod: one image, one process (python app.py), with
 # everything that must survive the pod under /workspace (the pod's volume).
 #
-#   docker build -t ghcr.io/YOUR_ORG/ai-mentor:latest .
+#   docker build --platform linux/amd64 -t ai-mentor:dev .
 #
-# Two stages: a CUDA *devel* image compiles llama-cpp-python (nvcc), and the
-# CUDA *runtime* image of the same version runs it; only the virtual
-# environment crosses over, so the compiler (several GB) stays behind.
-# runpod/README.md has the whole procedure.
+# Two stages: a CUDA *devel* image compiles llama-cpp-python (nvcc), and
+# CUDA's *base* image of the same version (Ubuntu and the CUDA runtime,
+# cudart) runs it, with cuBLAS added; only the virtual environment crosses
+# over, so the compiler (several GB) stays behind. runpod/README.md has the
+# procedure and a table of the layers.
+#
+# What the runtime does not need stays out (sizes unpacked, measured from
+# the wheels and packages, as no Docker engine was at hand):
+# - CUDA's *runtime* image holds 3.0 GB of CUDA libraries (cuFFT, cuSOLVER,
+#   cuSPARSE, NPP, nvrtc, NCCL...). llama.cpp links two of them, cudart and
+#   cuBLAS (0.9 GB); the base image plus cuBLAS is the runtime image less 2.1 GB.
+# - PyPI's Linux torch 2.13 is a CUDA 13 build: 1.1 GB of torch and 3.6 GB of
+#   nvidia-* wheels and triton, a second CUDA beside the image's, which also
+#   needs a driver for CUDA 13 (580+) to use the GPU at all. torch serves only
+#   the embedder (MiniLM), so the image takes PyTorch's CPU build (0.7 GB).
 
 ARG CUDA_VERSION=12.8.1
 ARG UBUNTU_VERSION=24.04
@@ -25,8 +36,9 @@ ARG CUDA_ARCHITECTURES="80;86;89;90"
 # memory per job, so a small build machine may need e.g. --build-arg BUILD_JOBS=4.
 ARG BUILD_JOBS=""
 
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV DEBIAN_FRONTEND=noninteractive
+# After ENV: hadolint 2.15 forgets a SHELL that an ENV follows.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Unpinned apt packages (DL3008): the base image's tag fixes the Ubuntu
 # release, and Ubuntu drops superseded versions from its archive, so a pin
 # would only break the build a few weeks later.
@@ -55,9 +67,17 @@ COPY scripts/install.sh scripts/
 #   executables, so this is a guard for future versions).
 # - PIP_NO_CACHE_DIR: no cached wheel from an earlier build with other flags
 #   can be reused, and the layer stays smaller.
+# - TORCH_INDEX_URL: torch from PyTorch's CPU-only index (see the top). The
+#   embedder then runs on the pod's CPU cores: MiniLM embeds about 50 chunks
+#   a second on 2 cores, more on a pod's 8 to 16, which keeps pace with
+#   reading the PDFs, and a question's embedding takes ~10 ms. For a GPU
+#   embedder, build with TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+#   (about 3 GB more); empty takes PyPI's torch.
 # Nothing here imports llama_cpp: loading it needs the driver the build lacks.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN if [ -n "$BUILD_JOBS" ]; then export CMAKE_BUILD_PARALLEL_LEVEL="$BUILD_JOBS"; fi \
     && CMAKE_ARGS="-DGGML_CUDA=on -DGGML_NATIVE=OFF -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES} -DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined" \
+       TORCH_INDEX_URL=${TORCH_INDEX_URL} \
        VENV=/app/.venv \
        LIBRARY_PATH=/usr/local/cuda/lib64/stubs \
        PIP_NO_CACHE_DIR=1 \
@@ -66,16 +86,22 @@ RUN find /app/.venv -path '*/llama_cpp/lib/*' -name 'libggml-cuda.so*' | grep -q
     || { echo "build: llama-cpp-python was built without CUDA (no libggml-cuda.so)" >&2; exit 1; }
 
 
-FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu${UBUNTU_VERSION}
+FROM nvidia/cuda:${CUDA_VERSION}-base-ubuntu${UBUNTU_VERSION}
+ARG CUDA_VERSION
 
 # python3 must be the same interpreter the virtual environment was made with
 # (same Ubuntu release as the build stage); libgomp1 is llama.cpp's OpenMP;
-# tini is PID 1 so the pod's stop signal reaches Python and children are reaped.
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# tini is PID 1 so the pod's stop signal reaches Python and children are
+# reaped; libcublas-12-8 (for CUDA 12.8.x) is cuBLAS from NVIDIA's apt
+# repository, which the base image has set up: NVIDIA's runtime image
+# installs it the same way.
 ENV DEBIAN_FRONTEND=noninteractive
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
-RUN apt-get update \
+RUN cuda_minor=${CUDA_VERSION%.*} \
+    && apt-get update \
     && apt-get install -y --no-install-recommends python3 libgomp1 tini ca-certificates \
+        "libcublas-${cuda_minor/./-}" \
     && rm -rf /var/lib/apt/lists/*
 
 COPY --from=build /app/.venv /app/.venv

@@ -207,6 +207,24 @@ def test_dockerfile_builds_on_cuda_devel_and_runs_the_same_cuda():
     assert froms[-1].split(":")[1].split("-")[0] == version
 
 
+def test_image_runs_on_cuda_base_with_only_the_cublas_llama_cpp_links():
+    final = dockerfile_final_stage()
+    assert "-base-" in final[0][1], "CUDA's runtime image carries 2 GB of libraries llama.cpp never loads"
+    apt = " ".join(args for ins, args in final if ins == "RUN" and "apt-get install" in args)
+    assert '"libcublas-${cuda_minor/./-}"' in apt
+    assert "cuda_minor=${CUDA_VERSION%.*}" in apt
+    assert ("ARG", "CUDA_VERSION") in final, "the stage sees the build's CUDA version"
+
+
+def test_image_takes_torch_from_the_cpu_only_index():
+    assert dockerfile_arg_defaults()["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert "TORCH_INDEX_URL=${TORCH_INDEX_URL}" in dockerfile_install_run()
+    install = (ROOT / "scripts" / "install.sh").read_text()
+    assert '--index-url "$TORCH_INDEX_URL" "$torch_pin"' in install
+    pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("torch==")]
+    assert len(pins) == 1, "install.sh reads the one torch== pin"
+
+
 def test_image_keeps_the_app_in_app_and_starts_with_start_script():
     final = dockerfile_final_stage()
     workdirs = [args for ins, args in final if ins == "WORKDIR"]
