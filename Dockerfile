@@ -5,7 +5,7 @@
 #
 #   docker build --platform linux/amd64 -t ai-mentor:dev .
 #
-# Two stages: a CUDA *devel* image compiles llama-cpp-python (nvcc), and
+# A CUDA *devel* image compiles llama-cpp-python (nvcc), and
 # CUDA's *base* image of the same version (Ubuntu and the CUDA runtime,
 # cudart) runs it, with cuBLAS added; only the virtual environment crosses
 # over, so the compiler (several GB) stays behind. runpod/README.md has the
@@ -24,17 +24,7 @@
 ARG CUDA_VERSION=12.8.1
 ARG UBUNTU_VERSION=24.04
 
-FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu${UBUNTU_VERSION} AS build
-
-# GPU generations the CUDA kernels are compiled for: 80 = A100/A30,
-# 86 = RTX 30xx/A4000-A6000/A40, 89 = RTX 40xx/L4/L40S, 90 = H100/H200.
-# Each entry without a suffix ships machine code and PTX, and newer GPUs
-# (e.g. 120, RTX 5090) run the PTX of 90 after a one-time JIT compile.
-# Never "native" or "all": the build machine's GPU (if any) is not the pod's.
-ARG CUDA_ARCHITECTURES="80;86;89;90"
-# Parallel compile jobs; empty means one per core. nvcc takes 2-4 GB of
-# memory per job, so a small build machine may need e.g. --build-arg BUILD_JOBS=4.
-ARG BUILD_JOBS=""
+FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu${UBUNTU_VERSION} AS toolchain
 
 ENV DEBIAN_FRONTEND=noninteractive
 # After ENV: hadolint 2.15 forgets a SHELL that an ENV follows.
@@ -46,14 +36,39 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         python3 python3-venv python3-dev build-essential cmake ninja-build git ca-certificates \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /app/.venv
+
+
+# llama-cpp-python's pin, alone in a file. BuildKit keys a COPY by the content
+# it copies, so the llama.cpp layer below is rebuilt when this one line
+# changes, not with every other change to requirements.txt: compiling the
+# CUDA kernels is the hour of the build.
+FROM toolchain AS llama-pin
+COPY requirements.txt /tmp/requirements.txt
+RUN grep -E '^llama-cpp-python==' /tmp/requirements.txt >/llama-cpp-python.txt \
+    || { echo "build: requirements.txt has no llama-cpp-python== pin" >&2; exit 1; }
+
+
+FROM toolchain AS build
+# Inherited from toolchain already; said again for hadolint, which reads stages alone.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# GPU generations the CUDA kernels are compiled for: 80 = A100/A30,
+# 86 = RTX 30xx/A4000-A6000/A40, 89 = RTX 40xx/L4/L40S, 90 = H100/H200.
+# Each entry without a suffix ships machine code and PTX, and newer GPUs
+# (e.g. 120, RTX 5090) run the PTX of 90 after a one-time JIT compile.
+# Never "native" or "all": the build machine's GPU (if any) is not the pod's.
+ARG CUDA_ARCHITECTURES="80;86;89;90"
+# Parallel compile jobs; empty means one per core. nvcc takes 2-4 GB of
+# memory per job, so a small build machine may need e.g. --build-arg BUILD_JOBS=4.
+ARG BUILD_JOBS=""
 
 WORKDIR /app
-# Only what the install reads, so editing the app does not rebuild llama.cpp.
-COPY requirements.txt ./
-COPY scripts/install.sh scripts/
+COPY --from=llama-pin /llama-cpp-python.txt /tmp/
 
-# The same install script CI runs on a CPU machine, with the CUDA flags added:
+# The llama-cpp-python wheel, with the CUDA flags added to those
+# scripts/install.sh uses on a CPU machine:
 # - GGML_NATIVE=OFF: never tune for the build machine's CPU (the pod's differs,
 #   and a native build has crashed here; see DESIGN.md).
 # - No GPU and no driver here. libggml-cuda links the driver library
@@ -67,6 +82,21 @@ COPY scripts/install.sh scripts/
 #   executables, so this is a guard for future versions).
 # - PIP_NO_CACHE_DIR: no cached wheel from an earlier build with other flags
 #   can be reused, and the layer stays smaller.
+# - llama.cpp compresses the kernels for size by default with CUDA 12.8 and
+#   later (nvcc -compress-mode=size).
+RUN if [ -n "$BUILD_JOBS" ]; then export CMAKE_BUILD_PARALLEL_LEVEL="$BUILD_JOBS"; fi \
+    && CMAKE_ARGS="-DGGML_CUDA=on -DGGML_NATIVE=OFF -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES} -DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined" \
+       LIBRARY_PATH=/usr/local/cuda/lib64/stubs \
+       PIP_NO_CACHE_DIR=1 \
+       /app/.venv/bin/python -m pip wheel --no-deps --wheel-dir /wheels -r /tmp/llama-cpp-python.txt
+
+# Only what the install reads, so editing the app does not reinstall.
+COPY requirements.txt ./
+COPY scripts/install.sh scripts/
+
+# The same install script CI runs on a CPU machine:
+# - PIP_FIND_LINKS and PIP_ONLY_BINARY: llama-cpp-python is the wheel built
+#   above, never compiled a second time (and without CUDA).
 # - TORCH_INDEX_URL: torch from PyTorch's CPU-only index (see the top). The
 #   embedder then runs on the pod's CPU cores: MiniLM embeds about 50 chunks
 #   a second on 2 cores, more on a pod's 8 to 16, which keeps pace with
@@ -75,13 +105,12 @@ COPY scripts/install.sh scripts/
 #   (about 3 GB more); empty takes PyPI's torch.
 # Nothing here imports llama_cpp: loading it needs the driver the build lacks.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-RUN if [ -n "$BUILD_JOBS" ]; then export CMAKE_BUILD_PARALLEL_LEVEL="$BUILD_JOBS"; fi \
-    && CMAKE_ARGS="-DGGML_CUDA=on -DGGML_NATIVE=OFF -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES} -DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined" \
-       TORCH_INDEX_URL=${TORCH_INDEX_URL} \
-       VENV=/app/.venv \
-       LIBRARY_PATH=/usr/local/cuda/lib64/stubs \
-       PIP_NO_CACHE_DIR=1 \
-       bash scripts/install.sh
+RUN TORCH_INDEX_URL=${TORCH_INDEX_URL} \
+    VENV=/app/.venv \
+    PIP_FIND_LINKS=/wheels \
+    PIP_ONLY_BINARY=llama-cpp-python \
+    PIP_NO_CACHE_DIR=1 \
+    bash scripts/install.sh
 RUN find /app/.venv -path '*/llama_cpp/lib/*' -name 'libggml-cuda.so*' | grep -q . \
     || { echo "build: llama-cpp-python was built without CUDA (no libggml-cuda.so)" >&2; exit 1; }
 

@@ -87,10 +87,26 @@ def dockerfile_install_run() -> str:
     return runs[0]
 
 
+def dockerfile_llama_run() -> str:
+    runs = [args for ins, args in dockerfile_instructions() if ins == "RUN" and "CMAKE_ARGS=" in args]
+    assert len(runs) == 1, "exactly one RUN compiles llama-cpp-python"
+    return runs[0]
+
+
+def dockerfile_stage(name: str) -> list[tuple[str, str]]:
+    """The instructions of the stage named ``name`` (FROM ... AS name)."""
+    instructions = dockerfile_instructions()
+    starts = [i for i, (ins, _) in enumerate(instructions) if ins == "FROM"] + [len(instructions)]
+    for begin, end in zip(starts, starts[1:]):
+        if instructions[begin][1].split()[-1] == name:
+            return instructions[begin:end]
+    raise AssertionError(f"no stage {name}")
+
+
 def cmake_args() -> str:
-    """CMAKE_ARGS as the install script receives it, ARG defaults filled in."""
-    match = re.search(r'CMAKE_ARGS="([^"]*)"', dockerfile_install_run())
-    assert match, "the install RUN sets CMAKE_ARGS"
+    """CMAKE_ARGS as llama-cpp-python's build receives it, ARG defaults filled in."""
+    match = re.search(r'CMAKE_ARGS="([^"]*)"', dockerfile_llama_run())
+    assert match, "the llama-cpp-python RUN sets CMAKE_ARGS"
     defaults = dockerfile_arg_defaults()
     return re.sub(r"\$\{?(\w+)\}?", lambda m: defaults[m.group(1)], match.group(1))
 
@@ -194,10 +210,25 @@ def test_dockerfile_builds_llama_cpp_for_cuda_and_for_no_particular_machine():
 def test_dockerfile_installs_with_the_shared_script_and_never_loads_llama_cpp():
     run = dockerfile_install_run()
     assert "VENV=" in run
-    assert "CMAKE_ARGS=" in run
+    wheel_dir = re.search(r"--wheel-dir (\S+)", dockerfile_llama_run()).group(1)
+    assert f"PIP_FIND_LINKS={wheel_dir}" in run, "the install takes the CUDA wheel built before it"
+    assert "PIP_ONLY_BINARY=llama-cpp-python" in run, "and never compiles llama-cpp-python again"
     runs = " ".join(args for ins, args in dockerfile_instructions() if ins == "RUN")
     assert "import llama_cpp" not in runs
     assert "from llama_cpp" not in runs
+
+
+def test_llama_cpp_layer_is_keyed_by_its_pin_alone():
+    # BuildKit keys a COPY by content: everything the build stage has before
+    # the compile must be the same until llama-cpp-python's pin changes.
+    pin = dockerfile_stage("llama-pin")
+    assert ("COPY", "requirements.txt /tmp/requirements.txt") in pin
+    assert any(ins == "RUN" and "'^llama-cpp-python=='" in args for ins, args in pin)
+    build = dockerfile_stage("build")
+    before = build[: build.index(("RUN", dockerfile_llama_run()))]
+    copies = [args for ins, args in before if ins in ("COPY", "ADD")]
+    assert copies == ["--from=llama-pin /llama-cpp-python.txt /tmp/"]
+    assert "-r /tmp/llama-cpp-python.txt" in dockerfile_llama_run()
 
 
 def test_dockerfile_builds_on_cuda_devel_and_runs_the_same_cuda():
