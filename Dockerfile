@@ -92,7 +92,7 @@ RUN if [ -n "$BUILD_JOBS" ]; then export CMAKE_BUILD_PARALLEL_LEVEL="$BUILD_JOBS
 
 # Only what the install reads, so editing the app does not reinstall.
 COPY requirements.txt ./
-COPY scripts/install.sh scripts/
+COPY scripts/install.sh scripts/slim-llama-libs.sh scripts/
 
 # The same install script CI runs on a CPU machine:
 # - PIP_FIND_LINKS and PIP_ONLY_BINARY: llama-cpp-python is the wheel built
@@ -111,8 +111,12 @@ RUN TORCH_INDEX_URL=${TORCH_INDEX_URL} \
     PIP_ONLY_BINARY=llama-cpp-python \
     PIP_NO_CACHE_DIR=1 \
     bash scripts/install.sh
+# llama-cpp-python's wheel installs each library six times (three names as
+# full copies, twice over); with libggml-cuda at some 150 MB that is 0.7 GB
+# for nothing. One copy each stays, its other names become links.
 RUN find /app/.venv -path '*/llama_cpp/lib/*' -name 'libggml-cuda.so*' | grep -q . \
     || { echo "build: llama-cpp-python was built without CUDA (no libggml-cuda.so)" >&2; exit 1; }
+RUN bash scripts/slim-llama-libs.sh /app/.venv/lib/python3*/site-packages
 
 
 FROM nvidia/cuda:${CUDA_VERSION}-base-ubuntu${UBUNTU_VERSION}

@@ -231,6 +231,14 @@ def test_llama_cpp_layer_is_keyed_by_its_pin_alone():
     assert "-r /tmp/llama-cpp-python.txt" in dockerfile_llama_run()
 
 
+def test_image_keeps_one_copy_of_each_llama_cpp_library():
+    # tests/test_image.py runs the script itself.
+    runs = [args for ins, args in dockerfile_stage("build") if ins == "RUN"]
+    slim = "bash scripts/slim-llama-libs.sh /app/.venv/lib/python3*/site-packages"
+    assert slim in runs
+    assert runs.index(slim) > runs.index(dockerfile_install_run())
+
+
 def test_dockerfile_builds_on_cuda_devel_and_runs_the_same_cuda():
     froms = [args for ins, args in dockerfile_instructions() if ins == "FROM"]
     assert "-devel-" in froms[0]
