@@ -139,22 +139,6 @@ RUN cuda_minor=${CUDA_VERSION%.*} \
 
 COPY --from=build /app/.venv /app/.venv
 
-# Every library llama.cpp needs must be in this image, except the driver's
-# libcuda.so.1, which the pod mounts at run time. Checked with ldd, without
-# loading anything.
-# $libs is split into words on purpose (SC2086): one library path a word.
-# hadolint ignore=SC2086
-RUN libs=$(find /app/.venv -path '*/llama_cpp/lib/*' -name '*.so*' -type f) \
-    && [ -n "$libs" ] \
-    && missing=$(ldd $libs | grep 'not found' | grep -v 'libcuda\.so\.1' || true) \
-    && if [ -n "$missing" ]; then echo "build: missing at run time:" >&2; echo "$missing" >&2; exit 1; fi
-
-# The app lives in /app: the volume is mounted over /workspace at run time
-# and would hide anything the image put there.
-WORKDIR /app
-COPY . /app
-RUN chmod 755 /app/runpod/start.sh
-
 ENV PATH=/app/.venv/bin:$PATH \
     VIRTUAL_ENV=/app/.venv \
     PYTHONUNBUFFERED=1 \
@@ -164,6 +148,17 @@ ENV PATH=/app/.venv/bin:$PATH \
     PORT=7860 \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_ANALYTICS_ENABLED=False
+
+# The app lives in /app: the volume is mounted over /workspace at run time
+# and would hide anything the image put there. Tests and benchmarks stay out
+# (.dockerignore).
+WORKDIR /app
+COPY . /app
+# Every library llama.cpp needs must be in this image, except the driver's
+# libcuda.so.1, which the pod mounts at run time: checked with ldd, without
+# loading anything. CI runs the whole smoke test on the built image.
+RUN chmod 755 /app/runpod/start.sh /app/scripts/*.sh \
+    && /app/scripts/smoke-image.sh libs
 
 EXPOSE 7860
 

@@ -73,3 +73,92 @@ def test_slim_keeps_one_copy_of_each_llama_cpp_library_and_llama_cpp_still_gener
     )
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert loaded.stdout.strip(), "four tokens were generated"
+
+
+# --- scripts/smoke-image.sh ---------------------------------------------------
+
+SMOKE = ROOT / "scripts" / "smoke-image.sh"
+
+FAKE_APP = """
+import http.server, json, os, sys
+
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"ready": False, "model": None, "documents": 0, "chunks": 0}).encode()
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+with open(sys.argv[1], "w") as f:
+    f.write(str(os.getpid()))
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Health).serve_forever()
+"""
+
+
+def smoke(tmp_path: Path, *steps: str, **env: str) -> subprocess.CompletedProcess:
+    """The smoke script on this checkout: this venv's python first on PATH,
+    and an nvidia-smi that fails, as on a machine without a GPU."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    nvidia_smi = bin_dir / "nvidia-smi"
+    nvidia_smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    nvidia_smi.chmod(0o755)
+    path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]])
+    return subprocess.run(
+        ["bash", str(SMOKE), *steps],
+        env={**os.environ, "PATH": path, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_smoke_passes_on_this_checkout_without_a_gpu_or_network(tmp_path):
+    result = smoke(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "[smoke] libs: the " in out
+    assert "torch 2.13.0" in out
+    assert "[smoke] cli: usage: python -m mentor" in out
+    assert "No GPU found" in out, "the start script ran as on a pod without a GPU"
+    assert out.rstrip().endswith("[smoke] ok: libs imports cli app")
+
+
+def test_smoke_passes_when_the_app_answers_healthz_and_stops_it(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(FAKE_APP)
+    pid_file = tmp_path / "app.pid"
+    result = smoke(tmp_path, "app", MENTOR_FETCH_CMD="true", MENTOR_APP_CMD=f"python {app} {pid_file}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '/healthz answered {"ready": false' in result.stdout
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive, "the app is stopped afterwards"
+
+
+def test_smoke_fails_on_a_python_traceback(tmp_path):
+    app = tmp_path / "broken.py"
+    app.write_text("import a_module_the_image_lacks\n")
+    result = smoke(tmp_path, "app", MENTOR_FETCH_CMD="true", MENTOR_APP_CMD=f"python {app}")
+    assert result.returncode != 0
+    assert "FAILED: app: a Python traceback" in result.stderr
+    assert "a_module_the_image_lacks" in result.stderr, "the log's tail says what broke"
+
+
+def test_smoke_fails_when_the_app_neither_serves_nor_stops(tmp_path):
+    result = smoke(tmp_path, "app", MENTOR_FETCH_CMD="true", MENTOR_APP_CMD="sleep 600", SMOKE_SECONDS="3")
+    assert result.returncode != 0
+    assert "neither answered /healthz nor stopped within 3 s" in result.stderr
+
+
+def test_smoke_refuses_an_unknown_step(tmp_path):
+    result = smoke(tmp_path, "lbis")
+    assert result.returncode != 0
+    assert "unknown step 'lbis'" in result.stderr

@@ -231,6 +231,20 @@ def test_llama_cpp_layer_is_keyed_by_its_pin_alone():
     assert "-r /tmp/llama-cpp-python.txt" in dockerfile_llama_run()
 
 
+def test_image_checks_at_build_that_llama_cpp_finds_its_libraries():
+    final = dockerfile_final_stage()
+    check = [i for i, (ins, args) in enumerate(final) if ins == "RUN" and "/app/scripts/smoke-image.sh libs" in args]
+    app_copy = final.index(("COPY", ". /app"))
+    assert check and check[0] > app_copy, "the check runs once the scripts are in the image"
+
+
+def test_dockerignore_keeps_tests_benchmarks_and_course_data_out_of_the_image():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {"tests", "bench", ".github", ".ci", ".venv", "mentor_data", "*.gguf", ".git"} <= ignored
+    # What the image runs must not be ignored.
+    assert not {"mentor", "app.py", "runpod", "scripts", "requirements.txt"} & ignored
+
+
 def test_image_keeps_one_copy_of_each_llama_cpp_library():
     # tests/test_image.py runs the script itself.
     runs = [args for ins, args in dockerfile_stage("build") if ins == "RUN"]
