@@ -324,6 +324,7 @@ def run_start(pod, **overrides) -> subprocess.CompletedProcess:
         "RUNPOD_POD_ID": "k3xq9pod",
         "MENTOR_FETCH_CMD": "true",
         "MENTOR_APP_CMD": "echo app-started",
+        "MENTOR_CPU_MAX": str(pod["tmp"] / "no-cgroup"),
     }
     env.update(overrides)
     env = {k: v for k, v in env.items() if v is not None}
@@ -398,6 +399,26 @@ def test_start_lists_the_gpu_when_there_is_one(pod):
     assert "GPU: NVIDIA RTX A5000, 24564 MiB" in result.stdout
     assert "No GPU found" not in result.stdout
     assert result.stdout.rstrip().endswith("-1"), "the setting is left alone"
+
+
+def test_start_gives_torch_the_pods_cpu_quota_not_the_hosts_cores(pod):
+    cpu_max = pod["tmp"] / "cpu.max"
+    cpu_max.write_text("750000 100000\n")
+    result = run_start(pod, MENTOR_CPU_MAX=str(cpu_max), MENTOR_APP_CMD="printenv OMP_NUM_THREADS")
+    assert result.returncode == 0, result.stdout
+    assert "this pod may use 8 cores" in result.stdout
+    assert result.stdout.rstrip().endswith("\n8"), "7.5 cores of quota: 8 threads"
+
+
+def test_start_leaves_threads_alone_without_a_quota_or_when_they_are_set(pod):
+    cpu_max = pod["tmp"] / "cpu.max"
+    cpu_max.write_text("max 100000\n")
+    result = run_start(pod, MENTOR_CPU_MAX=str(cpu_max), MENTOR_APP_CMD="printenv OMP_NUM_THREADS")
+    assert "OMP_NUM_THREADS=" not in result.stdout
+    assert result.returncode != 0, "printenv: not set"
+    cpu_max.write_text("400000 100000\n")
+    result = run_start(pod, MENTOR_CPU_MAX=str(cpu_max), MENTOR_APP_CMD="printenv OMP_NUM_THREADS", OMP_NUM_THREADS="3")
+    assert result.stdout.rstrip().endswith("\n3"), "the template's own setting wins"
 
 
 def test_start_stops_with_actionable_hints_when_the_model_fetch_fails(pod):
