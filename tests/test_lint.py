@@ -1,5 +1,6 @@
-"""Linters over what builds and starts the pod: the Dockerfile (hadolint)
-and every shell script in the repository (shellcheck).
+"""Linters over what builds, publishes and starts the pod: the Dockerfile
+(hadolint), the GitHub workflows (actionlint, which also runs shellcheck on
+their `run:` scripts) and every shell script in the repository (shellcheck).
 
 The tools come as wheels from requirements-dev.txt (`scripts/install.sh
 --dev`), so a missing tool fails here instead of skipping: a lint test that
@@ -63,4 +64,12 @@ def test_shell_scripts_are_shellcheck_clean():
 
 def test_dockerfile_is_hadolint_clean():
     result = lint(tool("hadolint"), "--no-color", "Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflows_are_actionlint_clean():
+    workflows = sorted(str(p.relative_to(ROOT)) for p in (ROOT / ".github" / "workflows").glob("*.y*ml"))
+    assert workflows, "the image workflow is there"
+    # shellcheck named outright: actionlint skips the run: scripts if it is not on PATH.
+    result = lint(tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), "-pyflakes=", *workflows)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -18,11 +18,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 START = ROOT / "runpod" / "start.sh"
 TEMPLATE = ROOT / "runpod" / "template.json"
+WORKFLOW = ROOT / ".github" / "workflows" / "image.yml"
+GUIDES = (ROOT / "README.md", ROOT / "runpod" / "README.md")
 SETTINGS = ROOT / "mentor" / "settings.py"
 
 # Read by huggingface_hub (and so by the embedder and the model download), not
@@ -36,6 +39,18 @@ REQUIRED_CUDA_ARCHS = {"80", "86", "89", "90"}
 
 def template() -> dict:
     return json.loads(TEMPLATE.read_text())
+
+
+def workflow() -> dict:
+    data = yaml.safe_load(WORKFLOW.read_text())
+    # YAML 1.1 reads the key `on` as True.
+    data["on"] = data.pop(True, data.get("on"))
+    return data
+
+
+def workflow_steps() -> list[dict]:
+    (job,) = workflow()["jobs"].values()
+    return job["steps"]
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -139,8 +154,33 @@ def test_template_is_a_private_pod_template_body():
         assert body.get(field), f"template.json lacks {field}"
     assert body["isPublic"] is False
     assert body["isServerless"] is False
-    assert body["imageName"] == "ghcr.io/YOUR_ORG/ai-mentor:latest"
     assert all(isinstance(value, str) for value in body["env"].values()), "env values are strings"
+
+
+# --- The published image -------------------------------------------------------
+
+
+def test_workflow_publishes_on_a_version_tag_or_by_hand():
+    on = workflow()["on"]
+    assert on["push"] == {"tags": ["v*"]}
+    assert "workflow_dispatch" in on
+    assert workflow()["permissions"] == {"contents": "read", "packages": "write"}
+
+
+def test_workflow_frees_disk_caches_llama_cpp_and_smoke_tests_before_it_pushes():
+    steps = workflow_steps()
+    runs = [step.get("run", "") for step in steps]
+    free = next(i for i, run in enumerate(runs) if "rm -rf /usr/share/dotnet" in run)
+    (build,) = [s for s in steps if s.get("uses", "").startswith("docker/build-push-action@")]
+    assert "${{ env.IMAGE }}:buildcache" in build["with"]["cache-from"]
+    assert "mode=max" in build["with"]["cache-to"], "every layer, the llama.cpp one included"
+    assert build["with"]["load"] is True
+    local = build["with"]["tags"]
+    smoke = next(i for i, run in enumerate(runs) if "/app/scripts/smoke-image.sh" in run)
+    assert "--network none" in runs[smoke] and local in runs[smoke]
+    push = next(i for i, run in enumerate(runs) if "docker push" in run)
+    assert free < steps.index(build) < smoke < push, "free disk, build, smoke test, then push the same image"
+    assert f"docker tag {local}" in runs[push]
 
 
 def test_port_agrees_between_template_dockerfile_and_start_script():
