@@ -160,6 +160,18 @@ def test_template_is_a_private_pod_template_body():
 # --- The published image -------------------------------------------------------
 
 
+def test_template_workflow_and_guides_name_the_same_published_image():
+    image = workflow()["env"]["IMAGE"]
+    assert re.fullmatch(r"ghcr\.io/[a-z0-9._-]+/[a-z0-9._-]+", image), "GHCR names are lowercase"
+    # Pods made from the template get the newest release; the guide says how to pin one.
+    assert template()["imageName"] == f"{image}:latest"
+    for guide in GUIDES:
+        text = guide.read_text()
+        assert f"{image}:latest" in text, f"{guide.name} names the published image"
+        named = {m.rstrip(".") for m in re.findall(r"ghcr\.io/[\w./-]+", text)}
+        assert named == {image}, f"{guide.name} names another image: {sorted(named - {image})}"
+
+
 def test_workflow_publishes_on_a_version_tag_or_by_hand():
     on = workflow()["on"]
     assert on["push"] == {"tags": ["v*"]}
