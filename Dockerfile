@@ -5,11 +5,12 @@
 #
 #   docker build --platform linux/amd64 -t ai-mentor:dev .
 #
-# A CUDA *devel* image compiles llama-cpp-python (nvcc), and
-# CUDA's *base* image of the same version (Ubuntu and the CUDA runtime,
-# cudart) runs it, with cuBLAS added; only the virtual environment crosses
-# over, so the compiler (several GB) stays behind. runpod/README.md has the
-# procedure and a table of the layers.
+# A CUDA *devel* image compiles llama-cpp-python (nvcc), and CUDA's *base*
+# image of the same version (Ubuntu and the CUDA runtime, cudart) runs it,
+# with cuBLAS added; only the virtual environment crosses over, so the
+# compiler (several GB) stays behind. runpod/README.md has the procedure and
+# a table of the layers; CI (.github/workflows/image.yml) builds, checks and
+# publishes the image.
 #
 # What the runtime does not need stays out (sizes unpacked, measured from
 # the wheels and packages, as no Docker engine was at hand):
@@ -99,8 +100,9 @@ COPY scripts/install.sh scripts/slim-llama-libs.sh scripts/
 #   above, never compiled a second time (and without CUDA).
 # - TORCH_INDEX_URL: torch from PyTorch's CPU-only index (see the top). The
 #   embedder then runs on the pod's CPU cores: MiniLM embeds about 50 chunks
-#   a second on 2 cores, more on a pod's 8 to 16, which keeps pace with
-#   reading the PDFs, and a question's embedding takes ~10 ms. For a GPU
+#   a second on 2 cores (measured), several times that on a pod's 8 to 16
+#   (extrapolated), about the pace at which the PDFs are read, and a
+#   question's embedding takes ~10 ms. For a GPU
 #   embedder, build with TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 #   (about 3 GB more); empty takes PyPI's torch.
 # Nothing here imports llama_cpp: loading it needs the driver the build lacks.
@@ -111,11 +113,11 @@ RUN TORCH_INDEX_URL=${TORCH_INDEX_URL} \
     PIP_ONLY_BINARY=llama-cpp-python \
     PIP_NO_CACHE_DIR=1 \
     bash scripts/install.sh
+RUN find /app/.venv -path '*/llama_cpp/lib/*' -name 'libggml-cuda.so*' | grep -q . \
+    || { echo "build: llama-cpp-python was built without CUDA (no libggml-cuda.so)" >&2; exit 1; }
 # llama-cpp-python's wheel installs each library six times (three names as
 # full copies, twice over); with libggml-cuda at some 150 MB that is 0.7 GB
 # for nothing. One copy each stays, its other names become links.
-RUN find /app/.venv -path '*/llama_cpp/lib/*' -name 'libggml-cuda.so*' | grep -q . \
-    || { echo "build: llama-cpp-python was built without CUDA (no libggml-cuda.so)" >&2; exit 1; }
 RUN bash scripts/slim-llama-libs.sh /app/.venv/lib/python3*/site-packages
 
 

@@ -32,7 +32,8 @@ $PIP install --upgrade pip wheel
 
 # The native build crashes (general protection fault) on some CPUs, and an
 # image must run on whichever CPU the pod has: never build for the host CPU.
-# The Dockerfile adds -DGGML_CUDA=on and its CUDA architectures.
+# The Docker image builds its CUDA wheel beforehand (-DGGML_CUDA=on, its CUDA
+# architectures) and has pip take it from there.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 echo "install: llama-cpp-python with CMAKE_ARGS=$CMAKE_ARGS (a source build takes ~4 min the first time)"
 # torch alone first, from that index. requirements.txt then finds its pin
