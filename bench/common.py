@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -318,6 +318,13 @@ class PeakRSS:
         self.start_mib = round(self.start_mib, 1)
 
 
+def rss_mib() -> float:
+    """This process's resident memory now, in MiB."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
 # ---------------------------------------------------------------- contention
 
 
@@ -524,6 +531,29 @@ def prepared_home(name: str, files: Sequence[Path], **env: str) -> Path:
         raise SystemExit(f"ingestion failed: {failed}")
     stamp.write_text(json.dumps(wanted))
     return home
+
+
+def prepared(folder: Path, wanted, build: Callable[[Path], None], current: Callable[[Path], bool] | None = None) -> Path:
+    """``folder`` as ``build(folder)`` makes it, built once and reused while
+    ``wanted`` (what it is made from, as JSON) is unchanged and ``current``,
+    if given, accepts it. The stamp beside it is written only once the build
+    is complete, so a build cut off is made again. Copy it before changing it."""
+    stamp = folder.parent / f"{folder.name}.stamp.json"
+    wanted = json.loads(json.dumps(wanted))
+    if folder.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted and (current is None or current(folder)):
+        return folder
+    stamp.unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    log(f"building {folder}")
+    build(folder)
+    stamp.write_text(json.dumps(wanted))
+    return folder
+
+
+def stamp_of(folder: Path):
+    """What a folder made by ``prepared`` or ``prepared_home`` was made from."""
+    return json.loads((folder.parent / f"{folder.name}.stamp.json").read_text())
 
 
 def _current(home: Path, env: dict[str, str]) -> bool:
