@@ -124,28 +124,45 @@ def test_chunking_smoke_builds_an_index_per_size_and_finds_every_page(inputs):
     assert r["sizes"][1]["refusal"]["recall"] == 1.0
 
 
-def test_latency_smoke_measures_both_sizes(inputs):
+def test_latency_smoke_measures_every_size_in_local_mode_and_both_edge_states(inputs):
     r = bench(
         "latency",
         "--small-files",
         inputs["pdf"],
         "--extra-files",
         inputs["extra"],
+        "--synthetic",
+        40,
+        120,
         "--devset",
         inputs["devset"],
         "--reps",
+        1,
+        "--whole-reps",
         1,
         "--work",
         inputs["folder"] / "latency",
         inputs=inputs,
     )
 
-    small, large = r["sizes"]["small"], r["sizes"]["large"]
-    assert (small["pages"], large["pages"]) == (3, 4)
-    assert small["chunks"] == {"ours": 3, "baseline": 3}
-    assert large["chunks"]["ours"] == 4
-    assert small["ours_ms"]["n"] == small["baseline_ms"]["n"] == len(QUESTIONS)
-    assert small["ours_split_ms"]["store_search"]["n"] == len(QUESTIONS)
+    sizes = r["sizes"]
+    assert list(sizes) == ["real-small", "real-large", "synthetic-small", "synthetic-large"]
+    assert [(s["pages"], s["chunks"]) for s in sizes.values()][:2] == [(3, 3), (4, 4)]
+    assert [s["chunks"] for s in sizes.values()][2:] == [40, 120]
+    for s in sizes.values():
+        assert list(s["engines"]) == ["local", "edge_app", "edge_optimized"]
+        assert s["optimize"]["seconds"] >= 0
+        for state, e in s["engines"].items():
+            assert e["points"] == s["chunks"], state  # each engine holds the same points
+            assert e["open_s"] > 0 and e["rss_mib"]["holding_index"] > 0
+            assert {k: e["store_ms"][k]["n"] for k in ("dense", "keywords", "search")} == dict.fromkeys(
+                ("dense", "keywords", "search"), len(QUESTIONS)
+            )
+        for state in ("edge_app", "edge_optimized"):
+            whole = s["engines"][state]["whole"]
+            assert whole["search_ms"]["n"] == whole["embed_ms"]["n"] == whole["store_ms"]["n"] == len(QUESTIONS)
+            assert whole["without_embedding_ms"]["p50"] < whole["search_ms"]["p50"]
+    assert sizes["synthetic-large"]["engines"]["local"]["embed_alone_ms"]["n"] == len(QUESTIONS)
 
 
 def test_generate_smoke_times_both_sides(inputs):
