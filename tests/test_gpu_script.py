@@ -157,3 +157,46 @@ def test_a_run_past_its_deadline_still_writes_every_step(prepared, tmp_path):
     assert r["finished"] is True
     assert "before the deadline" in r["steps"]["embed"]["error"]
     assert r["steps"]["raw"]["skipped"] == "the model step failed"
+
+
+def test_report_renders_the_gpu_section_from_a_gpu_run(dry_run, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    gpu = json.loads(json.dumps(dry_run))
+    gpu.update(dry_run=False, smoke=False)
+    gpu["machine"]["gpu"] = "NVIDIA H200"
+    gpu["machine"]["gpu_detail"] = {
+        "name": "NVIDIA H200",
+        "driver": "580.159.04",
+        "cuda": "13.0",
+        "memory": "143771 MiB",
+    }
+    gpu["steps"]["build"] |= {"cmake_args": ["-DGGML_CUDA=on"], "compile_s": 300.0, "cores": 16, "wall_s": 301.0}
+    one = {"ttft_s": {"p50": 0.1}, "tokens_per_s": {"p50": 100.0}}
+    gpu["steps"]["generate"] = {
+        "ok": True,
+        "wall_s": 60.0,
+        "result": {"streams": [{"streams": 4, "ours": one, "baseline": one}]},
+    }
+    (results / "gpu.json").write_text(json.dumps(gpu))
+
+    text = _report(results, tmp_path / "B.md")
+    section = text[text.index("## 5. GPU") :]
+    assert "GPU: NVIDIA H200, driver 580.159.04, CUDA 13.0" in section
+    assert "| build | ok | 301.0 s |" in section and "within 360 s" in section
+    assert "Tokens/s p50, 4 streams (bench/generate.py) | 100.0 | 100.0 | 1.00×" in section
+    assert "Decoding, tokens/s, 1 stream" in section and "Embedding, chunks/s at batch 16" in section
+
+
+def test_report_says_how_to_measure_when_no_gpu_run_is_there(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+
+    text = _report(results, tmp_path / "B.md")
+    assert "no `bench/results/gpu.json`): run `bash bench/gpu/run.sh`" in text
+
+
+def _report(results: Path, out: Path) -> str:
+    done = run("bench/report.py", "--results", str(results), "--out", str(out), timeout=60)
+    assert done.returncode == 0, done.stderr
+    return out.read_text()
