@@ -155,8 +155,12 @@ class Run:
         left = self.deadline - (time.perf_counter() - self.started)
         box = min(BOXES[name] * (3 if self.dry else 1), left)
         if box < MIN_BOX_S:
-            self.record["steps"][name] = {"ok": False, "error": f"not started: {left:.0f} s left before the deadline"}
+            self.record["steps"][name] = {
+                "ok": False,
+                "error": f"not started: {max(left, 0):.0f} s left before the deadline",
+            }
             self.write()
+            log(f"{name}: {self.record['steps'][name]['error']}")
             return False
         fragment = self.work.steps / f"{name}.json"
         fragment.unlink(missing_ok=True)
@@ -202,6 +206,10 @@ class Run:
         self.record["total_s"] = round(time.perf_counter() - self.started, 1)
         self.record["finished"] = True
         self.write()
+        outcome = ", ".join(
+            f"{k} {'skipped' if v['ok'] is None else 'ok' if v['ok'] else 'FAILED'}" for k, v in steps.items()
+        )
+        log(f"wrote {self.out} after {self.record['total_s']} s: {outcome}")
 
     def write(self) -> None:
         self.out.parent.mkdir(parents=True, exist_ok=True)

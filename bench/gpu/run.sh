@@ -6,10 +6,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1
+PYTHON=${PYTHON:-python3}  # the device's python3 is the one with torch
 OUT=${OUT:-bench/out/gpu/out}
 mkdir -p "$OUT"
 status=0
-python3 bench/gpu/run.py --out "$OUT/gpu.json" "$@" 2>&1 | tee "$OUT/run.log" || status=$?
+"$PYTHON" bench/gpu/run.py --out "$OUT/gpu.json" "$@" 2>&1 | tee "$OUT/run.log" || status=$?
 # The steps' own logs, for a failure's whole story (each is also tailed in gpu.json).
 for f in bench/out/gpu/steps/*.log; do [ -f "$f" ] && tail -c 2000000 "$f" > "$OUT/step-$(basename "$f")"; done
 exit $status
