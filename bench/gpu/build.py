@@ -163,13 +163,22 @@ def driver_flags(found: dict) -> list[str]:
     if any(s.is_file() for s in stubs):
         found["cuda_driver"] = "the CUDA toolkit's stub"
         return []
-    for folder in DRIVER_DIRS:
+    for folder in [*DRIVER_DIRS, *_loader_dirs("libcuda.so")]:
         for name in ("libcuda.so", "libcuda.so.1"):
             if Path(folder, name).exists():
                 found["cuda_driver"] = f"{folder}/{name}"
                 return [f"-DCUDA_cuda_driver_LIBRARY={folder}/{name}"]
     found["cuda_driver"] = "not found: built with GGML_CUDA_NO_VMM=ON"
     return ["-DGGML_CUDA_NO_VMM=ON"]
+
+
+def _loader_dirs(name: str) -> list[str]:
+    """The folders where the dynamic loader's cache (ldconfig -p) has ``name``."""
+    try:
+        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(Path(line.split("=>")[-1].strip()).parent) for line in listing.splitlines() if f"{name}" in line]
 
 
 def _in_nvidia_wheels(relative: str) -> Path | None:
