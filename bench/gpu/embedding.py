@@ -13,6 +13,7 @@ repository's prose, are embedded at the app's batch size and at a larger one.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import shutil
 import sys
@@ -59,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
+        "transformers": importlib.metadata.version("transformers"),
+        "sentence_transformers": importlib.metadata.version("sentence-transformers"),
         "runs": runs,
-        "chunks_per_s_at_app_batch": runs[0]["chunks_per_s"],
         "chunks_per_s_best": max(r["chunks_per_s"] for r in runs),
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
