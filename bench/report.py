@@ -728,18 +728,159 @@ def load_section(results: dict) -> str:
 
 
 def gpu_section(results: dict) -> str:
+    """bench/gpu/run.sh's one JSON: the CUDA build, raw llama.cpp and ours on a
+    Mistral-7B-shaped model, the embedder, each step's time."""
     out = ["## 5. GPU\n"]
-    if any_gpu(results):
-        return "\n".join(out + ["A GPU was present in some runs; see each run's machine line.\n"])
-    rows = [
-        [f, "not measured: no GPU in this run", "—"]
-        for f in (
-            "Ingestion (embedding on the GPU)",
-            "Time to first token, Mistral-7B Q5 fully offloaded",
-            "Tokens/s, Mistral-7B Q5 fully offloaded",
+    r = results.get("gpu")
+    if not r:
+        return "\n".join(
+            out
+            + [
+                missing("gpu", "bash bench/gpu/run.sh"),
+                "It runs on a GPU machine as one command, with what `python bench/gpu/prepare.py` "
+                "made here: see `bench/gpu/README.md`.\n",
+            ]
         )
+    steps = r["steps"]
+    out.append(provenance(r) + "\n")
+    out.append(gpu_setup_line(r) + "\n")
+    out.append(table(["Step", "Result", "Wall", "Time box", "Verdict"], gpu_step_rows(r)) + "\n")
+    rows = gpu_raw_rows(steps.get("raw", {})) + gpu_generate_rows(steps.get("generate", {}))
+    rows += gpu_embed_rows(steps.get("embed", {}))
+    out.append(table(["Figure", "Ours", "Raw llama.cpp", "Ratio"], rows) + "\n")
+    return "\n".join(out)
+
+
+def gpu_setup_line(r: dict) -> str:
+    g = r["machine"].get("gpu_detail") or {}
+    b, m = r["steps"].get("build", {}), r["steps"].get("model", {})
+    parts = [
+        f"GPU: {g.get('name', r['machine']['gpu'])}, driver {g.get('driver', '—')}, CUDA {g.get('cuda', '—')}, {g.get('memory', '—')}",
+        (
+            f"llama-cpp-python to be built with `{' '.join(b.get('would_build_with', []))}` (dry run: CMake's configure step only)"
+            if r.get("dry_run")
+            else f"llama-cpp-python built with `{' '.join(b.get('cmake_args', []))}`"
+            + (f" by {b['nvcc_version']}" if b.get("nvcc_version") else "")
+            + (f" in {fmt(b.get('compile_s'), 0, ' s')} on {b.get('cores')} cores" if b.get("compile_s") else "")
+        ),
     ]
-    return "\n".join(out + [table(["Figure", "Ours", "Baseline"], rows) + "\n"])
+    raw = r["steps"].get("raw", {})
+    if "gpu_offload_supported" in raw and not r.get("dry_run"):
+        offload = "yes" if raw["gpu_offload_supported"] else bad("no: a CPU build was loaded")
+        parts.append(
+            f"llama_cpp {raw['llama_cpp']} from `{raw['llama_cpp_from']}`, GPU offload: {offload}, "
+            f"{fmt(raw.get('gpu_memory_used_mib'))} MiB of GPU memory used with the model loaded"
+        )
+    if m.get("metadata"):
+        d = m["metadata"]
+        parts.append(
+            f"model: {d.get('general.name')}, {fmt(m.get('weights'))} weights, {fmt(mib(m.get('bytes')), 0)} MiB "
+            f"({', '.join(f'{n} {t}' for t, n in m['types'].items())} tensors)"
+        )
+    return "- " + "\n- ".join(parts)
+
+
+def gpu_step_rows(r: dict) -> list[list[str]]:
+    """Each step's outcome and time, against issue 17's budgets: the build
+    within ``budget_s.build``, everything after it within ``after_build``."""
+    budget = r.get("budget_s", {})
+    rows = []
+    for name, s in r["steps"].items():
+        if s.get("skipped"):
+            result = f"skipped: {s['skipped']}"
+        elif s.get("ok"):
+            result = "reused from the previous call" if s.get("reused") else "ok"
+        else:
+            result = bad(s.get("error") or "failed")
+        verdict = ""
+        if name == "build" and s.get("wall_s") and budget.get("build") and not r.get("dry_run") and not s.get("reused"):
+            verdict = (
+                bad(f"over {budget['build']} s") if s["wall_s"] > budget["build"] else f"within {budget['build']} s"
+            )
+        rows.append([name, result, fmt(s.get("wall_s"), 1, " s"), fmt(s.get("time_box_s"), 0, " s"), verdict])
+    after, limit = r.get("after_build_s"), budget.get("after_build")
+    if after is not None and limit and not r.get("dry_run"):
+        rows.append(
+            [
+                "after the build",
+                "",
+                fmt(after, 1, " s"),
+                "",
+                bad(f"over {limit} s") if after > limit else f"within {limit} s",
+            ]
+        )
+    if r.get("total_s") is not None:
+        rows.append(
+            [
+                "all",
+                "finished" if r.get("finished") else bad("cut off"),
+                fmt(r["total_s"], 1, " s"),
+                fmt(budget.get("deadline"), 0, " s"),
+                "",
+            ]
+        )
+    return rows
+
+
+def gpu_raw_rows(raw: dict) -> list[list[str]]:
+    if not raw.get("runs"):
+        return []
+    n = raw["prompt_tokens"]
+    return [
+        [
+            f"Time to first token, {n}-token prompt, 1 stream (best of {len(raw['runs'])})",
+            "—",
+            fmt(raw["ttft_s_best"], 3, " s"),
+            "—",
+        ],
+        ["Prompt evaluation, tokens/s, 1 stream", "—", fmt(raw["prompt_tokens_per_s_best"], 0), "—"],
+        [f"Decoding, tokens/s, 1 stream ({raw['max_tokens']} tokens)", "—", fmt(raw["tokens_per_s_best"], 1), "—"],
+    ]
+
+
+def gpu_generate_rows(step: dict) -> list[list[str]]:
+    """bench/generate.py's figures: per stream count when its result lists
+    them (``streams``: [{"streams": n, "ours": …, "baseline": …}]), else the
+    one-stream figures of its CPU form (``ours``, ``baseline``)."""
+    g = step.get("result")
+    if not g:
+        return []
+    per_streams = g.get("streams") if isinstance(g.get("streams"), list) else [{"streams": 1, **g}]
+    rows = []
+    for s in per_streams:
+        o, b = s.get("ours") or {}, s.get("baseline") or {}
+        if "tokens_per_s" not in o:
+            continue
+        n = s.get("streams")
+        for label, key, digits in (("Time to first token p50", "ttft_s", 3), ("Tokens/s p50", "tokens_per_s", 1)):
+            ours, base = _p50(o.get(key)), _p50(b.get(key))
+            rows.append(
+                [
+                    f"{label}, {n} stream{'s' if n != 1 else ''} (bench/generate.py)",
+                    fmt(ours, digits),
+                    fmt(base, digits),
+                    x(ratio(ours, base)),
+                ]
+            )
+    return rows or [
+        ["bench/generate.py", "its figures are in `bench/results/gpu.json` (steps.generate.result)", "", ""]
+    ]
+
+
+def _p50(value):
+    return value.get("p50") if isinstance(value, dict) else value
+
+
+def gpu_embed_rows(embed: dict) -> list[list[str]]:
+    return [
+        [
+            f"Embedding, chunks/s at batch {run['batch_size']} ({embed['chunks']:,} chunks of {embed['chunk_tokens']['p50']} word pieces p50, {embed['device']})",
+            fmt(run["chunks_per_s"], 0),
+            "—",
+            "—",
+        ]
+        for run in embed.get("runs", [])
+    ]
 
 
 # ---------------------------------------------------------------- commentary
