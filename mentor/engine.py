@@ -100,10 +100,12 @@ class Mentor:
         structures that would otherwise be built on the first search."""
         self.store.prepare_search()
 
-    def ask(self, question: str, history: Sequence[dict] = (), course: str = "this course") -> Answer:
+    def ask(
+        self, question: str, history: Sequence[dict] = (), course: str = "this course", *, client: str | None = None
+    ) -> Answer:
         if self._answerer is None:
             raise RuntimeError("this Mentor was opened without a model (with_model=False)")
-        return self._answerer.ask(question, history, course)
+        return self._answerer.ask(question, history, course, client=client)
 
     def index_manifest(self) -> dict:
         """What this index's vectors are made with (see ``manifest``)."""

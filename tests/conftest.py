@@ -56,9 +56,12 @@ def embedder():
 
 @pytest.fixture(scope="session")
 def tiny_model():
+    """The one batched model of the session: the CPU's default slots (4),
+    each with a 2,048-token context."""
     from mentor.llm import LlamaCppModel
 
-    return LlamaCppModel(tiny_gguf(), n_ctx=2048, n_gpu_layers=0)
+    with LlamaCppModel(tiny_gguf(), n_ctx=2048, n_gpu_layers=0) as model:
+        yield model
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ class ModelSpy:
     """The real model, with the messages of every call recorded (a spy, not a fake)."""
 
     def __init__(self, model):
-        self.model, self.name, self.n_ctx = model, model.name, model.n_ctx
+        self.model, self.name, self.n_ctx, self.capacity = model, model.name, model.n_ctx, model.capacity
         self.calls: list[list[dict]] = []
 
     def count_tokens(self, text):
         return self.model.count_tokens(text)
 
-    def stream_chat(self, messages, max_tokens):
+    def stream_chat(self, messages, max_tokens, *, client=None):
         self.calls.append(messages)
-        return self.model.stream_chat(messages, max_tokens)
+        return self.model.stream_chat(messages, max_tokens, client=client)
