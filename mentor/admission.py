@@ -164,15 +164,22 @@ class Stream:
             self._owner.cancel(self._request)
             self._request.out.put(END)  # wakes a reader blocked in __next__
 
-    def positions(self, interval: float = 0.25) -> Iterator[int]:
+    @property
+    def request(self) -> Request:
+        return self._request
+
+    def positions(self, every: float = 1.0, poll: float = 0.1) -> Iterator[int]:
         """Yields how many requests wait ahead of this one, each time that
-        changes, until it starts (or ends); nothing if it never waits."""
-        shown = None
+        changes and at least every ``every`` seconds, until it starts (or
+        ends); nothing if it never waits. The repeats give a reader the
+        chance to notice that its caller left (Gradio closes a generator
+        only when it yields)."""
+        shown, at = None, 0.0
         while not self._ended and (ahead := self._owner.ahead(self._request)) is not None:
-            if ahead != shown:
-                shown = ahead
+            if ahead != shown or time.monotonic() - at >= every:
+                shown, at = ahead, time.monotonic()
                 yield ahead
-            time.sleep(interval)
+            time.sleep(poll)
 
     def __enter__(self) -> Stream:
         return self

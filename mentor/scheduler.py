@@ -81,8 +81,9 @@ class Prompt(Request):
     max_tokens: int = 0
     sampling: Sampling = Sampling(0.0)
     stop: tuple[str, ...] = ()
-    # The step at which it got a slot, for tests and benchmarks.
+    # The steps at which it got its slot and gave it back (tests, benchmarks).
     started_step: int | None = None
+    ended_step: int | None = None
 
 
 class Scheduler:
@@ -228,48 +229,54 @@ class Scheduler:
                 self._lock.wait()
 
     def _step(self) -> None:
+        """One step: a pass for the next token of every answer being written,
+        then a pass per prompt chunk, oldest prompt first, up to
+        ``prefill_chunk`` prompt tokens in all.
+
+        A pass holds the answers' tokens or one prompt's chunk, never both:
+        llama.cpp splits a mixed batch differently, which changes a
+        sequence's arithmetic and, at temperature 0, its answer. Apart, each
+        sequence computes exactly what it computes alone.
+        """
         began = time.perf_counter()
-        readers = self._fill_batch()
-        decoding = time.perf_counter()
+        self._spent = {"decode_s": 0.0, "sample_s": 0.0}
+        writing = [slot for slot in self._slots if slot.request and slot.next_token is not None]
+        if writing:
+            self._batch.n_tokens = 0
+            for slot in writing:
+                slot.logits_at = self._add(slot, slot.next_token, True)
+                slot.next_token = None
+            self._decode(writing)
+        budget = self.prefill_chunk
+        for slot in sorted((s for s in self._slots if s.request and s.reading), key=lambda s: s.request.started_step):
+            tokens = slot.request.tokens
+            # Whole chunks only, so that a prompt is cut where it is cut when
+            # read alone.
+            end = min(len(tokens), slot.pos + self.prefill_chunk)
+            if end - slot.pos > budget:
+                break
+            budget -= end - slot.pos
+            self._batch.n_tokens = 0
+            while slot.pos < end:
+                slot.logits_at = self._add(slot, tokens[slot.pos], slot.pos == len(tokens) - 1)
+            self._decode([slot] if end == len(tokens) else [])
+        with self._lock:
+            self.steps += 1
+            self.timings["step_s"] += time.perf_counter() - began
+            for name, seconds in self._spent.items():
+                self.timings[name] += seconds
+
+    def _decode(self, readers: list[_Slot]) -> None:
+        """Runs the batch through the model; each reader then picks its next token."""
+        began = time.perf_counter()
         status = llama_cpp.llama_decode(self._ctx, self._batch)
         decoded = time.perf_counter()
         if status != 0:
             raise RuntimeError(f"llama_decode returned {status}")
         for slot in readers:
-            token = llama_cpp.llama_sampler_sample(slot.sampler, self._ctx, slot.logits_at)
-            self._take(slot, token)
-        ended = time.perf_counter()
-        with self._lock:
-            self.steps += 1
-            self.timings["step_s"] += ended - began
-            self.timings["decode_s"] += decoded - decoding
-            self.timings["sample_s"] += ended - decoded
-
-    def _fill_batch(self) -> list[_Slot]:
-        """Fills the batch: each answer's last token, then prompt chunks,
-        oldest prompt first. Returns the slots whose logits are read."""
-        batch = self._batch
-        batch.n_tokens = 0
-        readers = []
-        for slot in self._slots:
-            if slot.request and slot.next_token is not None:
-                slot.logits_at = self._add(slot, slot.next_token, True)
-                slot.next_token = None
-                readers.append(slot)
-        budget = self.prefill_chunk
-        for slot in sorted((s for s in self._slots if s.request and s.reading), key=lambda s: s.request.started_step):
-            tokens = slot.request.tokens
-            end = min(len(tokens), slot.pos + budget)
-            budget -= end - slot.pos
-            while slot.pos < end:
-                last = slot.pos == len(tokens) - 1
-                index = self._add(slot, tokens[slot.pos], last)
-            if end == len(tokens):
-                slot.logits_at = index
-                readers.append(slot)
-            if budget == 0:
-                break
-        return readers
+            self._take(slot, llama_cpp.llama_sampler_sample(slot.sampler, self._ctx, slot.logits_at))
+        self._spent["decode_s"] += decoded - began
+        self._spent["sample_s"] += time.perf_counter() - decoded
 
     def _add(self, slot: _Slot, token: int, logits: bool) -> int:
         """Appends ``token`` at the slot's next position; returns its index in the batch."""
@@ -309,13 +316,16 @@ class Scheduler:
     def _finish(self, slot: _Slot, stopped: bool = False) -> None:
         if not stopped and (rest := slot.reply.rest()):
             slot.request.out.put(rest)
-        slot.request.out.put(END)
-        self._release(self._free(slot))
+        request = self._free(slot)
+        self._release(request)
+        request.out.put(END)  # last: a reader that sees it sees the slot free
 
     def _free(self, slot: _Slot) -> Prompt:
         """Forgets the slot's sequence and empties the slot; returns its request."""
         llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
-        return slot.stop()
+        request = slot.stop()
+        request.ended_step = self.steps
+        return request
 
     def _release(self, request: Prompt) -> None:
         with self._lock:
