@@ -9,8 +9,12 @@ local Qdrant folder stays locked until its client is closed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -45,6 +49,33 @@ def small_env(home: Path, **extra: str) -> dict[str, str]:
     """The same as environment variables, for a mentor in a child process."""
     parts = {"EMBED_MODEL": str(minilm_folder()), "MODEL_PATH": str(tiny_gguf()), "N_CTX": "2048", "N_GPU_LAYERS": "0"}
     return {**os.environ, "MENTOR_HOME": str(home), **parts, **extra}
+
+
+@contextlib.contextmanager
+def served(app):
+    """Serves the ASGI ``app`` with uvicorn on a free loopback port, in a
+    thread; yields its URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    # A short graceful shutdown: Gradio clients keep event streams open.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "the app did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+        server.force_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 @pytest.fixture(scope="session")
