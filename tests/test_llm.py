@@ -24,6 +24,7 @@ from mentor.llm import (
     ModelNotFound,
     OpenAICompatibleModel,
     PromptTooLong,
+    QueueFull,
     load_chat_model,
     resolve_model_path,
 )
@@ -269,10 +270,13 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
     requests: list[dict]
     status = 200
+    gate: threading.Event | None = None  # when set, each answer waits for it
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "json": body})
+        if self.gate:
+            self.gate.wait(30)
         if self.status != 200:
             error = json.dumps({"error": {"message": "max_tokens is too large"}}).encode()
             self.send_response(self.status)
@@ -333,6 +337,22 @@ def test_a_server_error_carries_the_servers_message(openai_server):
 
     with pytest.raises(httpx.HTTPStatusError, match="400.*max_tokens is too large"):
         list(OpenAICompatibleModel(base).stream_chat(QUESTION, 50))
+
+
+def test_the_server_model_keeps_at_most_in_flight_requests_and_the_rest_wait_their_turn(openai_server):
+    handler, base = openai_server
+    handler.gate = threading.Event()
+    model = OpenAICompatibleModel(base, in_flight=1, queue_limit=1)
+    first, second = model.stream_chat(QUESTION, 50), model.stream_chat(QUESTION, 50)
+
+    assert next(second.positions()) == 0  # waits while the first is in flight
+    with pytest.raises(QueueFull):
+        model.stream_chat(QUESTION, 50)
+    assert eventually(lambda: len(handler.requests) == 1)
+    handler.gate.set()
+    assert list(first) == ["Paris", " is the", " capital."]
+    assert list(second) == ["Paris", " is the", " capital."]
+    assert len(handler.requests) == 2
 
 
 def test_load_chat_model_picks_the_server_when_a_base_url_is_set(tmp_path):
