@@ -575,6 +575,13 @@ class App:
         except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
             return None
 
+    def stats(self) -> dict:
+        """GET /api/stats as JSON."""
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + "/api/stats", timeout=10) as response:
+            return json.loads(response.read())
+
     def wait_ready(self, timeout: float = 300.0) -> dict:
         """Polls /healthz every 50 ms; returns seconds from the process start
         to the port answering and to ``ready: true``."""

@@ -67,6 +67,10 @@ class ChatModel(Protocol):
         """Returns how many tokens ``text`` takes in a prompt."""
         ...
 
+    def status(self) -> dict:
+        """How busy it is: ``slots``, and the requests ``running`` and ``waiting``."""
+        ...
+
     def stream_chat(self, messages: list[dict[str, str]], max_tokens: int, *, client: str | None = None) -> Stream:
         """Queues the reply to ``messages`` (roles system/user/assistant) and
         returns it as a stream of text pieces; ``client`` (a browser session
@@ -227,6 +231,9 @@ class LlamaCppModel:
             client=client,
         )
 
+    def status(self) -> dict:
+        return self.scheduler.status()
+
     def close(self) -> None:
         """Stops the scheduler and frees the context and the weights."""
         self.scheduler.close()
@@ -347,6 +354,11 @@ class OpenAICompatibleModel:
     def ahead(self, request: Request) -> int | None:
         with self._lock:
             return self._admission.ahead(request)
+
+    def status(self) -> dict:
+        with self._lock:
+            line = self._admission
+            return {"slots": line.slots, "running": len(line.running), "waiting": len(line.waiting)}
 
     def _start_waiting(self) -> None:
         with self._lock:

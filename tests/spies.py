@@ -15,6 +15,9 @@ class ModelSpy:
     def count_tokens(self, text):
         return self.model.count_tokens(text)
 
+    def status(self):
+        return self.model.status()
+
     def stream_chat(self, messages, max_tokens, *, client=None):
         self.calls.append(messages)
         self.streams.append(self.model.stream_chat(messages, max_tokens, client=client))

@@ -411,6 +411,7 @@ def test_api_stats_counts_the_course(server):
     stats = httpx.get(server + "/api/stats").json()
 
     assert stats["documents"] == 1 and stats["pages"] == 6 and stats["model"]
+    assert stats["model_status"]["slots"] == 4 and stats["model_status"]["waiting"] == 0
 
 
 def test_files_serves_the_exact_pdf_inline(server, course, handbook_id):

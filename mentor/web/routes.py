@@ -103,7 +103,9 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
 
     @router.get("/api/stats")
     def stats() -> dict:
-        return mentor.stats()
+        # How busy the model is: its slots, the answers being written, the
+        # questions waiting for one.
+        return {**mentor.stats(), "model_status": mentor.model.status() if mentor.model else None}
 
     @router.post("/api/chat")
     async def chat(body: ChatRequest, request: Request):
