@@ -49,14 +49,13 @@ from common import (
     load_jsonl,
     log,
     mentor_settings,
+    page_sources,
     ratio,
     summary,
     tiny_gguf,
     write_result,
 )
 
-SOURCES = 5
-SOURCE_CHARS = 900  # about 200 MiniLM word pieces, one of our chunks
 TOPICS = [
     "orbits", "telescopes", "escape velocity", "comets", "the Moon", "tides", "eclipses", "galaxies",
     "black holes", "the Sun", "meteors", "seasons", "stars", "planets", "nebulae", "gravity",
@@ -117,7 +116,7 @@ def prompt_figures(path: Path, args, settings) -> dict:
         raw = Llama(model_path=str(path), n_ctx=settings.n_ctx, n_gpu_layers=args.n_gpu_layers, verbose=False)
         answerer = Answerer(None, ours, settings)
         for q in questions:
-            messages, used = answerer.prompt(q["question"], sources(pdf, q["pages"][0]), [], "GNU Octave")
+            messages, used = answerer.prompt(q["question"], page_sources(pdf, q["pages"][0]), [], "GNU Octave")
             prompt_tokens = sum(ours.count_tokens(m["content"]) for m in messages)
             for side, stream in (
                 ("ours", lambda m=messages: ours.stream_chat(m, args.max_tokens)),
@@ -141,20 +140,6 @@ def prompt_figures(path: Path, args, settings) -> dict:
         "tokens_per_s_p50": ratio(figures["ours"]["tokens_per_s"]["p50"], figures["baseline"]["tokens_per_s"]["p50"]),
     }
     return figures
-
-
-def sources(pdf: Path, page: int) -> list:
-    """Five hits cut from consecutive pages, starting at ``page``."""
-    from pypdf import PdfReader
-
-    from mentor.store import Hit
-
-    reader = PdfReader(pdf)
-    pages = range(page - 1, min(page - 1 + SOURCES, len(reader.pages)))
-    return [
-        Hit("bench", pdf.name, i + 1, reader.page_labels[i], (reader.pages[i].extract_text() or "")[:SOURCE_CHARS], 0.5)
-        for i in pages
-    ]
 
 
 def _raw_stream(llama, messages: list[dict], max_tokens: int):

@@ -146,6 +146,8 @@ def render(results: dict[str, dict], commentary: str) -> str:
         notes.get("latency", ""),
         generation_section(results),
         notes.get("generation", ""),
+        repetition_section(results),
+        notes.get("repetition", ""),
         coldstart_section(results),
         notes.get("coldstart", ""),
         load_section(results),
@@ -803,6 +805,41 @@ def streams_table(r: dict) -> str:
         f"decoding and {fmt(o['sample_ms'], 2)} ms sampling, over {fmt(o['steps'])} steps.\n"
     )
     return "\n".join(lines)
+
+
+def repetition_section(results: dict) -> str:
+    r = results.get("repetition")
+    out = ["### The repeat guard\n"]
+    if not r:
+        return "\n".join(out + [missing("repetition", "python bench/repetition.py")])
+    out.append(provenance(r) + "\n")
+    out.append(
+        f"{r['answers']} dev-set questions answered by {r['model']} at temperature 0, up to {r['max_tokens']} tokens, "
+        f"twice: with the guard (an answer stops when its last {r['repeat_span']} tokens already occurred in it) and "
+        "without. Greedy decoding writes the same tokens either way until the guard stops one.\n"
+    )
+    cut = r["cut"]
+    rows = [
+        ["Answers cut by the guard", f"{cut} of {r['answers']}", ""],
+        [
+            "… of which the unguarded answer looped to the token limit",
+            f"{r['cut_that_ran_to_the_limit']} of {cut}",
+            "" if r["cut_that_ran_to_the_limit"] == cut else bad("the guard cut an answer that ended by itself"),
+        ],
+        [
+            "Cut answers that are the start of the unguarded answer, word for word",
+            "all" if r["prefix_when_cut"] else "not all",
+            "" if r["prefix_when_cut"] else bad("the guard changed an answer, not only ended it"),
+        ],
+        ["Tokens not written (loops)", fmt(r["tokens_saved"]), ""],
+        [
+            "Citations lost by a cut",
+            fmt(r["citations_lost"]),
+            "" if not r["citations_lost"] else bad("a cut answer lost a citation"),
+        ],
+    ]
+    out.append(table(["Figure", "Value", "Verdict"], rows) + "\n")
+    return "\n".join(out)
 
 
 def coldstart_section(results: dict) -> str:

@@ -165,6 +165,14 @@ def test_generate_smoke_times_both_sides(inputs):
     assert streams["scheduler_per_step"]["steps"] > 0 and streams["scheduler_per_step"]["python_ms"] >= 0
 
 
+def test_repetition_smoke_compares_each_answer_with_and_without_the_guard(inputs):
+    r = bench("repetition", "--pdf", inputs["pdf"], "--devset", inputs["devset"], inputs=inputs)
+
+    assert r["answers"] == 2 and len(r["rows"]) == 2
+    assert r["prefix_when_cut"] is True and r["repeat_span"] == 32
+    assert all(row["unguarded_tokens"] >= row["guarded_tokens"] > 0 for row in r["rows"])
+
+
 def test_profile_smoke_splits_the_calling_thread(inputs):
     r = bench("profile_ingest", "--files", inputs["pdf"], inputs=inputs)
 
