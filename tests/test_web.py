@@ -24,7 +24,7 @@ from mentor.web.auth import AdminAuth, LoginRefused, admin_password
 from mentor.web.client import client_address
 from mentor.web.render import message_text, render_answer, safe_markdown
 from mentor.web.ui import LOGIN_REQUIRED, NO_MATERIALS, Conversation, MentorUI
-from tests.conftest import minilm_folder, served, small_settings, tiny_gguf
+from tests.conftest import eventually, minilm_folder, served, small_settings, tiny_gguf
 from tests.pdfs import make_pdf
 from tests.spies import ModelSpy
 
@@ -244,7 +244,7 @@ def test_a_closed_tab_gives_up_its_place_in_line(server, course, monkeypatch):
                     break  # the tab closes while its question waits
         assert spy.streams and not spy.streams[0].request.cancelled
 
-        wait_until(lambda: spy.streams[0].request.cancelled, 30)
+        assert eventually(lambda: spy.streams[0].request.cancelled, 30)
         assert course.model.scheduler.status()["waiting"] == 1  # only the blocker's
     finally:
         for s in blockers:
@@ -260,7 +260,7 @@ def test_an_api_caller_that_hangs_up_gives_up_its_place_in_line(server, course, 
             httpx.post(f"{server}/api/chat", json={"message": OFFICE_HOURS}, timeout=httpx.Timeout(10, read=3))
         assert spy.streams  # it had joined the line
 
-        wait_until(lambda: spy.streams[0].request.cancelled, 10)
+        assert eventually(lambda: spy.streams[0].request.cancelled, 10)
         assert course.model.scheduler.status()["waiting"] == 1
     finally:
         for s in blockers:
@@ -276,13 +276,6 @@ def wait_for_output(job, text: str, seconds: float = 120) -> str:
                 return shown
         time.sleep(0.05)
     raise AssertionError(f"no output with {text!r} after {seconds} s")
-
-
-def wait_until(condition, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"still not so after {seconds} s"
-        time.sleep(0.05)
 
 
 def _instructor_calls(tmp_path, handbook_id):
