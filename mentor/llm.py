@@ -1,4 +1,4 @@
-"""The language model: generation behind one lock, in process or on a server.
+"""The language model: prompts, token counts and answers, in process or on a server.
 
 ``load_chat_model(settings)`` returns a ``ChatModel``: the GGUF file run in
 process by llama.cpp, or an OpenAI-compatible server when ``OPENAI_BASE_URL``

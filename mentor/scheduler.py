@@ -105,7 +105,7 @@ class Scheduler:
         queue_limit: int,
         prefill_chunk: int = 64,
     ):
-        self._model = model
+        self._model = model  # held: the weights must outlive the context
         self._vocab = model.vocab
         self.prefill_chunk = prefill_chunk
         n_ctx = -(-n_ctx // CONTEXT_STEP) * CONTEXT_STEP

@@ -36,8 +36,9 @@ class Settings:
     # -1 puts every layer on the GPU when there is one; llama.cpp ignores it
     # on a CPU-only build.
     n_gpu_layers: int = -1
-    # Mistral-7B-Instruct is trained to 32k, but 8k keeps the KV cache small
-    # on a 24 GB card and is room enough for top_k sources plus history.
+    # Each slot's context (see n_parallel). Mistral-7B-Instruct is trained to
+    # 32k, but 8k is room enough for top_k sources plus history, and 16 slots
+    # of it (16 GB of cache) just fit a 24 GB card beside the model.
     n_ctx: int = 8192
     max_answer_tokens: int = 512
     # Answers decoded at once in one batch (slots), each with n_ctx tokens of
