@@ -274,7 +274,7 @@ def raw_streams(model, prompts: list[list[int]], tokens: int, n_gpu_layers: int)
 
     n = len(prompts)
     params = llama_cpp.llama_context_default_params()
-    params.n_ctx = (256 + tokens) * n
+    params.n_ctx = -(-(256 + tokens) // 256) * 256 * n  # whole blocks of 256 a sequence, as llama.cpp lays them out
     params.n_seq_max = n
     params.kv_unified = False
     params.n_batch = params.n_ubatch = 512
