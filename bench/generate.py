@@ -217,7 +217,9 @@ def stream_figures(path: Path, counts: list[int], tokens: int, n_gpu_layers: int
         one = rows["1"][side]["decode_tokens_per_s"] if "1" in rows else None
         for row in rows.values():
             row[side]["vs_one_stream"] = ratio(row[side]["decode_tokens_per_s"], one)
-    return {"n_ctx": n_ctx, "counts": counts, "rows": rows, "scheduler_per_step": overhead}
+    # The most streams measured, for prose that must not name a count.
+    most = {"streams": max(counts), **rows[str(max(counts))]}
+    return {"n_ctx": n_ctx, "counts": counts, "rows": rows, "most": most, "scheduler_per_step": overhead}
 
 
 def chat_prompt(model, topic: str, n: int) -> list[int]:

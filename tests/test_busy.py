@@ -17,7 +17,9 @@ from tests.conftest import served, small_settings, tiny_gguf
 from tests.pdfs import make_pdf
 
 QUESTION = "When are office hours held?"
-TIMEOUT = 4.0
+# Room for an answer on a busy 2-core machine; the timeout test shortens it.
+TIMEOUT = 60.0
+SHORT_TIMEOUT = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def test_a_burst_of_api_chats_is_answered_or_refused_at_once_while_the_page_stay
     for t in askers:
         t.start()
     for t in askers:
-        t.join(TIMEOUT + 40)
+        t.join(TIMEOUT + 30)
     page = httpx.get(f"{url}/", timeout=10)
     burst_over.set()
     prober.join(15)
@@ -77,11 +79,13 @@ def test_a_burst_of_api_chats_is_answered_or_refused_at_once_while_the_page_stay
     assert all("Please ask again in a minute" in r.json()["detail"] for r in refused)
     assert all(r.headers["retry-after"] == "30" for r in refused)
     assert page.status_code == 200 and "Course Mentor" in page.text
-    assert len(health) >= 3 and max(health) < 5, health
+    # Before the scheduler, /healthz did not answer within 30 s of such a burst.
+    assert len(health) >= 3 and max(health) < 10, health
 
 
-def test_an_api_chat_that_waits_too_long_is_stopped_and_leaves_the_line(app):
+def test_an_api_chat_that_waits_too_long_is_stopped_and_leaves_the_line(app, monkeypatch):
     url, mentor = app
+    monkeypatch.setattr(mentor, "settings", mentor.settings.replace(chat_timeout=SHORT_TIMEOUT))
     question = [{"role": "user", "content": "Tell me everything about the planets."}]
     blockers = [mentor.model.stream_chat(question, 900) for _ in range(3)]  # both slots, and one waiting
     try:
@@ -91,8 +95,8 @@ def test_an_api_chat_that_waits_too_long_is_stopped_and_leaves_the_line(app):
         took = time.monotonic() - began
 
         assert reply.status_code == 503
-        assert reply.json()["detail"].startswith(f"No answer within {TIMEOUT:g} s: the mentor is busy.")
-        assert TIMEOUT <= took < TIMEOUT + 5
+        assert reply.json()["detail"].startswith(f"No answer within {SHORT_TIMEOUT:g} s: the mentor is busy.")
+        assert SHORT_TIMEOUT <= took < SHORT_TIMEOUT + 5
         assert mentor.model.scheduler.status()["waiting"] == 1  # the blocker's place only
     finally:
         for s in blockers:
