@@ -870,6 +870,11 @@ def load_section(results: dict) -> str:
     if not r:
         return "\n".join(out + [missing("load", "python bench/load.py")])
     out.append(provenance(r) + "\n")
+    if "crowd_one_slot" not in r:
+        out.append(
+            f"{bad('this result predates the scheduler')}: its app answered one student at a time behind a lock, "
+            "and it has no one-slot crowd to compare with. Rerun `python bench/load.py`.\n"
+        )
     slots = r.get("n_parallel")
     out.append(
         f"{r['students']} simulated students send one question each at the same moment through `gradio_client` "
