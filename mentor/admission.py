@@ -181,9 +181,3 @@ class Stream:
                 yield ahead
             time.sleep(poll)
 
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
