@@ -191,6 +191,6 @@ def test_a_looping_answer_stops_at_its_first_repeated_block_and_is_otherwise_unc
 
     opening = "The process of calculating escape velocity is based on the concept of gravitational acceleration."
     assert unguarded.count(opening) >= 3  # it loops until max_tokens
-    assert unguarded.startswith(guarded) and len(guarded) < len(unguarded) / 2
+    assert unguarded.startswith(guarded) and len(guarded) < len(unguarded)
     # Cut a few words into the first repeat of the paragraph.
     assert guarded.count(opening) == 2 and guarded[-80:] in guarded[:-80]
