@@ -58,7 +58,12 @@ def open_mentor(settings: Settings):
     stats = mentor.stats()
     where = "served by " + settings.openai_base_url if settings.openai_base_url else "in this process"
     log.info(
-        "model: %s (%s, context %d tokens); embedder: %s", stats["model"], where, mentor.model.n_ctx, stats["embedder"]
+        "model: %s (%s, %d answers at once, context %d tokens each); embedder: %s",
+        stats["model"],
+        where,
+        mentor.model.status()["slots"],
+        mentor.model.n_ctx,
+        stats["embedder"],
     )
     log.info("course: %d documents, %d pages, %d chunks", stats["documents"], stats["pages"], stats["chunks"])
     return mentor

@@ -131,6 +131,26 @@ def mentor_settings(home: Path, **extra: str):
     return Settings.from_env(mentor_env(home, **extra))
 
 
+# A prompt's sources without an index: pages cut from the PDF, about our
+# chunks' size (200 MiniLM word pieces).
+SOURCES = 5
+SOURCE_CHARS = 900
+
+
+def page_sources(pdf: Path, page: int) -> list:
+    """Five hits cut from consecutive pages of ``pdf``, starting at ``page``."""
+    from pypdf import PdfReader
+
+    from mentor.store import Hit
+
+    reader = PdfReader(pdf)
+    pages = range(page - 1, min(page - 1 + SOURCES, len(reader.pages)))
+    return [
+        Hit("bench", pdf.name, i + 1, reader.page_labels[i], (reader.pages[i].extract_text() or "")[:SOURCE_CHARS], 0.5)
+        for i in pages
+    ]
+
+
 def fresh_dir(path: Path) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
@@ -572,6 +592,13 @@ class App:
                 return json.loads(response.read())
         except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
             return None
+
+    def stats(self) -> dict:
+        """GET /api/stats as JSON."""
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + "/api/stats", timeout=10) as response:
+            return json.loads(response.read())
 
     def wait_ready(self, timeout: float = 300.0) -> dict:
         """Polls /healthz every 50 ms; returns seconds from the process start

@@ -146,6 +146,8 @@ def render(results: dict[str, dict], commentary: str) -> str:
         notes.get("latency", ""),
         generation_section(results),
         notes.get("generation", ""),
+        repetition_section(results),
+        notes.get("repetition", ""),
         coldstart_section(results),
         notes.get("coldstart", ""),
         load_section(results),
@@ -217,7 +219,20 @@ def summary_section(results: dict) -> str:
                 ]
             )
     g = results.get("generate")
-    if g:
+    if g and g.get("streams"):
+        top = streams_top(g)
+        if top:
+            count, row = top
+            rows.append(
+                [
+                    f"Decode tokens/s, {count} streams at once vs one (tiny model, CPU)",
+                    f"{fmt(row['batched']['decode_tokens_per_s'], 1)} ({x(row['batched']['vs_one_stream'])})",
+                    f"raw llama.cpp: {fmt(row['raw_llama_cpp']['decode_tokens_per_s'], 1)} ({x(row['raw_llama_cpp']['vs_one_stream'])})",
+                    x(ratio(row["batched"]["decode_tokens_per_s"], row["raw_llama_cpp"]["decode_tokens_per_s"])),
+                    streams_verdict(g),
+                ]
+            )
+    if g and g.get("ours"):
         rows.append(
             [
                 "Time to first token p50 (tiny model, CPU)",
@@ -251,6 +266,18 @@ def summary_section(results: dict) -> str:
             ]
         )
         alone = ld["crowd_without_ingestion"]
+        one = ld.get("crowd_one_slot")
+        if one:
+            rows.append(
+                [
+                    f"{ld['students']} students at once: wall, first token p50 / p95 "
+                    f"(ours: {ld['n_parallel']} slots; baseline column: one slot)",
+                    f"{fmt(alone['wall_s'], 1, ' s')}; {p50_p95(alone['ttft_s'])}",
+                    f"{fmt(one['wall_s'], 1, ' s')}; {p50_p95(one['ttft_s'])}",
+                    x(ratio(alone["wall_s"], one["wall_s"])) + " (wall)",
+                    worse_if(alone["wall_s"] > one["wall_s"] * 1.1),
+                ]
+            )
         rows.append(
             [
                 f"{ld['students']} students at once, no ingestion: wall time vs students × one answer",
@@ -260,8 +287,65 @@ def summary_section(results: dict) -> str:
                 idle_verdict(alone),
             ]
         )
+        burst = ld.get("api_burst")
+        if burst:
+            rows.append(
+                [
+                    f"{burst['requests']} POST /api/chat at once: answered / refused at once / /healthz p95",
+                    f"{burst_line(burst)} / {fmt(burst['healthz_s'].get('p95'), 2, ' s')}",
+                    "the server froze (DESIGN.md)",
+                    "—",
+                    burst_verdict(burst),
+                ]
+            )
     rows.append(["GPU", "not measured: no GPU in this run" if not any_gpu(results) else "see below", "—", "—", ""])
     return "## Summary\n\n" + table(["Figure", "Ours", "Baseline", "Ratio", "Verdict"], rows) + "\n"
+
+
+def p50_p95(d: dict) -> str:
+    return f"{fmt(d.get('p50'), 1)} / {fmt(d.get('p95'), 1)} s"
+
+
+def streams_top(g: dict) -> tuple[int, dict] | None:
+    """The largest stream count measured, and its row."""
+    rows = g["streams"]["rows"]
+    if not rows:
+        return None
+    count = max(map(int, rows))
+    return count, rows[str(count)]
+
+
+# Aggregate decode tokens/s at the most streams, over one stream: the goal
+# on a 2-core CPU at 8 streams (bare llama.cpp reaches 1.87x there) and on
+# a GPU at 16.
+STREAMS_GOAL = {"cpu": (8, 1.7), "gpu": (16, 5.0)}
+# Time to first token p95 with 16 streams on a GPU.
+GPU_TTFT_GOAL = 2.0
+
+
+def streams_verdict(g: dict) -> str:
+    count, goal = STREAMS_GOAL["gpu" if g["machine"]["gpu"] != "none" and g.get("n_gpu_layers") else "cpu"]
+    row = g["streams"]["rows"].get(str(count))
+    if not row:
+        return f"goal set at {count} streams: not measured"
+    gain = row["batched"]["vs_one_stream"]
+    if gain is None or gain < goal:
+        return bad(f"below the goal of {goal}× at {count} streams")
+    return f"meets the goal of {goal}× at {count} streams"
+
+
+def burst_line(burst: dict) -> str:
+    by = burst["by_status"]
+    refused = sum(n for status, n in by.items() if status in ("429", "503"))
+    return f"{by.get('200', 0)} / {refused}"
+
+
+def burst_verdict(burst: dict) -> str:
+    by = burst["by_status"]
+    lost = burst["requests"] - sum(n for status, n in by.items() if status in ("200", "429", "503"))
+    if lost or burst["healthz_failed"] or (burst["healthz_s"].get("max") or 0) > 5:
+        return bad("a request failed or hung, or /healthz was slow")
+    return "every request answered or refused; the server stayed up"
 
 
 def worse_if(condition) -> str:
@@ -645,30 +729,116 @@ def generation_section(results: dict) -> str:
     if not r:
         return "\n".join(out + [missing("generate", "python bench/generate.py")])
     out.append(provenance(r) + "\n")
-    o, b = r["ours"], r["baseline"]
-    out.append(
-        f"{r['model']} on the CPU, n_ctx {r['n_ctx']}, {r['runs']} prompts of {fmt(o['prompt_tokens']['p50'], 0)} tokens p50 "
-        f"(Answerer.prompt with five ~200-token sources), up to {r['max_tokens']} tokens each. Baseline: "
-        "`llama_cpp.Llama.create_chat_completion(stream=True)` on the same file and messages.\n"
-    )
-    rows = [
-        [
-            "Time to first token p50 / p95",
-            f"{fmt(o['ttft_s']['p50'], 2)} / {fmt(o['ttft_s']['p95'], 2)} s",
-            f"{fmt(b['ttft_s']['p50'], 2)} / {fmt(b['ttft_s']['p95'], 2)} s",
-            x(r["ratios"]["ttft_p50"]),
-            worse_if(r["ratios"]["ttft_p50"] and r["ratios"]["ttft_p50"] > 1.1),
-        ],
-        [
-            "Tokens/s p50",
-            fmt(o["tokens_per_s"]["p50"], 1),
-            fmt(b["tokens_per_s"]["p50"], 1),
-            x(r["ratios"]["tokens_per_s_p50"]),
-            worse_if(r["ratios"]["tokens_per_s_p50"] and r["ratios"]["tokens_per_s_p50"] < 0.9),
-        ],
-        ["Tokens per answer p50", fmt(o["tokens"]["p50"], 0), fmt(b["tokens"]["p50"], 0), "—", ""],
+    if r.get("ours"):
+        o, b = r["ours"], r["baseline"]
+        out.append(
+            f"One answer at a time. {r['model']} on the CPU, n_ctx {r['n_ctx']}, {r['runs']} prompts of "
+            f"{fmt(o['prompt_tokens']['p50'], 0)} tokens p50 (Answerer.prompt with five ~200-token sources), up to "
+            f"{r['max_tokens']} tokens each. Baseline: `llama_cpp.Llama.create_chat_completion(stream=True)` on the "
+            "same file and messages.\n"
+        )
+        rows = [
+            [
+                "Time to first token p50 / p95",
+                f"{fmt(o['ttft_s']['p50'], 2)} / {fmt(o['ttft_s']['p95'], 2)} s",
+                f"{fmt(b['ttft_s']['p50'], 2)} / {fmt(b['ttft_s']['p95'], 2)} s",
+                x(r["ratios"]["ttft_p50"]),
+                worse_if(r["ratios"]["ttft_p50"] and r["ratios"]["ttft_p50"] > 1.1),
+            ],
+            [
+                "Tokens/s p50",
+                fmt(o["tokens_per_s"]["p50"], 1),
+                fmt(b["tokens_per_s"]["p50"], 1),
+                x(r["ratios"]["tokens_per_s_p50"]),
+                worse_if(r["ratios"]["tokens_per_s_p50"] and r["ratios"]["tokens_per_s_p50"] < 0.9),
+            ],
+            ["Tokens per answer p50", fmt(o["tokens"]["p50"], 0), fmt(b["tokens"]["p50"], 0), "—", ""],
+        ]
+        out.append(table(["Figure", "Ours", "Baseline", "Ratio", "Verdict"], rows) + "\n")
+    elif r.get("prompts_skipped"):
+        out.append(f"One answer at a time: not measured ({r['prompts_skipped']}).\n")
+    if r.get("streams"):
+        out.append(streams_table(r))
+    return "\n".join(out)
+
+
+def streams_table(r: dict) -> str:
+    """Many answers at once: batched, one slot, and bare llama.cpp, per stream count."""
+    st = r["streams"]
+    where = "a GPU" if r["machine"]["gpu"] != "none" and r.get("n_gpu_layers") else "the CPU"
+    lines = [
+        f"Many answers at once: {r['model']} on {where}, S short chat prompts submitted together, greedy, up to "
+        f"{r['stream_tokens']} tokens each. *Batched*: our scheduler, all S in one batch; *one slot*: our scheduler "
+        "with N_PARALLEL=1, the same S one after another; *raw llama.cpp*: a bare loop over llama.cpp's batch API "
+        "(no queue, no sampler chain, no text), the ceiling of batching here. Decode tokens/s is the aggregate "
+        "while all S streams write (one slot: each stream's own rate).\n"
     ]
-    out.append(table(["Figure", "Ours", "Baseline", "Ratio", "Verdict"], rows) + "\n")
+    rows = []
+    for count, row in sorted(st["rows"].items(), key=lambda kv: int(kv[0])):
+        bt, sl, raw = row["batched"], row["serial"], row["raw_llama_cpp"]
+        rows.append(
+            [
+                count,
+                f"{fmt(bt['decode_tokens_per_s'], 1)} ({x(bt['vs_one_stream'])})",
+                f"{fmt(sl['decode_tokens_per_s'], 1)} ({x(sl['vs_one_stream'])})",
+                f"{fmt(raw['decode_tokens_per_s'], 1)} ({x(raw['vs_one_stream'])})",
+                f"{fmt(bt['ttft_s'].get('p50'), 2)} / {fmt(bt['ttft_s'].get('p95'), 2)} s",
+                f"{fmt(sl['ttft_s'].get('p50'), 2)} / {fmt(sl['ttft_s'].get('p95'), 2)} s",
+                f"{fmt(bt['wall_s'], 1)} / {fmt(sl['wall_s'], 1)} s",
+            ]
+        )
+    header = [
+        "Streams",
+        "Batched tok/s (× one)",
+        "One slot tok/s (× one)",
+        "Raw llama.cpp tok/s (× one)",
+        "First token p50 / p95, batched",
+        "First token p50 / p95, one slot",
+        "Wall, batched / one slot",
+    ]
+    lines.append(table(header, rows) + "\n")
+    verdict = streams_verdict(r)
+    o = st["scheduler_per_step"]
+    lines.append(
+        f"Verdict: {verdict}. The scheduler's own time per step (filling the batch, detokenizing, the queues; "
+        f"not llama_decode, not the samplers): {fmt(o['python_ms'], 3)} ms, beside {fmt(o['decode_ms'], 1)} ms "
+        f"decoding and {fmt(o['sample_ms'], 2)} ms sampling, over {fmt(o['steps'])} steps.\n"
+    )
+    return "\n".join(lines)
+
+
+def repetition_section(results: dict) -> str:
+    r = results.get("repetition")
+    out = ["### The repeat guard\n"]
+    if not r:
+        return "\n".join(out + [missing("repetition", "python bench/repetition.py")])
+    out.append(provenance(r) + "\n")
+    out.append(
+        f"{r['answers']} dev-set questions answered by {r['model']} at temperature 0, up to {r['max_tokens']} tokens, "
+        f"twice: with the guard (an answer stops when its last {r['repeat_span']} tokens already occurred in it) and "
+        "without. Greedy decoding writes the same tokens either way until the guard stops one.\n"
+    )
+    cut = r["cut"]
+    rows = [
+        ["Answers cut by the guard", f"{cut} of {r['answers']}", ""],
+        [
+            "… of which the unguarded answer looped to the token limit",
+            f"{r['cut_that_ran_to_the_limit']} of {cut}",
+            "" if r["cut_that_ran_to_the_limit"] == cut else bad("the guard cut an answer that ended by itself"),
+        ],
+        [
+            "Cut answers that are the start of the unguarded answer, word for word",
+            "all" if r["prefix_when_cut"] else "not all",
+            "" if r["prefix_when_cut"] else bad("the guard changed an answer, not only ended it"),
+        ],
+        ["Tokens not written (loops)", fmt(r["tokens_saved"]), ""],
+        [
+            "Citations lost by a cut",
+            fmt(r["citations_lost"]),
+            "" if not r["citations_lost"] else bad("a cut answer lost a citation"),
+        ],
+    ]
+    out.append(table(["Figure", "Value", "Verdict"], rows) + "\n")
     return "\n".join(out)
 
 
@@ -700,30 +870,61 @@ def load_section(results: dict) -> str:
     if not r:
         return "\n".join(out + [missing("load", "python bench/load.py")])
     out.append(provenance(r) + "\n")
+    if "crowd_one_slot" not in r:
+        out.append(
+            f"{bad('this result predates the scheduler')}: its app answered one student at a time behind a lock, "
+            "and it has no one-slot crowd to compare with. Rerun `python bench/load.py`.\n"
+        )
+    slots = r.get("n_parallel")
     out.append(
         f"{r['students']} simulated students send one question each at the same moment through `gradio_client` "
-        f"(`{r['api_name']}`) over loopback: once alone, then while {r['ingestion']['what']} are uploaded and "
-        f"ingested through the app. The model answers one student at a time by design, so the goal is a crowd's "
-        f"wall time near {r['students']} × one answer alone ({fmt(r['serial_s'], 1, ' s')}; one answer "
-        f"{fmt(r['single_answer_s'], 1, ' s')}): above it, the model sat idle while work was queued. During the "
-        "ingestion the embedder shares the same CPU cores, which slows both.\n"
+        f"(`{r['api_name']}`) over loopback: on an app with one slot (N_PARALLEL=1: one answer at a time), then on "
+        f"one with {slots if slots else 'the default'} slots, alone and while {r['ingestion']['what']} are uploaded "
+        f"and ingested through the app. {r['students']} × one answer alone is {fmt(r['serial_s'], 1, ' s')} (one "
+        f"answer {fmt(r['single_answer_s'], 1, ' s')}); a crowd above that means the model sat idle while work was "
+        "queued. During the ingestion the embedder shares the same CPU cores, which slows both.\n"
     )
     alone = r["crowd_without_ingestion"]
-
-    def p50_p95(d: dict) -> str:
-        return f"{fmt(d.get('p50'), 1)} / {fmt(d.get('p95'), 1)} s"
-
+    one = r.get("crowd_one_slot") or {}
+    slots_label = f"{slots} slots" if slots else "batched"
     rows = [
-        ["Completed / errors", f"{alone['completed']} / {alone['errors']}", f"{r['completed']} / {r['errors']}", load_verdict(r)],
-        ["Time to first token p50 / p95", p50_p95(alone["ttft_s"]), p50_p95(r["ttft_s"]), ""],
-        ["Total time per student p50 / p95", p50_p95(alone["total_s"]), p50_p95(r["total_s"]), ""],
-        ["Wall time for all", fmt(alone["wall_s"], 1, " s"), fmt(r["wall_s"], 1, " s"), ""],
-        ["Wall ÷ (20 × one answer alone)", x(alone["wall_vs_serial"]), x(r["wall_vs_serial"]), idle_verdict(alone)],
-        ["Ingestion", "—", f"{r['ingestion'].get('outcome', '—')} in {fmt(r['ingestion'].get('seconds'), 1, ' s')}", ""],
+        [
+            "Completed / errors",
+            f"{one.get('completed', '—')} / {one.get('errors', '—')}",
+            f"{alone['completed']} / {alone['errors']}",
+            f"{r['completed']} / {r['errors']}",
+            load_verdict(r),
+        ],
+        ["Time to first token p50 / p95", p50_p95(one.get("ttft_s", {})), p50_p95(alone["ttft_s"]), p50_p95(r["ttft_s"]), ""],
+        ["Total time per student p50 / p95", p50_p95(one.get("total_s", {})), p50_p95(alone["total_s"]), p50_p95(r["total_s"]), ""],
+        ["Wall time for all", fmt(one.get("wall_s"), 1, " s"), fmt(alone["wall_s"], 1, " s"), fmt(r["wall_s"], 1, " s"), ""],
+        [
+            f"Wall ÷ ({r['students']} × one answer alone)",
+            x(one.get("wall_vs_serial")),
+            x(alone["wall_vs_serial"]),
+            x(r["wall_vs_serial"]),
+            idle_verdict(alone),
+        ],
+        ["Ingestion", "—", "—", f"{r['ingestion'].get('outcome', '—')} in {fmt(r['ingestion'].get('seconds'), 1, ' s')}", ""],
     ]
     if r.get("error_messages"):
-        rows.append(["Errors seen", "", "; ".join(r["error_messages"][:3]), ""])
-    out.append(table(["Figure", "Crowd alone", "Crowd during the ingestion", "Verdict"], rows) + "\n")
+        rows.append(["Errors seen", "", "", "; ".join(r["error_messages"][:3]), ""])
+    header = ["Figure", "Crowd, one slot", f"Crowd, {slots_label}", f"Crowd, {slots_label}, during the ingestion", "Verdict"]
+    out.append(table(header, rows) + "\n")
+    burst = r.get("api_burst")
+    if burst:
+        out.append(
+            f"Then {burst['requests']} anonymous `POST /api/chat` at once on the {slots_label} app, with `/healthz` polled "
+            "every 0.2 s (before the scheduler, 45 of them froze the whole server: DESIGN.md).\n"
+        )
+        rows = [
+            ["Answered / refused at once (503, 429)", burst_line(burst), burst_verdict(burst)],
+            ["Replies by status", ", ".join(f"{k}: {v}" for k, v in sorted(burst["by_status"].items())), ""],
+            ["Answered in p50 / p95", p50_p95(burst["answered_s"]), ""],
+            ["Refused in p50 / p95", f"{fmt(burst['refused_s'].get('p50'), 3)} / {fmt(burst['refused_s'].get('p95'), 3)} s", ""],
+            ["/healthz p50 / p95 / max", f"{fmt(burst['healthz_s'].get('p50'), 3)} / {fmt(burst['healthz_s'].get('p95'), 3)} / {fmt(burst['healthz_s'].get('max'), 3)} s", ""],
+        ]
+        out.append(table(["Figure", "Value", "Verdict"], rows) + "\n")
     return "\n".join(out)
 
 
@@ -745,9 +946,12 @@ def gpu_section(results: dict) -> str:
     out.append(provenance(r) + "\n")
     out.append(gpu_setup_line(r) + "\n")
     out.append(table(["Step", "Result", "Wall", "Time box", "Verdict"], gpu_step_rows(r)) + "\n")
-    rows = gpu_raw_rows(steps.get("raw", {})) + gpu_generate_rows(steps.get("generate", {}))
-    rows += gpu_embed_rows(steps.get("embed", {}))
+    rows = gpu_raw_rows(steps.get("raw", {})) + gpu_embed_rows(steps.get("embed", {}))
     out.append(table(["Figure", "Ours", "Raw llama.cpp", "Ratio"], rows) + "\n")
+    generated = (steps.get("generate") or {}).get("result") or {}
+    if generated.get("streams"):
+        out.append(streams_table(generated))
+        out.append(f"Time to first token with the most streams: {gpu_ttft_verdict(generated)}.\n")
     return "\n".join(out)
 
 
@@ -838,39 +1042,6 @@ def gpu_raw_rows(raw: dict) -> list[list[str]]:
     ]
 
 
-def gpu_generate_rows(step: dict) -> list[list[str]]:
-    """bench/generate.py's figures: per stream count when its result lists
-    them (``streams``: [{"streams": n, "ours": …, "baseline": …}]), else the
-    one-stream figures of its CPU form (``ours``, ``baseline``)."""
-    g = step.get("result")
-    if not g:
-        return []
-    per_streams = g.get("streams") if isinstance(g.get("streams"), list) else [{"streams": 1, **g}]
-    rows = []
-    for s in per_streams:
-        o, b = s.get("ours") or {}, s.get("baseline") or {}
-        if "tokens_per_s" not in o:
-            continue
-        n = s.get("streams")
-        for label, key, digits in (("Time to first token p50", "ttft_s", 3), ("Tokens/s p50", "tokens_per_s", 1)):
-            ours, base = _p50(o.get(key)), _p50(b.get(key))
-            rows.append(
-                [
-                    f"{label}, {n} stream{'s' if n != 1 else ''} (bench/generate.py)",
-                    fmt(ours, digits),
-                    fmt(base, digits),
-                    x(ratio(ours, base)),
-                ]
-            )
-    return rows or [
-        ["bench/generate.py", "its figures are in `bench/results/gpu.json` (steps.generate.result)", "", ""]
-    ]
-
-
-def _p50(value):
-    return value.get("p50") if isinstance(value, dict) else value
-
-
 def gpu_embed_rows(embed: dict) -> list[list[str]]:
     return [
         [
@@ -881,6 +1052,15 @@ def gpu_embed_rows(embed: dict) -> list[list[str]]:
         ]
         for run in embed.get("runs", [])
     ]
+
+
+def gpu_ttft_verdict(r: dict) -> str:
+    count, row = streams_top(r)
+    p95 = row["batched"]["ttft_s"].get("p95")
+    if p95 is None:
+        return "not measured"
+    shown = f"p95 {fmt(p95, 2)} s at {count} streams"
+    return shown if p95 <= GPU_TTFT_GOAL else f"{shown}, " + bad(f"over the goal of {GPU_TTFT_GOAL:g} s")
 
 
 # ---------------------------------------------------------------- commentary

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(ingest-r-manuals ingest-refman profile quality chunking latency generate coldstart load)
+[ ${#steps[@]} -eq 0 ] && steps=(ingest-r-manuals ingest-refman profile quality chunking latency generate repetition coldstart load)
 
 for step in "${steps[@]}"; do
   echo "== $step ($(date -u +%H:%M:%S))"
@@ -24,6 +24,7 @@ for step in "${steps[@]}"; do
     chunking)         $PY bench/chunking.py ;;
     latency)          $PY bench/latency.py ;;
     generate)         $PY bench/generate.py ;;
+    repetition)       $PY bench/repetition.py ;;
     coldstart)        $PY bench/coldstart.py ;;
     load)             $PY bench/load.py ;;
     *) echo "unknown step: $step" >&2; exit 2 ;;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from .llm import ChatModel
@@ -58,10 +59,16 @@ class Answer:
         self.refused = self.refused or NOT_COVERED.lower() in self.text.lower()
 
     def close(self) -> None:
-        """Stops generation early (a Stop button) and frees the model."""
+        """Stops generation early (a Stop button) and frees the model's slot."""
         close = getattr(self.pieces, "close", None)
         if close:
             close()
+
+    def waiting(self) -> Iterator[int]:
+        """Yields how many questions wait ahead of this answer for the model,
+        each time that changes, until it starts; nothing if it never waits."""
+        positions = getattr(self.pieces, "positions", None)
+        return positions() if positions else iter(())
 
     def finish(self) -> Answer:
         for _ in self:
@@ -89,17 +96,21 @@ class Answerer:
         self.model = model
         self.settings = settings
 
-    def ask(self, question: str, history: Sequence[dict] = (), course: str = "this course") -> Answer:
+    def ask(
+        self, question: str, history: Sequence[dict] = (), course: str = "this course", *, client: str | None = None
+    ) -> Answer:
         """Answers ``question`` from the course; ``history`` holds earlier turns
-        as ``{"role": "user"|"assistant", "content": str}``."""
+        as ``{"role": "user"|"assistant", "content": str}``. ``client`` (a
+        browser session or API conversation, with its address) gets its fair
+        share of the model; a full line raises ``QueueFull``."""
         question = self.check(question)
         history = recent_turns(history, self.settings.history_turns)
-        query = self.standalone(question, history)
+        query = self.standalone(question, history, client=client)
         hits = self.retriever.search(query, self.settings.top_k)
         if not hits or max(h.score for h in hits) < self.settings.min_score:
             return Answer(question, query, hits, True, iter([refusal(hits)]))
         messages, used = self.prompt(question, hits, history, course)
-        pieces = self.model.stream_chat(messages, self.settings.max_answer_tokens)
+        pieces = self.model.stream_chat(messages, self.settings.max_answer_tokens, client=client)
         return Answer(question, query, used, False, pieces)
 
     def check(self, question: str) -> str:
@@ -111,7 +122,7 @@ class Answerer:
             raise QuestionError(f"That question is {len(question)} characters long; the limit is {limit}. Please shorten it.")
         return question
 
-    def standalone(self, question: str, history: Sequence[dict]) -> str:
+    def standalone(self, question: str, history: Sequence[dict], *, client: str | None = None) -> str:
         """A follow-up rewritten with one short generation so that retrieval
         understands it; the earlier question is kept beside it."""
         earlier = [m["content"] for m in history if m["role"] == "user"]
@@ -122,7 +133,8 @@ class Answerer:
             {"role": "system", "content": REWRITE},
             {"role": "user", "content": f"{conversation}\n\nLast question: {question}\n\nRewritten question:"},
         ]
-        lines = "".join(self.model.stream_chat(messages, 48)).strip().splitlines()
+        with closing(self.model.stream_chat(messages, 48, client=client)) as rewrite:
+            lines = "".join(rewrite).strip().splitlines()
         rewritten = lines[0].strip(' "') if lines else ""
         # A small model often answers instead of rewriting; on the dev set
         # the plain "earlier question + follow-up" then retrieves better.

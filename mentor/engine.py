@@ -83,10 +83,12 @@ class Mentor:
     def search(self, question: str, k: int | None = None) -> list[Hit]:
         return self.retriever.search(question, k or self.settings.top_k)
 
-    def ask(self, question: str, history: Sequence[dict] = (), course: str = "this course") -> Answer:
+    def ask(
+        self, question: str, history: Sequence[dict] = (), course: str = "this course", *, client: str | None = None
+    ) -> Answer:
         if self._answerer is None:
             raise RuntimeError("this Mentor was opened without a model (with_model=False)")
-        return self._answerer.ask(question, history, course)
+        return self._answerer.ask(question, history, course, client=client)
 
     @property
     def index(self) -> Index:

@@ -36,10 +36,28 @@ class Settings:
     # -1 puts every layer on the GPU when there is one; llama.cpp ignores it
     # on a CPU-only build.
     n_gpu_layers: int = -1
-    # Mistral-7B-Instruct is trained to 32k, but 8k keeps the KV cache small
-    # on a 24 GB card and is room enough for top_k sources plus history.
+    # Each slot's context (see n_parallel). Mistral-7B-Instruct is trained to
+    # 32k, but 8k is room enough for top_k sources plus history, and 16 slots
+    # of it (16 GB of cache) just fit a 24 GB card beside the model.
     n_ctx: int = 8192
     max_answer_tokens: int = 512
+    # Answers decoded at once in one batch (slots), each with n_ctx tokens of
+    # room, so the context holds n_ctx x n_parallel tokens. None: what suits
+    # the device, 16 on a GPU and 4 on a CPU (llm.device_defaults says why).
+    # With a model server: the requests in flight to it (16 when None).
+    n_parallel: int | None = None
+    # Decoding threads. None: every core this process may use (its CPU
+    # affinity); llama-cpp-python's own default of half the cores decodes
+    # 34 tokens/s on 2 cores where 2 threads give 56.
+    n_threads: int | None = None
+    # Questions that wait for a slot, beyond those answered; one more gets
+    # "busy, ask again" at once. 32: a class of 30 asking at once all wait
+    # in line, even with one slot.
+    queue_limit: int = 32
+    # The longest a POST /api/chat waits for its whole answer before it is
+    # stopped and answered 503. Runpod's proxy cuts a response at 100 s; at
+    # 90 s the caller gets our message instead of the proxy's.
+    chat_timeout: float = 90.0
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     openai_model: str | None = None
@@ -86,6 +104,9 @@ class Settings:
     admin_password: str | None = None
     port: int = 7860
     runpod_pod_id: str | None = None
+    # Served behind a reverse proxy (BEHIND_PROXY=1, or on Runpod): a
+    # client's address is then the one the proxy saw (X-Forwarded-For).
+    proxied: bool = False
 
     @property
     def index_dir(self) -> Path:
@@ -111,6 +132,13 @@ class Settings:
     def files_dir(self) -> Path:
         """Where original uploads are kept, one file per content hash."""
         return self.home / "files"
+
+    @property
+    def behind_proxy(self) -> bool:
+        """Whether requests come through a proxy that names the client in
+        X-Forwarded-For: Runpod's always does. Never guessed from the
+        request itself, where anyone can write that header."""
+        return self.proxied or bool(self.runpod_pod_id)
 
     @property
     def share_url(self) -> str:
@@ -145,6 +173,10 @@ class Settings:
             n_gpu_layers=get("N_GPU_LAYERS", int, d.n_gpu_layers),
             n_ctx=get("N_CTX", int, d.n_ctx),
             max_answer_tokens=get("MAX_ANSWER_TOKENS", int, d.max_answer_tokens),
+            n_parallel=get("N_PARALLEL", count),
+            n_threads=get("N_THREADS", count),
+            queue_limit=get("QUEUE_LIMIT", int, d.queue_limit),
+            chat_timeout=get("CHAT_TIMEOUT", float, d.chat_timeout),
             openai_base_url=get("OPENAI_BASE_URL"),
             openai_api_key=get("OPENAI_API_KEY"),
             openai_model=get("OPENAI_MODEL"),
@@ -165,7 +197,16 @@ class Settings:
             admin_password=get("MENTOR_ADMIN_PASSWORD"),
             port=get("PORT", int, d.port),
             runpod_pod_id=get("RUNPOD_POD_ID"),
+            proxied=get("BEHIND_PROXY", flag, d.proxied),
         )
+
+
+def count(raw: str) -> int:
+    """A count of at least 1."""
+    value = int(raw)
+    if value < 1:
+        raise ValueError(raw)
+    return value
 
 
 def flag(raw: str) -> bool:

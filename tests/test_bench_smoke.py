@@ -157,6 +157,20 @@ def test_generate_smoke_times_both_sides(inputs):
         assert r[side]["ttft_s"]["n"] == 1
         assert r[side]["tokens"]["max"] > 0
         assert r[side]["prompt_tokens"]["p50"] > 50  # system prompt and sources
+    streams = r["streams"]
+    assert streams["counts"] == [1, 2]
+    for row in streams["rows"].values():
+        assert {"batched", "serial", "raw_llama_cpp"} <= row.keys()
+        assert row["batched"]["pieces"] == row["serial"]["pieces"] > 0  # the same greedy answers
+    assert streams["scheduler_per_step"]["steps"] > 0 and streams["scheduler_per_step"]["python_ms"] >= 0
+
+
+def test_repetition_smoke_compares_each_answer_with_and_without_the_guard(inputs):
+    r = bench("repetition", "--pdf", inputs["pdf"], "--devset", inputs["devset"], inputs=inputs)
+
+    assert r["answers"] == 2 and len(r["rows"]) == 2
+    assert r["prefix_when_cut"] is True and r["repeat_span"] == 32
+    assert all(row["unguarded_tokens"] >= row["guarded_tokens"] > 0 for row in r["rows"])
 
 
 def test_profile_smoke_splits_the_calling_thread(inputs):
@@ -195,7 +209,12 @@ def test_load_smoke_answers_every_student_during_an_upload(inputs):
 
     assert (r["students"], r["completed"], r["errors"]) == (2, 2, 0), r["error_messages"]
     assert r["crowd_without_ingestion"]["completed"] == 2
+    assert r["crowd_one_slot"]["completed"] == 2  # the same crowd with N_PARALLEL=1
+    assert r["n_parallel"] == 4  # the CPU's default
     assert r["ingestion"]["outcome"] == "1 added, 0 failed"
+    burst = r["api_burst"]
+    assert sum(burst["by_status"].values()) == burst["requests"] == 4
+    assert set(burst["by_status"]) <= {"200", "503"} and burst["healthz_failed"] == 0
 
 
 def test_report_renders_every_section_from_the_smoke_results(inputs):

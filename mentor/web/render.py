@@ -95,6 +95,13 @@ def render_answer(text: str, cited: list[tuple[int, Hit]], sources: list[Hit], r
     return f"{body}\n\n{block}</div>"
 
 
+def waiting_note(ahead: int) -> str:
+    """What a student sees while their question waits for the model."""
+    if ahead == 0:
+        return "*Waiting for the mentor: your question is next.*"
+    return f"*Waiting for the mentor: {ahead} question{'' if ahead == 1 else 's'} ahead of yours.*"
+
+
 def header_html(course: CourseInfo) -> str:
     welcome = "<br>".join(html.escape(line) for line in course.welcome.splitlines())
     eyebrow = "" if course.name == DEFAULT_NAME else '<div class="course-eyebrow">Course mentor</div>'
