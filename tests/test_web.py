@@ -486,6 +486,28 @@ def test_without_a_proxy_a_forwarded_header_is_ignored():
     assert client_address(http_request("81.2.69.160", "6.6.6.6"), behind_proxy=False) == "81.2.69.160"
 
 
+@pytest.mark.parametrize("behind_proxy", [True, False])
+def test_a_stranger_guessing_passwords_locks_out_only_their_own_address(course, behind_proxy, monkeypatch):
+    """Behind the proxy every request comes from the proxy's address; the
+    lockout keys on the address the proxy saw. Without a proxy the header is
+    the client's own word, so it is ignored and the peer counts."""
+    monkeypatch.setattr(course, "settings", course.settings.replace(runpod_pod_id="abc123" if behind_proxy else None))
+    ui = MentorUI(course, AdminAuth(PASSWORD))
+    stranger = http_request("10.0.0.2", "1.2.3.4, 6.6.6.6")
+    instructor = http_request("10.0.0.2", "81.2.69.160")
+
+    for _ in range(5):
+        assert "Wrong password" in ui.login("guess", stranger)[3]
+    locked = ui.login(PASSWORD, stranger)
+    mine = ui.login(PASSWORD, instructor)
+
+    assert "Too many wrong passwords" in locked[3] and locked[0] == ""
+    if behind_proxy:
+        assert ui.auth.is_admin(mine[0])
+    else:  # both are the proxy's connection: one client
+        assert "Too many wrong passwords" in mine[3] and mine[0] == ""
+
+
 def test_the_app_knows_it_is_behind_the_proxy_on_runpod_or_when_told():
     assert not Settings.from_env({}).behind_proxy
     assert Settings.from_env({"RUNPOD_POD_ID": "abc123"}).behind_proxy

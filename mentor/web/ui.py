@@ -219,7 +219,10 @@ class MentorUI:
             raise gr.Error(LOGIN_REQUIRED, title="Instructor only")
 
     def login(self, password: str, request: gr.Request) -> tuple:
-        client = request.client.host if request is not None and request.client else "unknown"
+        # Behind Runpod's proxy every connection comes from the proxy: the
+        # lockout keys on the address the proxy saw, so a stranger guessing
+        # passwords locks out only themselves, never the instructor.
+        client = client_address(request, self.mentor.settings.behind_proxy) if request is not None else "unknown"
         try:
             token = self.auth.login(password or "", client)
         except LoginRefused as e:
