@@ -18,6 +18,10 @@ from .store import Hit
 
 NOT_COVERED = "The course materials don't cover this."
 NO_DOCUMENTS = "No course materials have been uploaded yet, so there is nothing to answer from."
+SOURCES_ONLY = (
+    "The mentor's language model is not running right now, so here are the passages of the course "
+    "that best match your question."
+)
 
 RULES = """You are the mentor for the course "{course}". Answer the student's question using ONLY the numbered sources, which are excerpts from the course materials.
 - Cite the source of every fact with its number in square brackets, like [1] or [2].
@@ -91,7 +95,8 @@ class Answer:
 
 
 class Answerer:
-    def __init__(self, retriever: Retriever, model: ChatModel, settings: Settings):
+    def __init__(self, retriever: Retriever, model: ChatModel | None, settings: Settings):
+        """``model`` None: sources-only mode, the passages without an answer."""
         self.retriever = retriever
         self.model = model
         self.settings = settings
@@ -109,6 +114,8 @@ class Answerer:
         hits = self.retriever.search(query, self.settings.top_k)
         if not hits or max(h.score for h in hits) < self.settings.min_score:
             return Answer(question, query, hits, True, iter([refusal(hits)]))
+        if self.model is None:
+            return Answer(question, query, hits, False, iter([SOURCES_ONLY]))
         messages, used = self.prompt(question, hits, history, course)
         pieces = self.model.stream_chat(messages, self.settings.max_answer_tokens, client=client)
         return Answer(question, query, used, False, pieces)
@@ -128,6 +135,11 @@ class Answerer:
         earlier = [m["content"] for m in history if m["role"] == "user"]
         if not earlier:
             return question
+        # A small model often answers instead of rewriting; on the dev set
+        # the plain "earlier question + follow-up" then retrieves better.
+        fallback = f"{earlier[-1]} {question}"
+        if self.model is None:
+            return fallback
         conversation = "\n".join(f"{'Student' if m['role'] == 'user' else 'Mentor'}: {m['content'][:500]}" for m in history)
         messages = [
             {"role": "system", "content": REWRITE},
@@ -136,10 +148,8 @@ class Answerer:
         with closing(self.model.stream_chat(messages, 48, client=client)) as rewrite:
             lines = "".join(rewrite).strip().splitlines()
         rewritten = lines[0].strip(' "') if lines else ""
-        # A small model often answers instead of rewriting; on the dev set
-        # the plain "earlier question + follow-up" then retrieves better.
         if not rewritten.endswith("?"):
-            return f"{earlier[-1]} {question}"
+            return fallback
         return f"{rewritten} ({earlier[-1]})"
 
     def prompt(self, question: str, hits: list[Hit], history: Sequence[dict], course: str) -> tuple[list[dict], list[Hit]]:

@@ -15,7 +15,7 @@ from .answer import Answer, Answerer
 from .embed import Embedder, Embedders
 from .ingest import IngestResult, ProgressCallback
 from .library import HomeLock, Library, RebuildStatus
-from .llm import ChatModel, load_chat_model
+from .llm import ChatModel, ModelNotFound, load_chat_model
 from .registry import Document, Registry
 from .retrieve import Retriever
 from .settings import Settings
@@ -25,13 +25,23 @@ log = logging.getLogger(__name__)
 
 
 class Mentor:
-    def __init__(self, settings: Settings, library: Library, model: ChatModel | None, lock: HomeLock | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        library: Library,
+        model: ChatModel | None,
+        lock: HomeLock | None = None,
+        model_problem: str = "",
+    ):
         self.settings = settings
         self.library = library
+        # None: sources-only mode, students get the best passages with their
+        # links; model_problem says why, and what to set.
         self.model = model
+        self.model_problem = model_problem
         self.embedder = library.embedders.get(settings.embed_model)
         self.retriever = Retriever(library)
-        self._answerer = Answerer(self.retriever, model, settings) if model else None
+        self._answerer = Answerer(self.retriever, model, settings)
         self._lock = lock
 
     @classmethod
@@ -46,26 +56,29 @@ class Mentor:
         """Opens the course under ``settings.home`` and puts it in order after
         any crash. ``embedder`` and ``model`` let a caller share parts already
         loaded (tests do); ``with_model=False`` skips the LLM for commands
-        that only ingest or search."""
+        that only ingest or search. When no model can be had (offline, a
+        failed download, a corrupt file), the mentor opens in sources-only
+        mode rather than not at all."""
         settings = settings or Settings.from_env()
         # First: a second process on the same course learns at once that it
         # is taken, not after loading the embedder.
         lock = HomeLock(settings.home)
         store = registry = None
+        problem = ""
         try:
             store = open_store(settings)
             registry = Registry(settings.home / "registry.sqlite3")
             library = Library(settings, registry, store, Embedders(settings.embed_batch_size, embedder))
             library.open()
             if model is None and with_model:
-                model = load_chat_model(settings)
+                model, problem = _model_or_why(settings)
         except BaseException:
             for part in (store, registry):
                 if part is not None:
                     part.close()
             lock.release()
             raise
-        return cls(settings, library, model, lock)
+        return cls(settings, library, model, lock, problem)
 
     def ingest(self, paths: Iterable[Path], progress: ProgressCallback | None = None) -> list[IngestResult]:
         return self.library.add_paths(paths, progress)
@@ -86,8 +99,7 @@ class Mentor:
     def ask(
         self, question: str, history: Sequence[dict] = (), course: str = "this course", *, client: str | None = None
     ) -> Answer:
-        if self._answerer is None:
-            raise RuntimeError("this Mentor was opened without a model (with_model=False)")
+        """The answer to ``question``; without a model, the best passages."""
         return self._answerer.ask(question, history, course, client=client)
 
     @property
@@ -105,6 +117,7 @@ class Mentor:
             "chunks": sum(d.chunks for d in docs),
             "pages": sum(d.pages for d in docs),
             "model": self.model.name if self.model else None,
+            "model_problem": self.model_problem,
             "embedder": self.embedder.name,
         }
 
@@ -124,3 +137,12 @@ class Mentor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _model_or_why(settings: Settings) -> tuple[ChatModel | None, str]:
+    """The model, or None and why it could not be had (which says what to set)."""
+    try:
+        return load_chat_model(settings), ""
+    except ModelNotFound as e:
+        log.warning("No language model, so the mentor answers with passages only (sources-only mode). %s", e)
+        return None, str(e)

@@ -11,8 +11,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_MODEL_REPO = "TheBloke/Mistral-7B-Instruct-v0.2-GGUF"
-DEFAULT_MODEL_FILE = "mistral-7b-instruct-v0.2.Q5_K_M.gguf"
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -28,11 +26,13 @@ class Settings:
     home: Path = Path("mentor_data")
 
     # The model: model_path wins, else model_repo/model_file fetched once
-    # into home/models. openai_base_url replaces the in-process model with an
-    # OpenAI-compatible server (vLLM, llama.cpp server) for bigger courses.
+    # into home/models; unset, the model that suits the machine
+    # (model_files.choose_model: Mistral-7B on a GPU, a 1.5B model on a CPU).
+    # openai_base_url replaces the in-process model with an OpenAI-compatible
+    # server (vLLM, llama.cpp server) for bigger courses.
     model_path: Path | None = None
-    model_repo: str = DEFAULT_MODEL_REPO
-    model_file: str = DEFAULT_MODEL_FILE
+    model_repo: str | None = None
+    model_file: str | None = None
     # -1 puts every layer on the GPU when there is one; llama.cpp ignores it
     # on a CPU-only build.
     n_gpu_layers: int = -1
@@ -168,8 +168,8 @@ class Settings:
         return cls(
             home=get("MENTOR_HOME", Path, d.home),
             model_path=get("MODEL_PATH", Path),
-            model_repo=get("MODEL_REPO", str, d.model_repo),
-            model_file=get("MODEL_FILE", str, d.model_file),
+            model_repo=get("MODEL_REPO"),
+            model_file=get("MODEL_FILE"),
             n_gpu_layers=get("N_GPU_LAYERS", int, d.n_gpu_layers),
             n_ctx=get("N_CTX", int, d.n_ctx),
             max_answer_tokens=get("MAX_ANSWER_TOKENS", int, d.max_answer_tokens),

@@ -126,11 +126,15 @@ def results_html(rows: list[tuple[str, str]], pending: int = 0) -> str:
 
 
 def stats_markdown(stats: dict) -> str:
-    model = html.escape(str(stats.get("model") or "none"))
+    """The console's top line; without a model, why, and what to set."""
     docs = stats["documents"]
+    line = f"**{docs} document{'' if docs == 1 else 's'}** · {stats['pages']} pages · {stats['chunks']} chunks · "
+    if stats.get("model"):
+        return line + f"model {html.escape(stats['model'])}"
+    why = html.escape(stats.get("model_problem") or "this mentor was started without a model.")
     return (
-        f"**{docs} document{'' if docs == 1 else 's'}** · {stats['pages']} pages · "
-        f"{stats['chunks']} chunks · model {model}"
+        line + "**no language model**: students get the best passages with their page links, not answers.\n\n"
+        f"Why: {why}"
     )
 
 

@@ -89,14 +89,20 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
     # Answers worked at once for /api/chat, each in a thread of its own (not
     # the shared pool, which serves the page and /healthz). Half the model's
     # line at most: a script cannot fill it and leave the class no room.
-    api_answers = threading.BoundedSemaphore(max(1, mentor.model.capacity // 2) if mentor.model else 1)
+    # Without a model (sources-only) an answer is a search, some tens of
+    # milliseconds: a few at once are plenty.
+    api_answers = threading.BoundedSemaphore(max(1, mentor.model.capacity // 2) if mentor.model else 4)
 
     @router.get("/healthz")
     def healthz() -> dict:
+        # Ready in either mode: without a model, students still get the
+        # passages (sources-only), and "problem" says why and what to set.
         stats = mentor.stats()
         return {
-            "ready": mentor.model is not None,
+            "ready": True,
+            "mode": "answers" if mentor.model else "sources-only",
             "model": stats["model"],
+            "problem": stats["model_problem"] or None,
             "documents": stats["documents"],
             "chunks": stats["chunks"],
         }
@@ -109,8 +115,6 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
 
     @router.post("/api/chat")
     async def chat(body: ChatRequest, request: Request):
-        if mentor.model is None:
-            raise HTTPException(503, "This mentor was started without a model.")
         if not api_answers.acquire(blocking=False):
             raise busy(503, "The mentor is answering as many questions as it can hold. Please ask again in a minute.")
         conversation_id = body.conversation_id or uuid.uuid4().hex
