@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from ..answer import CITATION
 from ..course import DEFAULT_NAME, CourseInfo
+from ..documents import SUPPORTED
 from ..registry import Document
 from ..store import Hit
 
@@ -58,7 +59,7 @@ def source_item(n: int, hit: Hit) -> str:
     return (
         f'<li class="source"><span class="source-n">{n}</span><div class="source-body">'
         f'<a class="source-link" href="{html.escape(source_link(hit))}" target="_blank" rel="noopener noreferrer">'
-        f"{html.escape(hit.file)}, page {html.escape(str(hit.page_label))}</a>"
+        f"{html.escape(hit.file)}, {html.escape(hit.place)}</a>"
         f'<span class="source-score" title="How closely this passage matches the question (0 to 1)">'
         f"relevance {hit.score:.2f}</span>{section}"
         f'<div class="source-snippet">{html.escape(snippet(hit.text))}</div></div></li>'
@@ -138,12 +139,12 @@ def examples_placeholder(docs: list[Document]) -> str:
     return "\n".join(suggested)
 
 
-def upload_limits(max_upload_mb: int) -> str:
+def upload_limits(max_upload_mb: int, ocr_status: str) -> str:
     return (
-        f"Drop PDFs, .txt or .md files. Each file can be up to **{max_upload_mb} MB** (MAX_UPLOAD_MB). "
+        f"Drop course files: {SUPPORTED}. Each file can be up to **{max_upload_mb} MB** (MAX_UPLOAD_MB). "
         f"The pod's proxy stops a single upload at about **{PROXY_UPLOAD_MB} MB**, and all the files you drop "
         f"at once travel together, so add a large collection in batches under {PROXY_UPLOAD_MB} MB. "
-        "Students can ask about a document as soon as it is fully indexed."
+        f"Students can ask about a document as soon as it is fully indexed. {ocr_status}"
     )
 
 
