@@ -33,6 +33,7 @@ from ..ocr import OcrOptions, engine_status
 from ..registry import Document, UnknownDocument
 from .auth import AdminAuth, LoginRefused
 from .render import (
+    LATEX_DELIMITERS,
     documents_table,
     empty_html,
     examples_placeholder,
@@ -370,6 +371,7 @@ class MentorUI:
                         min_height=360,
                         buttons=["copy"],
                         sanitize_html=True,
+                        latex_delimiters=LATEX_DELIMITERS,
                         allow_tags=False,
                         placeholder=empty_html("Ask anything about the course.", ""),
                         feedback_options=("Like", "Dislike"),
