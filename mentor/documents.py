@@ -11,12 +11,12 @@ outruns its time or memory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import multiprocessing
-import subprocess
-import functools
 import resource
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -304,19 +304,20 @@ def _office_pages(path: Path, kind: str, limits: PageLimits) -> tuple[Page, ...]
 
 @functools.lru_cache(maxsize=4)
 def _office_pages_of(path: str, size: int, mtime_ns: int, kind: str, limits: PageLimits) -> tuple[Page, ...]:
+    from .office import NAMES
+
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     worker = context.Process(target=_read_office, args=(path, kind, sender, limits), daemon=True)
     worker.start()
     sender.close()
-    what = "slides" if kind == PPTX else "Word file"
     try:
         if not receiver.poll(OPEN_SECONDS):
-            raise DocumentError(f"reading the {what} took over {OPEN_SECONDS} s")
+            raise DocumentError(f"reading the {NAMES[kind]} took over {OPEN_SECONDS} s")
         try:
             pages, problem = receiver.recv()
         except EOFError:
-            raise DocumentError(f"reading the {what} crashed (out of memory?)") from None
+            raise DocumentError(f"reading the {NAMES[kind]} crashed (out of memory?)") from None
     finally:
         worker.kill()
         worker.join()
@@ -350,7 +351,8 @@ def _office_page_list(path: Path, kind: str, limits: PageLimits) -> Iterator[Pag
     for index, (label, section, text, problem) in enumerate(rows, start=1):
         page = Page(index, label, text, problem, section)
         if len(text) > limits.chars:
-            page = replace(page, text="", problem=f"it holds {len(text):,} characters of text, more than a real page ({limits.chars:,})")
+            too_long = f"it holds {len(text):,} characters of text, more than a real page ({limits.chars:,})"
+            page = replace(page, text="", problem=too_long)
         yield page
 
 

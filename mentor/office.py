@@ -137,7 +137,7 @@ def _shape_texts(shapes) -> Iterator[str]:
     from pptx.enum.shapes import MSO_SHAPE_TYPE
 
     for shape in shapes:
-        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+        if _shape_type(shape) == MSO_SHAPE_TYPE.GROUP:
             yield from _shape_texts(shape.shapes)
         elif shape.has_text_frame:
             yield _plain(shape.text_frame.text)
@@ -149,10 +149,20 @@ def _pictures(shapes) -> Iterator[object]:
     from pptx.enum.shapes import MSO_SHAPE_TYPE
 
     for shape in shapes:
-        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+        kind = _shape_type(shape)
+        if kind == MSO_SHAPE_TYPE.GROUP:
             yield from _pictures(shape.shapes)
-        elif shape.shape_type == MSO_SHAPE_TYPE.PICTURE or hasattr(shape, "image"):
+        elif kind == MSO_SHAPE_TYPE.PICTURE or type(shape).__name__ == "PlaceholderPicture":
             yield shape
+
+
+def _shape_type(shape):
+    """The shape's MSO_SHAPE_TYPE, or None where python-pptx does not know
+    it: one odd shape must not sink the deck."""
+    try:
+        return shape.shape_type
+    except NotImplementedError:
+        return None
 
 
 def _plain(text: str) -> str:

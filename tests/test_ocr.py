@@ -69,14 +69,8 @@ def test_without_tesseract_a_scan_fails_with_how_to_install_it_and_the_batch_goe
     # A PATH without Tesseract; the interpreter is named by its full path.
     env = small_env(settings.home, PATH=str(tmp_path / "no-tools"))
 
-    done = subprocess.run(
-        [sys.executable, "-m", "mentor", "ingest", str(scan), str(text)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = [sys.executable, "-m", "mentor", "ingest", str(scan), str(text)]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
     assert done.returncode == 1, done.stderr
     assert done.stdout.splitlines() == [
