@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(ingest-r-manuals ingest-refman profile quality chunking latency generate coldstart load)
+[ ${#steps[@]} -eq 0 ] && steps=(ingest-r-manuals ingest-refman profile quality chunking latency generate coldstart load ocr)
 
 for step in "${steps[@]}"; do
   echo "== $step ($(date -u +%H:%M:%S))"
@@ -26,6 +26,7 @@ for step in "${steps[@]}"; do
     generate)         $PY bench/generate.py ;;
     coldstart)        $PY bench/coldstart.py ;;
     load)             $PY bench/load.py ;;
+    ocr)              $PY bench/ocr.py ;;
     *) echo "unknown step: $step" >&2; exit 2 ;;
   esac
 done
