@@ -154,6 +154,8 @@ def render(results: dict[str, dict], commentary: str) -> str:
         notes.get("load", ""),
         gpu_section(results),
         notes.get("gpu", ""),
+        ocr_section(results),
+        notes.get("ocr", ""),
         notes.get("engine", ""),
     ]
     return "\n".join(p.rstrip() + "\n" for p in parts if p).rstrip() + "\n"
@@ -298,6 +300,17 @@ def summary_section(results: dict) -> str:
                     burst_verdict(burst),
                 ]
             )
+    o = results.get("ocr")
+    if o:
+        rows.append(
+            [
+                f"OCR of scanned pages ({o['engine']}, {o['threads']} thread): pages/s",
+                fmt(o["pages_per_s"], 2) + f" ({fmt(o['seconds_per_page'], 1, ' s')} a page)",
+                "no text from a scan",
+                "—",
+                "",
+            ]
+        )
     rows.append(["GPU", "not measured: no GPU in this run" if not any_gpu(results) else "see below", "—", "—", ""])
     return "## Summary\n\n" + table(["Figure", "Ours", "Baseline", "Ratio", "Verdict"], rows) + "\n"
 
@@ -1061,6 +1074,30 @@ def gpu_ttft_verdict(r: dict) -> str:
         return "not measured"
     shown = f"p95 {fmt(p95, 2)} s at {count} streams"
     return shown if p95 <= GPU_TTFT_GOAL else f"{shown}, " + bad(f"over the goal of {GPU_TTFT_GOAL:g} s")
+
+
+def ocr_section(results: dict) -> str:
+    r = results.get("ocr")
+    out = ["## 6. OCR of scanned pages\n"]
+    if not r:
+        return "\n".join(out + [missing("ocr", "python bench/ocr.py")])
+    out.append(provenance(r) + "\n")
+    out.append(
+        f"{r['pages']} scanned pages ({r['scan_dpi']} dpi pictures of about {r['words_per_page']} words each, "
+        f"no text layer) read through `read_pages` with OCR on: {r['engine']}, languages {r['languages']}, "
+        f"{r['threads']} thread, pages rendered by PDFium at 300 dpi in the page reader's child process.\n"
+    )
+    split = r["split_s_per_page"]
+    rows = [
+        ["Pages/s", fmt(r["pages_per_s"], 2), ""],
+        ["Seconds a page (wall, the reader's start included)", fmt(r["seconds_per_page"], 2, " s"), ""],
+        ["… rendering alone, p50", fmt(split["render"]["p50"], 2, " s"), "PDFium"],
+        ["… rendering and Tesseract, p50", fmt(split["render_and_tesseract"]["p50"], 2, " s"), "outside the page reader"],
+        ["Words read back (worst page / mean)", f"{pct(r['word_recall']['min'])} / {pct(r['word_recall']['mean'])}", ""],
+        ["On a GPU", "not applicable", "Tesseract runs on the CPU; a pod's cores read one page each per document"],
+    ]
+    out.append(table(["Figure", "Value", "Note"], rows) + "\n")
+    return "\n".join(out)
 
 
 # ---------------------------------------------------------------- commentary

@@ -186,7 +186,7 @@ class Answerer:
 
 def source_block(n: int, hit: Hit) -> str:
     section = f" ({hit.section})" if hit.section else ""
-    return f"[{n}] {hit.file}, page {hit.page_label}{section}\n{hit.text}"
+    return f"[{n}] {hit.file}, {hit.place}{section}\n{hit.text}"
 
 
 def refusal(hits: list[Hit]) -> str:
@@ -194,7 +194,7 @@ def refusal(hits: list[Hit]) -> str:
     to the closest sections, so the student knows where to look."""
     if not hits:
         return NO_DOCUMENTS
-    closest = "; ".join(f"{h.file}, page {h.page_label}" for h in hits[:3])
+    closest = "; ".join(f"{h.file}, {h.place}" for h in hits[:3])
     return f"{NOT_COVERED} The closest sections I found are: {closest}."
 
 

@@ -101,6 +101,11 @@ class Settings:
     # A page that takes longer than this to read is skipped: pypdf can
     # loop for minutes on a malformed page, while a sane page takes < 1 s.
     page_seconds: float = 30.0
+    # Scanned PDF pages (no text layer) are read by OCR: Tesseract, a few
+    # seconds a page on 2 cores (BENCHMARKS.md). ocr_languages are
+    # Tesseract's codes joined by "+", each a package tesseract-ocr-<code>.
+    ocr: bool = True
+    ocr_languages: str = "eng"
     admin_password: str | None = None
     port: int = 7860
     runpod_pod_id: str | None = None
@@ -194,6 +199,8 @@ class Settings:
             max_question_chars=get("MAX_QUESTION_CHARS", int, d.max_question_chars),
             max_upload_mb=get("MAX_UPLOAD_MB", int, d.max_upload_mb),
             page_seconds=get("PAGE_SECONDS", float, d.page_seconds),
+            ocr=get("OCR", flag, d.ocr),
+            ocr_languages=get("OCR_LANGUAGES", str, d.ocr_languages),
             admin_password=get("MENTOR_ADMIN_PASSWORD"),
             port=get("PORT", int, d.port),
             runpod_pod_id=get("RUNPOD_POD_ID"),

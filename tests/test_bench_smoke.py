@@ -217,6 +217,15 @@ def test_load_smoke_answers_every_student_during_an_upload(inputs):
     assert set(burst["by_status"]) <= {"200", "503"} and burst["healthz_failed"] == 0
 
 
+def test_ocr_smoke_reads_every_word_of_a_scanned_page(inputs):
+    r = bench("ocr", inputs=inputs)
+
+    assert (r["pages"], r["scan_dpi"], r["threads"], r["languages"]) == (1, 100, 1, "eng")
+    assert r["engine"].startswith("tesseract ")
+    assert r["word_recall"]["min"] == 1.0
+    assert r["pages_per_s"] > 0 and r["split_s_per_page"]["render_and_tesseract"]["n"] == 1
+
+
 def test_report_renders_every_section_from_the_smoke_results(inputs):
     results = inputs["results"]
     if not any(results.glob("*.json")):
@@ -238,5 +247,6 @@ def test_report_renders_every_section_from_the_smoke_results(inputs):
     assert "GPU: none" in text and "not measured: no GPU in this run" in text
     assert "python bench/ingest.py --smoke" in text
     assert "smoke run" in text  # smoke figures are flagged as meaningless
-    for heading in ("## Summary", "## 1. Ingestion", "## 2. Retrieval quality", "## 3. Latency", "## 5. GPU"):
+    assert "OCR of scanned pages (tesseract " in text
+    for heading in ("## Summary", "## 1. Ingestion", "## 2. Retrieval quality", "## 3. Latency", "## 5. GPU", "## 6. OCR"):
         assert heading in text

@@ -9,7 +9,9 @@ and ``/healthz``.
 
 ``/files/{doc_id}`` serves a stored original by its content hash only: the
 id is checked to be 64 hex digits and the engine finds the file, so no part
-of a request ever becomes a path.
+of a request ever becomes a path. A slide deck or a Word file, which a
+browser cannot show, is served as its text (``viewer``), with the original
+at ``?download=1``.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from ..admission import ClientBusy, QueueFull
 from ..answer import Answer, QuestionError
+from ..documents import DocumentError, read_pages
 from ..engine import Mentor
 from .client import client_address
+from .viewer import CONTENT_SECURITY_POLICY, document_html
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,11 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".md": "text/plain; charset=utf-8",
     ".markdown": "text/plain; charset=utf-8",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
+# What a browser cannot show: served as text, page by page (``viewer``).
+VIEWED = {".pptx": "these slides", ".docx": "this Word file"}
 MAX_CONVERSATIONS = 1000
 # How often a waiting /api/chat checks whether its caller is still there.
 WATCH_SECONDS = 0.25
@@ -139,19 +147,27 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
         return {**answer.to_json(), "conversation_id": conversation_id}
 
     @router.get("/files/{doc_id}")
-    def stored_file(doc_id: str) -> FileResponse:
+    def stored_file(doc_id: str, download: bool = False) -> Response:
         # Only documents students can get answers from; the engine finds the
         # file by hash alone (None for anything but 64 hex digits).
         name = next((d.name for d in mentor.documents() if d.doc_id == doc_id), None)
         path = mentor.stored_file(doc_id) if name else None
         if path is None or path.suffix not in CONTENT_TYPES or not path.is_file():
             raise HTTPException(404, "No such file.")
+        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
+        if path.suffix in VIEWED and not download:
+            try:
+                pages = list(read_pages(path))
+            except DocumentError as e:
+                raise HTTPException(500, f"The file cannot be shown: {e}") from None
+            view = document_html(name, doc_id, VIEWED[path.suffix], pages)
+            return HTMLResponse(view, headers={**headers, "Content-Security-Policy": CONTENT_SECURITY_POLICY})
         return FileResponse(
             path,
             media_type=CONTENT_TYPES[path.suffix],
             filename=name,
-            content_disposition_type="inline",
-            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
+            content_disposition_type="attachment" if download else "inline",
+            headers=headers,
         )
 
     return router

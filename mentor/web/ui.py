@@ -27,12 +27,15 @@ from .. import backup
 from ..admission import QueueFull
 from ..answer import QuestionError
 from ..course import CourseError, CourseInfo, feedback_summary, record_feedback
+from ..documents import SUPPORTED
 from ..engine import Mentor
 from ..ingest import SUFFIXES, IngestResult
+from ..ocr import OcrOptions, engine_status
 from ..registry import Document, UnknownDocument
 from .auth import AdminAuth, LoginRefused
 from .client import client_address
 from .render import (
+    LATEX_DELIMITERS,
     documents_table,
     empty_html,
     examples_placeholder,
@@ -295,7 +298,7 @@ class MentorUI:
                 share = p.pages_parsed / p.pages_total if p.pages_total else 0
                 progress(
                     (i + share) / len(paths),
-                    desc=f"{p.file}: {p.pages_parsed} of {p.pages_total} pages read, {p.chunks_embedded} chunks embedded",
+                    desc=f"{p.file}: {p.pages_parsed} of {p.pages_total} pages read{p.by_ocr()}, {p.chunks_embedded} chunks embedded",
                 )
 
             results.append(self.mentor.ingest_file(path, path.name, report))
@@ -386,6 +389,7 @@ class MentorUI:
                         min_height=360,
                         buttons=["copy"],
                         sanitize_html=True,
+                        latex_delimiters=LATEX_DELIMITERS,
                         allow_tags=False,
                         placeholder=empty_html("Ask anything about the course.", ""),
                         feedback_options=("Like", "Dislike"),
@@ -427,9 +431,10 @@ class MentorUI:
                             logout_button = gr.Button("Log out", size="sm", scale=0, min_width=100)
                         with gr.Tabs():
                             with gr.Tab("Materials"):
-                                gr.Markdown(upload_limits(settings.max_upload_mb), elem_classes="help")
+                                ocr_status = engine_status(settings.ocr, OcrOptions(settings.ocr_languages))
+                                gr.Markdown(upload_limits(settings.max_upload_mb, ocr_status), elem_classes="help")
                                 files = gr.File(
-                                    label="Course files (PDF, .txt, .md)",
+                                    label=f"Course files ({SUPPORTED})",
                                     file_count="multiple",
                                     file_types=sorted(SUFFIXES),
                                     type="filepath",
