@@ -114,15 +114,14 @@ def tiny_gguf() -> Path:
 def mentor_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment variables of a bench mentor: MENTOR_HOME under
     bench/out, the test MiniLM and the tiny model, on the CPU. Everything
-    else keeps the production default."""
-    return {
-        "MENTOR_HOME": str(home),
-        "EMBED_MODEL": str(minilm_folder()),
-        "MODEL_PATH": str(tiny_gguf()),
-        "N_GPU_LAYERS": "0",
-        "N_CTX": "2048",
-        **extra,
-    }
+    else keeps the production default. The test models are looked up only
+    when ``extra`` does not name others: the GPU machine has neither."""
+    env = {"MENTOR_HOME": str(home), "N_GPU_LAYERS": "0", "N_CTX": "2048", **extra}
+    if "EMBED_MODEL" not in env:
+        env["EMBED_MODEL"] = str(minilm_folder())
+    if "MODEL_PATH" not in env:
+        env["MODEL_PATH"] = str(tiny_gguf())
+    return env
 
 
 def mentor_settings(home: Path, **extra: str):
