@@ -39,26 +39,16 @@ def reranker_folder() -> Path:
 
 
 def small_settings(home: Path, **changes):
-    """Settings for the real small parts (MiniLM, the tiny model) on the CPU.
-    No reranker (it would cost every search tens of milliseconds per page):
-    tests/test_rerank.py tests it, with the real offline model."""
+    """Settings for the real small parts (MiniLM, the tiny model) on the CPU."""
     from mentor.settings import Settings
 
-    defaults = dict(
-        embed_model=str(minilm_folder()), model_path=tiny_gguf(), n_ctx=2048, n_gpu_layers=0, rerank_model=""
-    )
+    defaults = dict(embed_model=str(minilm_folder()), model_path=tiny_gguf(), n_ctx=2048, n_gpu_layers=0)
     return Settings(home=home, **(defaults | changes))
 
 
 def small_env(home: Path, **extra: str) -> dict[str, str]:
     """The same as environment variables, for a mentor in a child process."""
-    parts = {
-        "EMBED_MODEL": str(minilm_folder()),
-        "MODEL_PATH": str(tiny_gguf()),
-        "N_CTX": "2048",
-        "N_GPU_LAYERS": "0",
-        "RERANK_MODEL": "off",
-    }
+    parts = {"EMBED_MODEL": str(minilm_folder()), "MODEL_PATH": str(tiny_gguf()), "N_CTX": "2048", "N_GPU_LAYERS": "0"}
     return {**os.environ, "MENTOR_HOME": str(home), **parts, **extra}
 
 
