@@ -100,7 +100,7 @@ class Retriever:
         best_rerank = None
         if n := min(self.rerank_pages, len(pages)):
             scores = self.reranker.score(question, [passage(p.best) for p in pages[:n]])
-            pages = reorder(pages[:n], scores) + pages[n:]
+            pages = reorder(pages[:n], scores, FIRST_STAGE_WEIGHT) + pages[n:]
             best_rerank = max(scores)
         best_score = by_meaning[0].score if by_meaning else 0.0
         hits = [p.hit for p in pages[:k]]
@@ -171,7 +171,7 @@ def fuse_pages(rankings: Sequence[tuple[list[Hit], float]], **how) -> list[Hit]:
     return [p.hit for p in fuse(rankings, **how)]
 
 
-def reorder(pages: list[Page], scores: Sequence[float], first_stage_weight: float = FIRST_STAGE_WEIGHT) -> list[Page]:
+def reorder(pages: list[Page], scores: Sequence[float], first_stage_weight: float) -> list[Page]:
     """``pages`` (in first-stage order) ordered by the reranker's ``scores``,
     the first-stage rank fused in at ``first_stage_weight`` (by RRF)."""
     by_reranker = sorted(range(len(pages)), key=lambda i: scores[i], reverse=True)

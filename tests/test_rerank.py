@@ -38,13 +38,19 @@ def reranked(tmp_path, embedder, tiny_model, reranker):
     m.close()
 
 
-def test_the_reranker_puts_first_the_page_that_dense_retrieval_ranks_second(reranked, tmp_path):
+def test_the_reranker_puts_first_the_page_that_dense_retrieval_ranks_second(reranked, tmp_path, monkeypatch):
     pages = [DISTRACTOR, ANSWER, "Parking permits are sold at the campus office."]
     reranked.ingest([make_pdf(tmp_path / "guide.pdf", pages, 0)])
     first_stage = [h.page for h in _first_stage(reranked)]
-
     assert first_stage[:2] == [1, 2]
+
+    # The reranker's order alone: it reads the answer and moves it up.
+    monkeypatch.setattr("mentor.retrieve.FIRST_STAGE_WEIGHT", 0.0)
     assert [h.page for h in reranked.search(QUESTION, k=3)][:2] == [2, 1]
+    # Fused with the first stage at the default weight, a reranker that
+    # prefers the second page by one rank does not outvote it.
+    monkeypatch.undo()
+    assert [h.page for h in reranked.search(QUESTION, k=3)][:2] == [1, 2]
 
 
 def _first_stage(mentor) -> list[Hit]:
