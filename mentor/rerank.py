@@ -4,7 +4,8 @@ passage and scores the pair again.
 It runs an ONNX export of the model with ONNX Runtime, on the GPU when
 ONNX Runtime has CUDA (``onnxruntime-gpu``), else on the CPU. The model is a
 local folder (read as it is, never a download) or a Hub repo id whose
-``onnx/model.onnx`` is fetched once into ``MENTOR_HOME/models``.
+ONNX export is fetched once into the Hugging Face cache (``HF_HOME``, on
+the pod's volume), as the embedder is.
 
 Not sentence-transformers' ``CrossEncoder``: its ONNX backend needs
 optimum-onnx, which does not import against transformers 5; and not
@@ -50,7 +51,7 @@ class Reranker:
     CPU that cost decides how many pages can be reranked in time.
     """
 
-    def __init__(self, model: str, *, max_tokens: int = 192, cache_dir: Path | None = None):
+    def __init__(self, model: str, *, max_tokens: int = 256, cache_dir: Path | None = None):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 

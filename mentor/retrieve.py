@@ -58,10 +58,6 @@ class Page:
     best: Hit
     score: float
 
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.hit.doc_id, self.hit.page)
-
 
 @dataclass(frozen=True)
 class Retrieval:
