@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--without-sections", action="store_true", help="the levers on an index without section context too (built once)"
     )
+    p.add_argument("--model", type=Path, help="the GGUF that answers and rewrites the follow-ups (default: the tiny model)")
+    p.add_argument("--gpu-layers", type=int, default=0, help="layers of --model on the GPU (-1: all)")
     p.add_argument("--answer-tokens", type=int, default=128, help="length of the first turn's answer")
     p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     args = p.parse_args(argv)
@@ -263,7 +265,8 @@ def followup_figures(mentor, baseline: Baseline, files: list[Path], dialogues: l
     from mentor.llm import LlamaCppModel
 
     settings = mentor.settings.replace(max_answer_tokens=args.answer_tokens)
-    model = LlamaCppModel(tiny_gguf(), n_ctx=settings.n_ctx, n_gpu_layers=0)
+    gguf = args.model or tiny_gguf()
+    model = LlamaCppModel(gguf, n_ctx=settings.n_ctx, n_gpu_layers=args.gpu_layers)
     answerer = Answerer(mentor.retriever, model, settings)
     rows, rewrite_s = [], []
     for d in dialogues:
@@ -296,7 +299,7 @@ def followup_figures(mentor, baseline: Baseline, files: list[Path], dialogues: l
         return round(sum(r is not None and r <= K for r in ranks) / len(ranks), 3)
 
     return {
-        "model": tiny_gguf().name,
+        "model": gguf.name,
         "first_answer_tokens": args.answer_tokens,
         "hit@5": {
             "ours": {name: hit5("ours", name) for name in rows[0]["ours"]},

