@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         name, work = f"{name}-{slug}", work / slug
         work.mkdir(parents=True, exist_ok=True)
 
-    cands, chunks = first_stage_cache(prepared_home(name, files, **env), questions, work, env)
+    cands, chunks = first_stage_cache(lambda: prepared_home(name, files, **env), questions, work, env)
     first = first_stage_figures(questions, cands)
     rerank = reranker_figures(questions, cands, work, first_stage_p95(args))
     refuse = refusal_figures(questions, cands, rerank, plot)
@@ -187,18 +187,21 @@ def better(a: dict, b: dict) -> bool:
 # ---------------------------------------------------------------- stage 1: the cache
 
 
-def first_stage_cache(home: Path, questions: list[dict], work: Path, env: dict) -> tuple[dict, list[dict]]:
+def first_stage_cache(prepare, questions: list[dict], work: Path, env: dict) -> tuple[dict, list[dict]]:
     """Per question: the two candidate lists and Qdrant's fusions; and every
-    chunk of the index (for the other embedder). Read once, then cached."""
+    chunk of the index (for the other embedder). Read once, then cached
+    under the index's build stamp; ``prepare()`` builds or checks the index
+    (and returns its home) only when the cache must be made."""
     from mentor.retrieve import query_text
     from mentor.store import Hit
 
     path = work / "candidates.json"
-    stamp = _stamp(home, questions)
-    if path.exists() and json.loads(path.read_text()).get("stamp") == stamp:
-        data = json.loads(path.read_text())
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    if cached and cached.get("stamp") == _stamp(Path(cached.get("home", "")), questions):
+        data = cached
     else:
-        data = {"stamp": stamp, "questions": {}, "chunks": []}
+        home = prepare()
+        data = {"stamp": _stamp(home, questions), "home": str(home), "questions": {}, "chunks": []}
         with open_mentor(home, **env) as mentor:
             live = mentor.library.live()
             shard_path = Path(mentor.settings.index_dir) / live.name
@@ -231,8 +234,12 @@ def first_stage_cache(home: Path, questions: list[dict], work: Path, env: dict) 
     return cands, data["chunks"]
 
 
-def _stamp(home: Path, questions: list[dict]) -> str:
-    stamp = (home.parent / f"{home.name}.stamp.json").read_text()
+def _stamp(home: Path, questions: list[dict]) -> str | None:
+    """The index's build stamp (bench/common.py: prepared_home) and the questions, digested."""
+    file = home.parent / f"{home.name}.stamp.json"
+    if not home.name or not file.exists():
+        return None
+    stamp = file.read_text()
     digest = hashlib.sha256((stamp + json.dumps(questions, sort_keys=True)).encode())
     return digest.hexdigest()[:16]
 
