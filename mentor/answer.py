@@ -111,8 +111,9 @@ class Answerer:
         question = self.check(question)
         history = recent_turns(history, self.settings.history_turns)
         query = self.standalone(question, history, client=client)
-        hits = self.retriever.search(query, self.settings.top_k)
-        if not hits or max(h.score for h in hits) < self.settings.min_score:
+        found = self.retriever.retrieve(query, self.settings.top_k)
+        hits = found.hits
+        if not found.covered:
             return Answer(question, query, hits, True, iter([refusal(hits)]))
         if self.model is None:
             return Answer(question, query, hits, False, iter([SOURCES_ONLY]))

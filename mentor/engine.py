@@ -17,6 +17,7 @@ from .ingest import IngestResult, ProgressCallback
 from .library import HomeLock, Library, RebuildStatus
 from .llm import ChatModel, ModelNotFound, load_chat_model
 from .registry import Document, Registry
+from .rerank import Reranker, load_reranker
 from .retrieve import Retriever
 from .settings import Settings
 from .store import Hit, Index, open_store
@@ -32,6 +33,7 @@ class Mentor:
         model: ChatModel | None,
         lock: HomeLock | None = None,
         model_problem: str = "",
+        reranker: Reranker | None = None,
     ):
         self.settings = settings
         self.library = library
@@ -40,7 +42,8 @@ class Mentor:
         self.model = model
         self.model_problem = model_problem
         self.embedder = library.embedders.get(settings.embed_model)
-        self.retriever = Retriever(library)
+        self.reranker = reranker
+        self.retriever = Retriever(library, settings, reranker)
         self._answerer = Answerer(self.retriever, model, settings)
         self._lock = lock
 
@@ -52,13 +55,14 @@ class Mentor:
         with_model: bool = True,
         embedder: Embedder | None = None,
         model: ChatModel | None = None,
+        reranker: Reranker | None = None,
     ) -> Mentor:
         """Opens the course under ``settings.home`` and puts it in order after
-        any crash. ``embedder`` and ``model`` let a caller share parts already
-        loaded (tests do); ``with_model=False`` skips the LLM for commands
-        that only ingest or search. When no model can be had (offline, a
-        failed download, a corrupt file), the mentor opens in sources-only
-        mode rather than not at all."""
+        any crash. ``embedder``, ``model`` and ``reranker`` let a caller share
+        parts already loaded (tests do); ``with_model=False`` skips the LLM
+        for commands that only ingest or search. When no model can be had
+        (offline, a failed download, a corrupt file), the mentor opens in
+        sources-only mode rather than not at all."""
         settings = settings or Settings.from_env()
         # First: a second process on the same course learns at once that it
         # is taken, not after loading the embedder.
@@ -70,6 +74,8 @@ class Mentor:
             registry = Registry(settings.home / "registry.sqlite3")
             library = Library(settings, registry, store, Embedders(settings.embed_batch_size, embedder))
             library.open()
+            if reranker is None:
+                reranker = load_reranker(settings)
             if model is None and with_model:
                 model, problem = _model_or_why(settings)
         except BaseException:
@@ -78,7 +84,7 @@ class Mentor:
                     part.close()
             lock.release()
             raise
-        return cls(settings, library, model, lock, problem)
+        return cls(settings, library, model, lock, problem, reranker)
 
     def ingest(self, paths: Iterable[Path], progress: ProgressCallback | None = None) -> list[IngestResult]:
         return self.library.add_paths(paths, progress)
@@ -119,6 +125,7 @@ class Mentor:
             "model": self.model.name if self.model else None,
             "model_problem": self.model_problem,
             "embedder": self.embedder.name,
+            "reranker": self.reranker.name if self.reranker else None,
         }
 
     def reindex(self, progress: ProgressCallback | None = None) -> RebuildStatus:

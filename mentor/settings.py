@@ -85,13 +85,29 @@ class Settings:
     # Converting Numbers"); the sections fill the rest of the window.
     section_context: bool = True
 
+    # The reranker (mentor/rerank.py): a cross-encoder's ONNX export, as a
+    # Hub repo id (cross-encoder/ms-marco-MiniLM-L12-v2) or a local folder;
+    # "" (RERANK_MODEL=off, the default): no reranking. On the held-out
+    # Octave questions that cross-encoder ranks worse than the first stage
+    # alone, and fused with it gains nothing measurable (bench/tuning.py).
+    rerank_model: str = ""
+    # Pages it reads per question, and the word pieces of each (question,
+    # best chunk of the page) pair: the best on the tuning half within the
+    # CPU budget (~660 ms of CPU p95 on these cores; a GPU takes a few ms).
+    rerank_pages: int = 10
+    rerank_tokens: int = 256
+
     # Retrieval and answering.
     top_k: int = 5
-    # Best-source cosine score under which the mentor refuses without calling
-    # the model. On the Octave dev set (150-token chunks) 0.41 refuses 11 of
-    # 12 off-course questions and 3 of 93 answerable ones; every threshold
-    # from 0.395 to 0.43 meets the goal of 90% / at most 5% (BENCHMARKS.md).
+    # Cosine of the chunk nearest the question under which the mentor
+    # refuses without calling the model. Chosen on the tuning half of the
+    # Octave dev set: 0.41 again; on the held-out half it refuses 14 of 18
+    # off-course questions and 1 of 46 answerable ones (BENCHMARKS.md). The
+    # reranker's score did not separate them better (bench/tuning.py).
     min_score: float = 0.41
+    # Reranker score (a logit) under which the mentor refuses too; None: the
+    # reranker's score is not used for refusing.
+    min_rerank_score: float | None = None
     # Turns of history kept for follow-up questions.
     history_turns: int = 4
     max_question_chars: int = 2000
@@ -193,8 +209,12 @@ class Settings:
             chunk_tokens=get("CHUNK_TOKENS", int, d.chunk_tokens),
             chunk_overlap=get("CHUNK_OVERLAP", int, d.chunk_overlap),
             section_context=get("SECTION_CONTEXT", flag, d.section_context),
+            rerank_model=get("RERANK_MODEL", model_or_off, d.rerank_model),
+            rerank_pages=get("RERANK_PAGES", int, d.rerank_pages),
+            rerank_tokens=get("RERANK_TOKENS", int, d.rerank_tokens),
             top_k=get("TOP_K", int, d.top_k),
             min_score=get("MIN_SCORE", float, d.min_score),
+            min_rerank_score=get("MIN_RERANK_SCORE", float, d.min_rerank_score),
             history_turns=get("HISTORY_TURNS", int, d.history_turns),
             max_question_chars=get("MAX_QUESTION_CHARS", int, d.max_question_chars),
             max_upload_mb=get("MAX_UPLOAD_MB", int, d.max_upload_mb),
@@ -224,6 +244,11 @@ def flag(raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(raw)
+
+
+def model_or_off(raw: str) -> str:
+    """A model name, or "" for off/none/0/false/no."""
+    return "" if raw.lower() in ("off", "none", "0", "false", "no") else raw
 
 
 class SettingsError(ValueError):

