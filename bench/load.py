@@ -1,22 +1,29 @@
-"""Load: students asking at once through the app while an ingestion runs.
+"""Load: students asking at once through the app, one slot against many.
 
     python bench/load.py
 
 `python app.py` (tiny model on the CPU, the Octave manual indexed) is
 driven over loopback with gradio_client, the way a browser drives it, through
-the chat's API endpoint. Three rounds, with the same questions each time:
+the chat's API endpoint. Two apps, one after the other, on copies of the
+same index:
 
-1. serial:  each question asked alone, one after another: the time the
-            answers take when nothing waits (the "20 × one answer");
-2. crowd:   every student asks at once (a barrier releases them together);
-3. ingest:  the same crowd while the instructor uploads the R manuals
-            through the console's upload endpoint.
+- serial, N_PARALLEL=1: one answer at a time, as before the scheduler;
+  20 students ask at once (a barrier releases them together);
+- batched, N_PARALLEL as given (the device's default when not), in four
+  rounds with the same questions:
+  1. alone:   each question asked alone, one after another (the
+              "20 × one answer");
+  2. crowd:   every student asks at once;
+  3. ingest:  the same crowd while the instructor uploads the R manuals
+              through the console's upload endpoint;
+  4. burst:   45 anonymous POST /api/chat at once, while /healthz is polled:
+              how many are answered, how many refused at once, and whether
+              the server stayed up.
 
-Wall time of a crowd over the serial sum tells whether the model sat idle
-while work was queued (in process, answers run one at a time by design: the
-goal is a ratio near 1, not below it). During ingestion the embedder and
-the model share the same CPU cores, which slows both; that round says by
-how much, and whether anything failed.
+Wall time and time to first token of the two crowds say what batching
+buys. During ingestion the embedder and the model share the same CPU
+cores, which slows both; that round says by how much, and whether
+anything failed.
 """
 
 from __future__ import annotations
@@ -54,9 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--devset", type=Path, default=DEVSET / "octave.jsonl")
     p.add_argument("--students", type=int, default=20)
     p.add_argument("--answer-tokens", type=int, default=96, help="MAX_ANSWER_TOKENS of the app")
+    p.add_argument("--n-parallel", type=int, help="N_PARALLEL of the batched app (default: the device's)")
+    p.add_argument("--burst", type=int, default=45, help="POST /api/chat sent at once in the last round")
     p.add_argument("--out", type=Path, help="result JSON (default bench/results/load.json)")
     p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.burst = min(args.burst, 4)
     begin()
 
     files = [f.resolve() for f in args.pdf] if args.pdf else corpus("octave")
@@ -67,14 +78,26 @@ def main(argv: list[str] | None = None) -> int:
 
     source = prepared_home("smoke" if args.smoke else "octave", files)
     work = fresh_dir(OUT / ("load-smoke" if args.smoke else "load"))
+    env = {"MAX_ANSWER_TOKENS": str(args.answer_tokens)}
+    if args.n_parallel:
+        env["N_PARALLEL"] = str(args.n_parallel)
+
+    shutil.copytree(source, work / "serial-home")
+    with App(work / "serial-home", work / "serial-app.log", **env, N_PARALLEL="1") as app:
+        log(f"serial app (N_PARALLEL=1) ready in {app.wait_ready()['ready_s']:.1f} s")
+        log(f"warm-up answer: {ask(app.url, questions[0], None)}")
+        log(f"serial app: {len(questions)} students at once")
+        serial_crowd = crowd_round(app.url, questions)
+
     shutil.copytree(source, work / "home")
-    with App(work / "home", work / "app.log", MAX_ANSWER_TOKENS=str(args.answer_tokens)) as app:
+    with App(work / "home", work / "app.log", **env) as app:
         ready = app.wait_ready()
-        log(f"app ready in {ready['ready_s']:.1f} s at {app.url}")
+        n_parallel = app.stats()["model_status"]["slots"]
+        log(f"batched app (N_PARALLEL={n_parallel}) ready in {ready['ready_s']:.1f} s at {app.url}")
         warm = ask(app.url, questions[0], None)  # the first answer loads lazily-built parts
         log(f"warm-up answer: {warm}")
 
-        log(f"serial: {len(questions)} questions, one at a time")
+        log(f"alone: {len(questions)} questions, one at a time")
         serial = [ask(app.url, q, None) for q in questions]
         serial_s = sum(r["total_s"] for r in serial)
 
@@ -88,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         during = crowd_round(app.url, questions)
         upload.join()
 
+        log(f"burst: {args.burst} POST /api/chat at once")
+        burst = api_burst(app.url, questions, args.burst)
+
     def round_figures(r: dict) -> dict:
         return {
             "completed": sum(1 for s in r["students"] if s["ok"]),
@@ -99,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     crowd_f, during_f = round_figures(crowd), round_figures(during)
-    errors = [s["error"] for r in (crowd, during) for s in r["students"] if s.get("error")]
+    errors = [s["error"] for r in (serial_crowd, crowd, during) for s in r["students"] if s.get("error")]
     figures = {
         "students": len(questions),
         "api_name": API,
         "model": tiny_gguf().name,
         "max_answer_tokens": args.answer_tokens,
+        "n_parallel": n_parallel,
         "single_answer_s": round(serial_s / len(serial), 2),
         "serial_s": round(serial_s, 2),
         "serial": {
@@ -112,10 +139,13 @@ def main(argv: list[str] | None = None) -> int:
             "total_s": summary([r["total_s"] for r in serial], digits=2),
             "errors": sum(1 for r in serial if not r["ok"]),
         },
+        # The same crowd on an app with one slot (N_PARALLEL=1).
+        "crowd_one_slot": round_figures(serial_crowd),
         "crowd_without_ingestion": crowd_f,
         # The headline figures: the crowd during the ingestion.
         **during_f,
         "ingestion": {"what": f"{len(uploads)} files ({', '.join(f.name for f in uploads)})", **upload.figures},
+        "api_burst": burst,
         "error_messages": sorted(set(errors))[:10],
     }
     write_result("load", figures, script=__file__, argv=argv, out=args.out, smoke=args.smoke)
@@ -183,6 +213,58 @@ def crowd_round(url: str, questions: list[str]) -> dict:
     for t in threads:
         t.join()
     return {"wall_s": time.perf_counter() - began, "students": results}
+
+
+def api_burst(url: str, questions: list[str], count: int) -> dict:
+    """``count`` POST /api/chat at once (no conversation: each its own
+    client) while /healthz is polled every 0.2 s."""
+    import httpx
+
+    replies: list[dict] = []
+    health: list[float] = []
+    over = threading.Event()
+
+    def post(i: int) -> None:
+        began = time.perf_counter()
+        try:
+            status = httpx.post(f"{url}/api/chat", json={"message": questions[i % len(questions)]}, timeout=300).status_code
+        except httpx.HTTPError as e:
+            status = type(e).__name__
+        replies.append({"status": status, "seconds": time.perf_counter() - began})
+
+    def poll() -> None:
+        while not over.is_set():
+            began = time.perf_counter()
+            try:
+                httpx.get(f"{url}/healthz", timeout=30).raise_for_status()
+                health.append(time.perf_counter() - began)
+            except httpx.HTTPError:
+                health.append(float("inf"))
+            time.sleep(0.2)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    posts = [threading.Thread(target=post, args=(i,), daemon=True) for i in range(count)]
+    began = time.perf_counter()
+    for t in posts:
+        t.start()
+    for t in posts:
+        t.join()
+    wall = time.perf_counter() - began
+    over.set()
+    poller.join()
+    by_status: dict[str, int] = {}
+    for r in replies:
+        by_status[str(r["status"])] = by_status.get(str(r["status"]), 0) + 1
+    return {
+        "requests": count,
+        "wall_s": round(wall, 2),
+        "by_status": by_status,
+        "answered_s": summary([r["seconds"] for r in replies if r["status"] == 200], digits=2),
+        "refused_s": summary([r["seconds"] for r in replies if r["status"] in (429, 503)], digits=3),
+        "healthz_s": summary([h for h in health if h != float("inf")], digits=3),
+        "healthz_failed": sum(1 for h in health if h == float("inf")),
+    }
 
 
 class Upload(threading.Thread):

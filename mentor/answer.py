@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from .llm import ChatModel
@@ -17,6 +18,10 @@ from .store import Hit
 
 NOT_COVERED = "The course materials don't cover this."
 NO_DOCUMENTS = "No course materials have been uploaded yet, so there is nothing to answer from."
+SOURCES_ONLY = (
+    "The mentor's language model is not running right now, so here are the passages of the course "
+    "that best match your question."
+)
 
 RULES = """You are the mentor for the course "{course}". Answer the student's question using ONLY the numbered sources, which are excerpts from the course materials.
 - Cite the source of every fact with its number in square brackets, like [1] or [2].
@@ -58,10 +63,16 @@ class Answer:
         self.refused = self.refused or NOT_COVERED.lower() in self.text.lower()
 
     def close(self) -> None:
-        """Stops generation early (a Stop button) and frees the model."""
+        """Stops generation early (a Stop button) and frees the model's slot."""
         close = getattr(self.pieces, "close", None)
         if close:
             close()
+
+    def waiting(self) -> Iterator[int]:
+        """Yields how many questions wait ahead of this answer for the model,
+        each time that changes, until it starts; nothing if it never waits."""
+        positions = getattr(self.pieces, "positions", None)
+        return positions() if positions else iter(())
 
     def finish(self) -> Answer:
         for _ in self:
@@ -84,22 +95,30 @@ class Answer:
 
 
 class Answerer:
-    def __init__(self, retriever: Retriever, model: ChatModel, settings: Settings):
+    def __init__(self, retriever: Retriever, model: ChatModel | None, settings: Settings):
+        """``model`` None: sources-only mode, the passages without an answer."""
         self.retriever = retriever
         self.model = model
         self.settings = settings
 
-    def ask(self, question: str, history: Sequence[dict] = (), course: str = "this course") -> Answer:
+    def ask(
+        self, question: str, history: Sequence[dict] = (), course: str = "this course", *, client: str | None = None
+    ) -> Answer:
         """Answers ``question`` from the course; ``history`` holds earlier turns
-        as ``{"role": "user"|"assistant", "content": str}``."""
+        as ``{"role": "user"|"assistant", "content": str}``. ``client`` (a
+        browser session or API conversation, with its address) gets its fair
+        share of the model; a full line raises ``QueueFull``."""
         question = self.check(question)
         history = recent_turns(history, self.settings.history_turns)
-        query = self.standalone(question, history)
-        hits = self.retriever.search(query, self.settings.top_k)
-        if not hits or max(h.score for h in hits) < self.settings.min_score:
+        query = self.standalone(question, history, client=client)
+        found = self.retriever.retrieve(query, self.settings.top_k)
+        hits = found.hits
+        if not found.covered:
             return Answer(question, query, hits, True, iter([refusal(hits)]))
+        if self.model is None:
+            return Answer(question, query, hits, False, iter([SOURCES_ONLY]))
         messages, used = self.prompt(question, hits, history, course)
-        pieces = self.model.stream_chat(messages, self.settings.max_answer_tokens)
+        pieces = self.model.stream_chat(messages, self.settings.max_answer_tokens, client=client)
         return Answer(question, query, used, False, pieces)
 
     def check(self, question: str) -> str:
@@ -111,23 +130,27 @@ class Answerer:
             raise QuestionError(f"That question is {len(question)} characters long; the limit is {limit}. Please shorten it.")
         return question
 
-    def standalone(self, question: str, history: Sequence[dict]) -> str:
+    def standalone(self, question: str, history: Sequence[dict], *, client: str | None = None) -> str:
         """A follow-up rewritten with one short generation so that retrieval
         understands it; the earlier question is kept beside it."""
         earlier = [m["content"] for m in history if m["role"] == "user"]
         if not earlier:
             return question
+        # A small model often answers instead of rewriting; on the dev set
+        # the plain "earlier question + follow-up" then retrieves better.
+        fallback = f"{earlier[-1]} {question}"
+        if self.model is None:
+            return fallback
         conversation = "\n".join(f"{'Student' if m['role'] == 'user' else 'Mentor'}: {m['content'][:500]}" for m in history)
         messages = [
             {"role": "system", "content": REWRITE},
             {"role": "user", "content": f"{conversation}\n\nLast question: {question}\n\nRewritten question:"},
         ]
-        lines = "".join(self.model.stream_chat(messages, 48)).strip().splitlines()
+        with closing(self.model.stream_chat(messages, 48, client=client)) as rewrite:
+            lines = "".join(rewrite).strip().splitlines()
         rewritten = lines[0].strip(' "') if lines else ""
-        # A small model often answers instead of rewriting; on the dev set
-        # the plain "earlier question + follow-up" then retrieves better.
         if not rewritten.endswith("?"):
-            return f"{earlier[-1]} {question}"
+            return fallback
         return f"{rewritten} ({earlier[-1]})"
 
     def prompt(self, question: str, hits: list[Hit], history: Sequence[dict], course: str) -> tuple[list[dict], list[Hit]]:
@@ -164,7 +187,7 @@ class Answerer:
 
 def source_block(n: int, hit: Hit) -> str:
     section = f" ({hit.section})" if hit.section else ""
-    return f"[{n}] {hit.file}, page {hit.page_label}{section}\n{hit.text}"
+    return f"[{n}] {hit.file}, {hit.place}{section}\n{hit.text}"
 
 
 def refusal(hits: list[Hit]) -> str:
@@ -172,7 +195,7 @@ def refusal(hits: list[Hit]) -> str:
     to the closest sections, so the student knows where to look."""
     if not hits:
         return NO_DOCUMENTS
-    closest = "; ".join(f"{h.file}, page {h.page_label}" for h in hits[:3])
+    closest = "; ".join(f"{h.file}, {h.place}" for h in hits[:3])
     return f"{NOT_COVERED} The closest sections I found are: {closest}."
 
 

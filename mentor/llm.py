@@ -1,14 +1,13 @@
-"""The language model: where its file comes from, and generation behind one lock.
+"""The language model: prompts, token counts and answers, in process or on a server.
 
 ``load_chat_model(settings)`` returns a ``ChatModel``: the GGUF file run in
 process by llama.cpp, or an OpenAI-compatible server when ``OPENAI_BASE_URL``
-is set. Both stream a reply to OpenAI-style messages piece by piece.
+is set. Both stream a reply to OpenAI-style messages piece by piece. Where
+the file comes from is ``model_files``.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import json
 import logging
 import math
@@ -16,41 +15,42 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import httpx
-import httpx2
-from huggingface_hub import HfFileMetadata, get_hf_file_metadata, hf_hub_url
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HFValidationError,
-    HfHubHTTPError,
-    OfflineModeIsEnabled,
-    RemoteEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.file_download import http_get
-from huggingface_hub.utils import WeakFileLock, build_hf_headers, silent_tqdm
 from jinja2 import TemplateError
 
+from .admission import END, Admission, QueueFull, Request, Stream
+from .model_files import ModelNotFound, choose_model, resolve_model_path
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+
+# ModelNotFound, resolve_model_path and QueueFull are re-exported: the CLI,
+# app.py and the web routes import them from here.
+__all__ = [
+    "ChatModel",
+    "LlamaCppModel",
+    "ModelNotFound",
+    "OpenAICompatibleModel",
+    "PromptTooLong",
+    "QueueFull",
+    "load_chat_model",
+    "resolve_model_path",
+]
 
 # Grounded answers want little randomness; 0.2 is also what llama-cpp-python's
 # own create_chat_completion defaults to.
 TEMPERATURE = 0.2
 # Tokens a chat template adds around each message, for estimates only.
 MESSAGE_OVERHEAD = 8
+# Requests in flight to a model server when N_PARALLEL is not set: vLLM and
+# llama.cpp's server batch them; more would only queue there instead of here,
+# where the line is fair and shows each student's place.
+SERVER_IN_FLIGHT = 16
 ZERO_WIDTH_SPACE = "\u200b"
-
-
-class ModelNotFound(RuntimeError):
-    """No model file is given, cached or downloadable; the message says what to set."""
 
 
 class PromptTooLong(ValueError):
@@ -62,141 +62,23 @@ class ChatModel(Protocol):
 
     name: str
     n_ctx: int
+    # Requests taken at once, answering or waiting in line.
+    capacity: int
 
     def count_tokens(self, text: str) -> int:
         """Returns how many tokens ``text`` takes in a prompt."""
         ...
 
-    def stream_chat(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
-        """Yields the reply to ``messages`` (roles system/user/assistant) as text pieces."""
+    def status(self) -> dict:
+        """How busy it is: ``slots``, and the requests ``running`` and ``waiting``."""
         ...
 
-
-def resolve_model_path(settings: Settings, progress: bool = True) -> Path:
-    """Returns the GGUF file to load: ``settings.model_path``, else the copy in
-    ``settings.models_dir``, else one downloaded there from the Hub."""
-    if settings.model_path is not None:
-        if not settings.model_path.is_file():
-            raise ModelNotFound(
-                f"MODEL_PATH={settings.model_path} is not a file. Point MODEL_PATH at a GGUF file, "
-                f"or unset it to download MODEL_REPO/MODEL_FILE ({settings.model_repo}/{settings.model_file})."
-            )
-        return settings.model_path
-    # Only a checked, finished download is renamed to this path (see
-    # _download), so a file found here is whole.
-    cached = settings.models_dir / settings.model_file
-    if cached.is_file():
-        return cached
-    return _download(settings, progress)
-
-
-def _download(settings: Settings, progress: bool) -> Path:
-    """Returns the model file after downloading it from the Hub into ``settings.models_dir``.
-
-    The bytes go to ``.<file>.<etag>.incomplete`` beside the final path. A
-    later start (after a kill -9, a pod restart) resumes that file with a
-    Range request: the etag in its name says which version of the file it
-    holds. The finished file must have the size the Hub announced and, for
-    LFS files (every GGUF), the SHA-256 the Hub gives as its etag; only then
-    is it renamed to the final path (same folder: atomic), so a partial or
-    corrupt file is never loaded.
-
-    Not hf_hub_download: huggingface_hub 2.4 writes to a temporary name that
-    is new in every process (its PR 4228), so a killed download starts over
-    and leaves its partial file behind. Plain HTTP also replaces its Xet
-    transfer, which cannot resume either.
-    """
-    repo, file = settings.model_repo, settings.model_file
-    # huggingface_hub reads HF_ENDPOINT once, when it is imported; reading it
-    # here as well honours a value set after that import (a test's fake Hub).
-    endpoint = (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None
-    where = f"{repo}/{file}"
-    target = settings.models_dir / file
-    log.info("downloading %s into %s", where, settings.models_dir)
-    try:
-        url = hf_hub_url(repo, file, endpoint=endpoint)
-        meta = get_hf_file_metadata(url, endpoint=endpoint)
-        if not meta.etag or meta.size is None:
-            raise ModelNotFound(f"{url} answered without the ETag and size of {where}: is HF_ENDPOINT a Hub?")
-        settings.models_dir.mkdir(parents=True, exist_ok=True)
-        # Two processes fetching at once (the app and `fetch-model`) must not
-        # append to one partial file.
-        with WeakFileLock(settings.models_dir / f".{file}.lock"):
-            if not target.is_file():
-                _resume(url, meta, target, progress)
-    except GatedRepoError as e:  # before RepositoryNotFoundError, its parent
-        raise ModelNotFound(
-            f"MODEL_REPO={repo} is gated: accept its terms on its Hub page, then set HF_TOKEN to a token "
-            "of that account; or set MODEL_PATH to a GGUF file on this machine."
-        ) from e
-    except RepositoryNotFoundError as e:
-        raise ModelNotFound(
-            f"MODEL_REPO={repo} was not found on the Hub; if it is private or gated, set HF_TOKEN to a token "
-            "that can read it; or set MODEL_PATH to a GGUF file on this machine."
-        ) from e
-    except (RemoteEntryNotFoundError, RevisionNotFoundError) as e:
-        raise ModelNotFound(
-            f"MODEL_FILE={file} is not in MODEL_REPO={repo}; set MODEL_FILE to one of the repo's .gguf files, "
-            "or set MODEL_PATH."
-        ) from e
-    except HFValidationError as e:
-        raise ModelNotFound(f"MODEL_REPO={repo} is not a Hub repo id (owner/name): {e}") from e
-    except (OfflineModeIsEnabled, httpx2.ConnectError) as e:
-        raise ModelNotFound(
-            f"Cannot reach the Hub to download {where}: this machine is offline (or HF_HUB_OFFLINE is set). "
-            f"Set MODEL_PATH to a GGUF file on this machine, or put the file at {target}."
-        ) from e
-    except HfHubHTTPError as e:
-        raise ModelNotFound(
-            f"The Hub refused {where} ({str(e).splitlines()[0]}). If HF_TOKEN is set, check it can read the repo; "
-            "or set MODEL_PATH to a GGUF file on this machine."
-        ) from e
-    except (httpx2.TransportError, OSError) as e:  # a lost connection, a full disk
-        raise ModelNotFound(
-            f"Downloading {where} into {settings.models_dir} failed: {e}. Start again to resume, "
-            "or set MODEL_PATH to a GGUF file on this machine."
-        ) from e
-    return target
-
-
-def _resume(url: str, meta: HfFileMetadata, target: Path, progress: bool) -> None:
-    """Downloads ``meta``'s file to ``target``, resuming a partial file of the
-    same etag and deleting partial files of other versions."""
-    partial = target.with_name(f".{target.name}.{re.sub(r'[^0-9A-Za-z]', '', meta.etag)}.incomplete")
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.incomplete"):
-        if stale != partial:
-            stale.unlink()
-    if partial.is_file() and partial.stat().st_size > meta.size:
-        partial.unlink()
-    headers = build_hf_headers()
-    if urlsplit(meta.location).netloc != urlsplit(url).netloc:
-        headers.pop("authorization", None)  # a signed CDN link; the token stays with the Hub
-    with partial.open("ab") as f:
-        http_get(
-            meta.location,
-            f,
-            resume_size=f.tell(),
-            headers=headers,
-            expected_size=meta.size,
-            displayed_filename=target.name,
-            tqdm_class=None if progress else silent_tqdm,
-        )
-    _check_whole(partial, meta)
-    partial.replace(target)
-
-
-def _check_whole(partial: Path, meta: HfFileMetadata) -> None:
-    """Raises (and deletes ``partial``) unless it has the Hub's size and, for
-    an LFS file, the SHA-256 that is its etag."""
-    size = partial.stat().st_size
-    wrong = f"{size} bytes, not {meta.size}" if size != meta.size else ""
-    if not wrong and re.fullmatch(r"[0-9a-f]{64}", meta.etag):
-        with partial.open("rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        wrong = f"SHA-256 {digest}, not {meta.etag}" if digest != meta.etag else ""
-    if wrong:
-        partial.unlink()
-        raise OSError(f"the downloaded file was corrupt ({wrong}) and has been deleted")
+    def stream_chat(self, messages: list[dict[str, str]], max_tokens: int, *, client: str | None = None) -> Stream:
+        """Queues the reply to ``messages`` (roles system/user/assistant) and
+        returns it as a stream of text pieces; ``client`` (a browser session
+        or API conversation, with its address) gets a fair share of the
+        model. Raises ``QueueFull`` when the model's line is full."""
+        ...
 
 
 def _answer_budget(n_ctx: int, prompt_tokens: int, max_tokens: int) -> int:
@@ -224,29 +106,60 @@ def fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 class LlamaCppModel:
-    """A GGUF model run in this process by llama.cpp.
+    """A GGUF model run in this process by llama.cpp, many answers at once.
 
-    ``llama_cpp.Llama`` is not thread-safe, so every call into it goes through
-    one lock, held for the whole of a streamed reply: a second student's
-    answer waits for the first to finish or be stopped.
+    The weights and the vocabulary are loaded once; a ``Scheduler`` owns
+    the one llama.cpp context and decodes up to ``n_parallel`` answers in
+    one batch, each slot with ``n_ctx`` tokens of room. Rendering prompts and
+    counting tokens use the vocabulary alone, so they never wait behind a
+    generation.
     """
 
-    def __init__(self, path: Path, n_ctx: int, n_gpu_layers: int = -1, chat_template: str | None = None):
-        """Loads ``path``; ``chat_template`` (jinja) replaces the one the GGUF carries."""
+    def __init__(
+        self,
+        path: Path,
+        n_ctx: int,
+        n_gpu_layers: int = -1,
+        chat_template: str | None = None,
+        *,
+        n_parallel: int | None = None,
+        n_threads: int | None = None,
+        queue_limit: int = Settings.queue_limit,
+    ):
+        """Loads ``path``; ``chat_template`` (jinja) replaces the one the GGUF
+        carries. ``n_parallel`` and ``n_threads`` default to what suits the
+        device (``device_defaults``)."""
         # Imported here: a process that talks to a server never loads llama.cpp.
-        from llama_cpp import Llama
+        import llama_cpp
+        from llama_cpp._internals import LlamaModel
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        from .scheduler import Scheduler
+
         path = Path(path)
-        self._llama = Llama(model_path=str(path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, verbose=False)
-        # A plain Lock, not an RLock: Gradio runs each step of a streamed reply
-        # on whichever worker thread is free and closes it from another, and
-        # an RLock may only be released by the thread that took it.
-        self._lock = threading.Lock()
+        # What Llama(verbose=False) does: llama.cpp logs errors only.
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = n_gpu_layers
+        # The weights and the vocabulary (named _llama since it replaced a
+        # llama_cpp.Llama: the tests tokenize with it as they did).
+        self._llama = LlamaModel(path_model=str(path), params=params, verbose=False)
+        gpu = n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload()
+        slots, chunk = device_defaults(gpu)
+        self.scheduler = Scheduler(
+            self._llama,
+            n_ctx=n_ctx,
+            n_parallel=n_parallel or slots,
+            n_threads=n_threads or available_cores(),
+            queue_limit=queue_limit,
+            prefill_chunk=chunk,
+        )
         self.name = path.name
-        self.n_ctx = self._llama.n_ctx()
-        template = chat_template or self._llama.metadata.get("tokenizer.chat_template")
+        self.n_ctx = self.scheduler.n_ctx
+        self.capacity = self.scheduler.capacity
+        template = chat_template or self._llama.metadata().get("tokenizer.chat_template")
         if not template:
+            self.close()
             raise ValueError(f"{path.name} carries no chat template: use an instruct (chat) GGUF.")
         self._control = _control_texts(self._llama)
         eos, bos = self._llama.token_eos(), self._llama.token_bos()
@@ -267,9 +180,12 @@ class LlamaCppModel:
         return self._llama.detokenize([token], special=True).decode() if token != -1 else ""
 
     def count_tokens(self, text: str) -> int:
-        """Returns how many tokens ``text`` takes inside a prompt (no BOS)."""
-        with self._lock:
-            return len(self._llama.tokenize(text.encode(), add_bos=False, special=True))
+        """Returns how many tokens ``text`` takes inside a prompt (no BOS).
+
+        No lock: tokenizing reads the vocabulary only, which nothing writes
+        after loading, so a count never waits for the decoding thread.
+        """
+        return len(self._llama.tokenize(text.encode(), add_bos=False, special=True))
 
     def format_prompt(self, messages: list[dict[str, str]]) -> str:
         """Returns the prompt text the model is given for ``messages``."""
@@ -300,29 +216,59 @@ class LlamaCppModel:
             content = self._control.sub(lambda m: m[0][0] + ZERO_WIDTH_SPACE + m[0][1:], content)
         return content
 
-    def stream_chat(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
-        """Yields the reply to ``messages`` piece by piece. The model is held
-        from the first piece until the stream ends or is closed; ``max_tokens``
-        is cut to the room the prompt leaves in ``n_ctx``."""
+    def stream_chat(self, messages: list[dict[str, str]], max_tokens: int, *, client: str | None = None) -> Stream:
+        """Queues the reply to ``messages`` and returns its stream of pieces;
+        ``max_tokens`` is cut to the room the prompt leaves in ``n_ctx``.
+        Raises ``QueueFull`` when every slot is busy and the line is full."""
+        from .scheduler import Sampling
+
         formatted = self._format(messages)
-        with self._lock:
-            prompt = self._llama.tokenize(
-                formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
-            )
-            chunks = self._llama.create_completion(
-                prompt,
-                max_tokens=_answer_budget(self.n_ctx, len(prompt), max_tokens),
-                temperature=TEMPERATURE,
-                stop=formatted.stop,
-                stopping_criteria=formatted.stopping_criteria,
-                stream=True,
-            )
-            # closing(): a stopped answer ends llama.cpp's generator too,
-            # before the lock is let go.
-            with closing(chunks):
-                for chunk in chunks:
-                    if text := chunk["choices"][0]["text"]:
-                        yield text
+        prompt = self._llama.tokenize(formatted.prompt.encode(), add_bos=not formatted.added_special, special=True)
+        return self.scheduler.submit(
+            prompt,
+            _answer_budget(self.n_ctx, len(prompt), max_tokens),
+            # Read at each call: a test or benchmark may make it greedy.
+            Sampling(TEMPERATURE),
+            stop=tuple(formatted.stop or ()),
+            client=client,
+        )
+
+    def status(self) -> dict:
+        return self.scheduler.status()
+
+    def close(self) -> None:
+        """Stops the scheduler and frees the context and the weights."""
+        self.scheduler.close()
+        self._llama.close()
+
+    def __enter__(self) -> LlamaCppModel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def device_defaults(gpu: bool) -> tuple[int, int]:
+    """The slots (``N_PARALLEL``) and prompt tokens read per step that suit
+    the device.
+
+    A CPU is compute-bound: 4 streams already give 1.7x one stream's
+    tokens/s on 2 cores (8 give 1.87x, the ceiling), while each stream still
+    writes faster than a student reads; more slots would mostly cost memory
+    (a 7B model's 8k-token slot is 1 GB). A 64-token prompt chunk keeps each
+    step near a third of a second there. A GPU has room for many more
+    sequences per pass: 16 slots seat half a class at once and, at N_CTX
+    8192, fit a 24 GB card beside Mistral-7B Q5 (1 GB each); it reads
+    prompts 512 tokens at a time, the size it computes in one pass.
+    """
+    return (16, 512) if gpu else (4, 64)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a
+    container's CPU set narrows): llama-cpp-python's default of half the
+    machine's cores gave 34 tokens/s on 2 cores where 2 threads give 56."""
+    return len(os.sched_getaffinity(0))
 
 
 def _control_texts(llama) -> re.Pattern | None:
@@ -330,7 +276,7 @@ def _control_texts(llama) -> re.Pattern | None:
     (or unknown) tokens when it parses special tokens, longest first."""
     import llama_cpp
 
-    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    vocab = llama.vocab
     special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
     texts = {
         llama.detokenize([t], special=True).decode(errors="ignore").strip()
@@ -345,10 +291,22 @@ def _control_texts(llama) -> re.Pattern | None:
 class OpenAICompatibleModel:
     """A model behind an OpenAI-compatible server (vLLM, llama.cpp server).
 
-    No lock: the server batches concurrent requests itself.
+    The server batches concurrent requests itself; this only caps how many
+    are in flight (``in_flight``), with the same line, limit and fair share
+    as the in-process scheduler (``Admission``). Each request in flight is
+    relayed from the server's event stream by a thread of its own.
     """
 
-    def __init__(self, base_url: str, api_key: str | None = None, model: str | None = None, n_ctx: int = 8192):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        model: str | None = None,
+        n_ctx: int = 8192,
+        *,
+        in_flight: int = SERVER_IN_FLIGHT,
+        queue_limit: int = Settings.queue_limit,
+    ):
         """``model`` may be None for servers that serve one model (llama.cpp server, vLLM)."""
         self.name = model or base_url
         self.n_ctx = n_ctx
@@ -358,6 +316,9 @@ class OpenAICompatibleModel:
         # read: the longest wait between two pieces, first token included,
         # which a busy server with long prompts can stretch.
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(10.0, read=120.0))
+        self._admission = Admission(in_flight, queue_limit)
+        self._lock = threading.Lock()
+        self.capacity = self._admission.capacity
 
     def count_tokens(self, text: str) -> int:
         """Returns an upper estimate of the tokens ``text`` takes.
@@ -367,8 +328,9 @@ class OpenAICompatibleModel:
         """
         return math.ceil(len(text) / 3)
 
-    def stream_chat(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
-        """Yields the reply's pieces as the server streams them (server-sent events)."""
+    def stream_chat(self, messages: list[dict[str, str]], max_tokens: int, *, client: str | None = None) -> Stream:
+        """Queues the request and returns the stream of the server's reply
+        (server-sent events). Raises ``QueueFull`` when the line is full."""
         prompt = sum(self.count_tokens(m["content"]) + MESSAGE_OVERHEAD for m in messages)
         body = {
             "messages": messages,
@@ -378,6 +340,48 @@ class OpenAICompatibleModel:
         }
         if self._model:
             body["model"] = self._model
+        request = _ServerRequest(client=client, body=body)
+        with self._lock:
+            self._admission.enqueue(request)
+        self._start_waiting()
+        return Stream(request, self)
+
+    def cancel(self, request: Request) -> None:
+        """Frees the request's place at once; its relay stops at the next event."""
+        with self._lock:
+            request.cancelled = True
+            self._admission.release(request)
+        self._start_waiting()
+
+    def ahead(self, request: Request) -> int | None:
+        with self._lock:
+            return self._admission.ahead(request)
+
+    def status(self) -> dict:
+        with self._lock:
+            line = self._admission
+            return {"slots": line.slots, "running": len(line.running), "waiting": len(line.waiting)}
+
+    def _start_waiting(self) -> None:
+        with self._lock:
+            started = self._admission.admit()
+        for request in started:
+            threading.Thread(target=self._relay, args=(request,), name="openai-relay", daemon=True).start()
+
+    def _relay(self, request: _ServerRequest) -> None:
+        """Puts the server's pieces into the request's queue, then END (or the error)."""
+        try:
+            for piece in self._pieces(request.body):
+                if request.cancelled:
+                    break
+                request.out.put(piece)
+            request.out.put(END)
+        except Exception as e:  # noqa: BLE001 - handed to the reader
+            request.out.put(e)
+        finally:
+            self.cancel(request)  # releases the slot (a no-op if already released)
+
+    def _pieces(self, body: dict) -> Iterator[str]:
         with self._client.stream("POST", self._url, json=body) as response:
             if response.is_error:
                 response.read()
@@ -400,6 +404,11 @@ class OpenAICompatibleModel:
                         yield piece
 
 
+@dataclass(eq=False)
+class _ServerRequest(Request):
+    body: dict = field(default_factory=dict, repr=False)
+
+
 def load_chat_model(settings: Settings) -> ChatModel:
     """Returns the model ``settings`` name: the OpenAI-compatible server when
     ``openai_base_url`` is set, else the GGUF file loaded in this process."""
@@ -409,5 +418,25 @@ def load_chat_model(settings: Settings) -> ChatModel:
             api_key=settings.openai_api_key,
             model=settings.openai_model,
             n_ctx=settings.n_ctx,
+            in_flight=settings.n_parallel or SERVER_IN_FLIGHT,
+            queue_limit=settings.queue_limit,
         )
-    return LlamaCppModel(resolve_model_path(settings), n_ctx=settings.n_ctx, n_gpu_layers=settings.n_gpu_layers)
+    choice = choose_model(settings)
+    path = resolve_model_path(settings)
+    log.info("model: %s (%s)", path, "MODEL_PATH" if settings.model_path else choice.why)
+    try:
+        return LlamaCppModel(
+            path,
+            n_ctx=settings.n_ctx,
+            n_gpu_layers=settings.n_gpu_layers,
+            n_parallel=settings.n_parallel,
+            n_threads=settings.n_threads,
+            queue_limit=settings.queue_limit,
+        )
+    except ValueError as e:  # llama.cpp's "Failed to load model", or no chat template
+        fix = (
+            "point MODEL_PATH at a whole instruct GGUF file"
+            if settings.model_path
+            else "delete it and run `python -m mentor fetch-model` to download it again, or set MODEL_PATH"
+        )
+        raise ModelNotFound(f"The model file {path} cannot be used ({e}): {fix}.") from e

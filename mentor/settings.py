@@ -11,8 +11,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_MODEL_REPO = "TheBloke/Mistral-7B-Instruct-v0.2-GGUF"
-DEFAULT_MODEL_FILE = "mistral-7b-instruct-v0.2.Q5_K_M.gguf"
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -28,18 +26,38 @@ class Settings:
     home: Path = Path("mentor_data")
 
     # The model: model_path wins, else model_repo/model_file fetched once
-    # into home/models. openai_base_url replaces the in-process model with an
-    # OpenAI-compatible server (vLLM, llama.cpp server) for bigger courses.
+    # into home/models; unset, the model that suits the machine
+    # (model_files.choose_model: Mistral-7B on a GPU, a 1.5B model on a CPU).
+    # openai_base_url replaces the in-process model with an OpenAI-compatible
+    # server (vLLM, llama.cpp server) for bigger courses.
     model_path: Path | None = None
-    model_repo: str = DEFAULT_MODEL_REPO
-    model_file: str = DEFAULT_MODEL_FILE
+    model_repo: str | None = None
+    model_file: str | None = None
     # -1 puts every layer on the GPU when there is one; llama.cpp ignores it
     # on a CPU-only build.
     n_gpu_layers: int = -1
-    # Mistral-7B-Instruct is trained to 32k, but 8k keeps the KV cache small
-    # on a 24 GB card and is room enough for top_k sources plus history.
+    # Each slot's context (see n_parallel). Mistral-7B-Instruct is trained to
+    # 32k, but 8k is room enough for top_k sources plus history, and 16 slots
+    # of it (16 GB of cache) just fit a 24 GB card beside the model.
     n_ctx: int = 8192
     max_answer_tokens: int = 512
+    # Answers decoded at once in one batch (slots), each with n_ctx tokens of
+    # room, so the context holds n_ctx x n_parallel tokens. None: what suits
+    # the device, 16 on a GPU and 4 on a CPU (llm.device_defaults says why).
+    # With a model server: the requests in flight to it (16 when None).
+    n_parallel: int | None = None
+    # Decoding threads. None: every core this process may use (its CPU
+    # affinity); llama-cpp-python's own default of half the cores decodes
+    # 34 tokens/s on 2 cores where 2 threads give 56.
+    n_threads: int | None = None
+    # Questions that wait for a slot, beyond those answered; one more gets
+    # "busy, ask again" at once. 32: a class of 30 asking at once all wait
+    # in line, even with one slot.
+    queue_limit: int = 32
+    # The longest a POST /api/chat waits for its whole answer before it is
+    # stopped and answered 503. Runpod's proxy cuts a response at 100 s; at
+    # 90 s the caller gets our message instead of the proxy's.
+    chat_timeout: float = 90.0
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     openai_model: str | None = None
@@ -67,13 +85,29 @@ class Settings:
     # Converting Numbers"); the sections fill the rest of the window.
     section_context: bool = True
 
+    # The reranker (mentor/rerank.py): a cross-encoder's ONNX export, as a
+    # Hub repo id (cross-encoder/ms-marco-MiniLM-L12-v2) or a local folder;
+    # "" (RERANK_MODEL=off, the default): no reranking. On the held-out
+    # Octave questions that cross-encoder ranks worse than the first stage
+    # alone, and fused with it gains nothing measurable (bench/tuning.py).
+    rerank_model: str = ""
+    # Pages it reads per question, and the word pieces of each (question,
+    # best chunk of the page) pair: the best on the tuning half within the
+    # CPU budget (~660 ms of CPU p95 on these cores; a GPU takes a few ms).
+    rerank_pages: int = 10
+    rerank_tokens: int = 256
+
     # Retrieval and answering.
     top_k: int = 5
-    # Best-source cosine score under which the mentor refuses without calling
-    # the model. On the Octave dev set (150-token chunks) 0.41 refuses 11 of
-    # 12 off-course questions and 3 of 93 answerable ones; every threshold
-    # from 0.395 to 0.43 meets the goal of 90% / at most 5% (BENCHMARKS.md).
+    # Cosine of the chunk nearest the question under which the mentor
+    # refuses without calling the model. Chosen on the tuning half of the
+    # Octave dev set: 0.41 again; on the held-out half it refuses 14 of 18
+    # off-course questions and 1 of 46 answerable ones (BENCHMARKS.md). The
+    # reranker's score did not separate them better (bench/tuning.py).
     min_score: float = 0.41
+    # Reranker score (a logit) under which the mentor refuses too; None: the
+    # reranker's score is not used for refusing.
+    min_rerank_score: float | None = None
     # Turns of history kept for follow-up questions.
     history_turns: int = 4
     max_question_chars: int = 2000
@@ -83,9 +117,17 @@ class Settings:
     # A page that takes longer than this to read is skipped: pypdf can
     # loop for minutes on a malformed page, while a sane page takes < 1 s.
     page_seconds: float = 30.0
+    # Scanned PDF pages (no text layer) are read by OCR: Tesseract, a few
+    # seconds a page on 2 cores (BENCHMARKS.md). ocr_languages are
+    # Tesseract's codes joined by "+", each a package tesseract-ocr-<code>.
+    ocr: bool = True
+    ocr_languages: str = "eng"
     admin_password: str | None = None
     port: int = 7860
     runpod_pod_id: str | None = None
+    # Served behind a reverse proxy (BEHIND_PROXY=1, or on Runpod): a
+    # client's address is then the one the proxy saw (X-Forwarded-For).
+    proxied: bool = False
 
     @property
     def index_dir(self) -> Path:
@@ -111,6 +153,13 @@ class Settings:
     def files_dir(self) -> Path:
         """Where original uploads are kept, one file per content hash."""
         return self.home / "files"
+
+    @property
+    def behind_proxy(self) -> bool:
+        """Whether requests come through a proxy that names the client in
+        X-Forwarded-For: Runpod's always does. Never guessed from the
+        request itself, where anyone can write that header."""
+        return self.proxied or bool(self.runpod_pod_id)
 
     @property
     def share_url(self) -> str:
@@ -140,11 +189,15 @@ class Settings:
         return cls(
             home=get("MENTOR_HOME", Path, d.home),
             model_path=get("MODEL_PATH", Path),
-            model_repo=get("MODEL_REPO", str, d.model_repo),
-            model_file=get("MODEL_FILE", str, d.model_file),
+            model_repo=get("MODEL_REPO"),
+            model_file=get("MODEL_FILE"),
             n_gpu_layers=get("N_GPU_LAYERS", int, d.n_gpu_layers),
             n_ctx=get("N_CTX", int, d.n_ctx),
             max_answer_tokens=get("MAX_ANSWER_TOKENS", int, d.max_answer_tokens),
+            n_parallel=get("N_PARALLEL", count),
+            n_threads=get("N_THREADS", count),
+            queue_limit=get("QUEUE_LIMIT", int, d.queue_limit),
+            chat_timeout=get("CHAT_TIMEOUT", float, d.chat_timeout),
             openai_base_url=get("OPENAI_BASE_URL"),
             openai_api_key=get("OPENAI_API_KEY"),
             openai_model=get("OPENAI_MODEL"),
@@ -156,16 +209,31 @@ class Settings:
             chunk_tokens=get("CHUNK_TOKENS", int, d.chunk_tokens),
             chunk_overlap=get("CHUNK_OVERLAP", int, d.chunk_overlap),
             section_context=get("SECTION_CONTEXT", flag, d.section_context),
+            rerank_model=get("RERANK_MODEL", model_or_off, d.rerank_model),
+            rerank_pages=get("RERANK_PAGES", int, d.rerank_pages),
+            rerank_tokens=get("RERANK_TOKENS", int, d.rerank_tokens),
             top_k=get("TOP_K", int, d.top_k),
             min_score=get("MIN_SCORE", float, d.min_score),
+            min_rerank_score=get("MIN_RERANK_SCORE", float, d.min_rerank_score),
             history_turns=get("HISTORY_TURNS", int, d.history_turns),
             max_question_chars=get("MAX_QUESTION_CHARS", int, d.max_question_chars),
             max_upload_mb=get("MAX_UPLOAD_MB", int, d.max_upload_mb),
             page_seconds=get("PAGE_SECONDS", float, d.page_seconds),
+            ocr=get("OCR", flag, d.ocr),
+            ocr_languages=get("OCR_LANGUAGES", str, d.ocr_languages),
             admin_password=get("MENTOR_ADMIN_PASSWORD"),
             port=get("PORT", int, d.port),
             runpod_pod_id=get("RUNPOD_POD_ID"),
+            proxied=get("BEHIND_PROXY", flag, d.proxied),
         )
+
+
+def count(raw: str) -> int:
+    """A count of at least 1."""
+    value = int(raw)
+    if value < 1:
+        raise ValueError(raw)
+    return value
 
 
 def flag(raw: str) -> bool:
@@ -176,6 +244,11 @@ def flag(raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(raw)
+
+
+def model_or_off(raw: str) -> str:
+    """A model name, or "" for off/none/0/false/no."""
+    return "" if raw.lower() in ("off", "none", "0", "false", "no") else raw
 
 
 class SettingsError(ValueError):

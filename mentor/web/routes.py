@@ -1,23 +1,38 @@
 """Plain HTTP routes beside the UI: health, a JSON chat, stats, stored files.
 
+``POST /api/chat`` waits in the model's line like a student in the chat,
+answers within ``CHAT_TIMEOUT`` or says why not (503: busy or too slow, 429:
+this conversation already has questions in progress), and gives its slot
+back as soon as its caller hangs up. Its answers are worked in threads of
+their own, so a burst of them never takes the threads that serve the page
+and ``/healthz``.
+
 ``/files/{doc_id}`` serves a stored original by its content hash only: the
 id is checked to be 64 hex digits and the engine finds the file, so no part
-of a request ever becomes a path.
+of a request ever becomes a path. A slide deck or a Word file, which a
+browser cannot show, is served as its text (``viewer``), with the original
+at ``?download=1``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from ..answer import QuestionError
+from ..admission import ClientBusy, QueueFull
+from ..answer import Answer, QuestionError
+from ..documents import DocumentError, read_pages
 from ..engine import Mentor
+from .client import client_address
+from .viewer import CONTENT_SECURITY_POLICY, document_html
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +42,16 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".md": "text/plain; charset=utf-8",
     ".markdown": "text/plain; charset=utf-8",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
+# What a browser cannot show: served as text, page by page (``viewer``).
+VIEWED = {".pptx": "these slides", ".docx": "this Word file"}
 MAX_CONVERSATIONS = 1000
+# How often a waiting /api/chat checks whether its caller is still there.
+WATCH_SECONDS = 0.25
+# Seconds a refused caller is told to wait (Retry-After): about one answer.
+RETRY_AFTER = 30
 
 
 class ChatRequest(BaseModel):
@@ -71,54 +94,154 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
     course name for the prompt."""
     router = APIRouter()
     conversations = Conversations(mentor.settings.history_turns)
+    # Answers worked at once for /api/chat, each in a thread of its own (not
+    # the shared pool, which serves the page and /healthz). Half the model's
+    # line at most: a script cannot fill it and leave the class no room.
+    # Without a model (sources-only) an answer is a search, some tens of
+    # milliseconds: a few at once are plenty.
+    api_answers = threading.BoundedSemaphore(max(1, mentor.model.capacity // 2) if mentor.model else 4)
 
     @router.get("/healthz")
     def healthz() -> dict:
+        # Ready in either mode: without a model, students still get the
+        # passages (sources-only), and "problem" says why and what to set.
         stats = mentor.stats()
         return {
-            "ready": mentor.model is not None,
+            "ready": True,
+            "mode": "answers" if mentor.model else "sources-only",
             "model": stats["model"],
+            "problem": stats["model_problem"] or None,
             "documents": stats["documents"],
             "chunks": stats["chunks"],
         }
 
     @router.get("/api/stats")
     def stats() -> dict:
-        return mentor.stats()
+        # How busy the model is: its slots, the answers being written, the
+        # questions waiting for one.
+        return {**mentor.stats(), "model_status": mentor.model.status() if mentor.model else None}
 
-    # A plain (sync) route: FastAPI runs it in a worker thread, so a long
-    # answer never blocks the event loop.
     @router.post("/api/chat")
-    def chat(request: ChatRequest) -> dict:
-        if mentor.model is None:
-            raise HTTPException(503, "This mentor was started without a model.")
-        conversation_id = request.conversation_id or uuid.uuid4().hex
+    async def chat(body: ChatRequest, request: Request):
+        if not api_answers.acquire(blocking=False):
+            raise busy(503, "The mentor is answering as many questions as it can hold. Please ask again in a minute.")
+        conversation_id = body.conversation_id or uuid.uuid4().hex
+        client = f"{client_address(request, mentor.settings.behind_proxy)} api:{conversation_id}"
         history = conversations.get(conversation_id)
+        job = AnswerJob(lambda: mentor.ask(body.message, history, course_name(), client=client), api_answers)
+        outcome = await job.run_until(mentor.settings.chat_timeout, request.is_disconnected)
+        if outcome == "gone":
+            log.info("an /api/chat caller hung up; its answer was stopped")
+            return Response(status_code=499)
+        if outcome == "late":
+            raise busy(503, f"No answer within {mentor.settings.chat_timeout:g} s: the mentor is busy. Please ask again in a minute.")
         try:
-            answer = mentor.ask(request.message, history, course_name())
+            answer = job.result()
         except QuestionError as e:
             raise HTTPException(400, str(e)) from None
-        try:
-            answer.finish()
-        finally:
-            answer.close()
+        except ClientBusy as e:
+            raise busy(429, str(e)) from None
+        except QueueFull as e:
+            raise busy(503, str(e)) from None
         conversations.add(conversation_id, answer.question, answer.text)
         return {**answer.to_json(), "conversation_id": conversation_id}
 
     @router.get("/files/{doc_id}")
-    def stored_file(doc_id: str) -> FileResponse:
+    def stored_file(doc_id: str, download: bool = False) -> Response:
         # Only documents students can get answers from; the engine finds the
         # file by hash alone (None for anything but 64 hex digits).
         name = next((d.name for d in mentor.documents() if d.doc_id == doc_id), None)
         path = mentor.stored_file(doc_id) if name else None
         if path is None or path.suffix not in CONTENT_TYPES or not path.is_file():
             raise HTTPException(404, "No such file.")
+        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
+        if path.suffix in VIEWED and not download:
+            try:
+                pages = list(read_pages(path))
+            except DocumentError as e:
+                raise HTTPException(500, f"The file cannot be shown: {e}") from None
+            view = document_html(name, doc_id, VIEWED[path.suffix], pages)
+            return HTMLResponse(view, headers={**headers, "Content-Security-Policy": CONTENT_SECURITY_POLICY})
         return FileResponse(
             path,
             media_type=CONTENT_TYPES[path.suffix],
             filename=name,
-            content_disposition_type="inline",
-            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
+            content_disposition_type="attachment" if download else "inline",
+            headers=headers,
         )
 
     return router
+
+
+def busy(status: int, message: str) -> HTTPException:
+    return HTTPException(status, message, headers={"Retry-After": str(RETRY_AFTER)})
+
+
+class AnswerJob:
+    """One /api/chat answer, worked to its end in a thread of its own, and
+    stoppable from the event loop (a timeout, a caller gone): stopping
+    closes the answer, which frees its slot in the model at the next step.
+    ``seat`` (already acquired) is released when the thread ends."""
+
+    def __init__(self, ask: Callable[[], Answer], seat: threading.Semaphore):
+        self._ask = ask
+        self._seat = seat
+        self._lock = threading.Lock()
+        self._answer: Answer | None = None
+        self._stopped = False
+        self._outcome: tuple[Answer | None, BaseException | None] = (None, None)
+
+    async def run_until(self, timeout: float, gone: Callable) -> str:
+        """Runs the job; returns "done", "late" (stopped after ``timeout``
+        seconds) or "gone" (stopped when ``await gone()`` says the caller left)."""
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        threading.Thread(target=self._work, args=(lambda: loop.call_soon_threadsafe(done.set),), daemon=True).start()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                await asyncio.wait_for(done.wait(), WATCH_SECONDS)
+                return "done"
+            except TimeoutError:
+                pass
+            if await gone():
+                self.stop()
+                return "gone"
+            if loop.time() > deadline:
+                self.stop()
+                return "late"
+
+    def result(self) -> Answer:
+        """The finished answer; raises what asking raised."""
+        answer, error = self._outcome
+        if error is not None:
+            raise error
+        return answer
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            answer = self._answer
+        if answer is not None:
+            answer.close()
+
+    def _work(self, finished: Callable[[], None]) -> None:
+        try:
+            answer = self._ask()
+            with self._lock:
+                self._answer = answer
+                stopped = self._stopped
+            try:
+                if not stopped:
+                    answer.finish()
+            finally:
+                answer.close()
+            self._outcome = (answer, None)
+        except BaseException as e:  # noqa: BLE001 - handed to the request
+            self._outcome = (None, e)
+        finally:
+            self._seat.release()
+            try:
+                finished()
+            except RuntimeError:  # the server stopped meanwhile: nobody waits
+                pass

@@ -24,13 +24,18 @@ from pathlib import Path
 import gradio as gr
 
 from .. import backup
+from ..admission import QueueFull
 from ..answer import QuestionError
 from ..course import CourseError, CourseInfo, feedback_summary, record_feedback
+from ..documents import SUPPORTED
 from ..engine import Mentor
 from ..ingest import SUFFIXES, IngestResult
+from ..ocr import OcrOptions, engine_status
 from ..registry import Document, UnknownDocument
 from .auth import AdminAuth, LoginRefused
+from .client import client_address
 from .render import (
+    LATEX_DELIMITERS,
     documents_table,
     empty_html,
     examples_placeholder,
@@ -45,15 +50,18 @@ from .render import (
     safe_markdown,
     stats_markdown,
     upload_limits,
+    waiting_note,
 )
 
 log = logging.getLogger(__name__)
 
 LOGIN_REQUIRED = "Log in as the instructor first (Instructor tab)."
 NO_MATERIALS = "The instructor hasn't uploaded course materials yet."
-# Concurrent answers when a model server (vLLM, llama.cpp server) batches
-# them; in process, llama.cpp answers one at a time anyway.
-SERVER_CONCURRENCY = 16
+# Answers the chat runs at once, at most: each holds a thread of the
+# shared pool (40) while it waits for its next piece, and the page, the
+# uploads and /healthz need the others. Students past the model's capacity
+# or this wait in Gradio's own queue, which shows them their place.
+MAX_CHAT_EVENTS = 24
 # Earlier messages kept per browser session; the engine uses the last few.
 HISTORY_MESSAGES = 40
 DOCUMENT_COLUMNS = ["Document", "Pages", "Chunks", "Added", "Size"]
@@ -122,12 +130,13 @@ class MentorUI:
         question = (evt.value or {}).get("text", "") if isinstance(evt.value, dict) else str(evt.value or "")
         return self.ask(question, chat)
 
-    def answer(self, question: str, chat: list, conversation: Conversation):
-        """Streams the answer to ``question`` into ``chat``: the assistant
+    def answer(self, question: str, chat: list, conversation: Conversation, request: gr.Request = None):
+        """Streams the answer to ``question`` into ``chat``: while it waits
+        for the model, how many questions are ahead of it; then the assistant
         message grows piece by piece and ends with its numbered sources.
 
         Yields ``(chat, conversation)``. Closing this generator (the Stop
-        button, a closed tab) closes the answer, which frees the model.
+        button, a closed tab) closes the answer, which frees its slot.
         """
         question = (question or "").strip()
         chat = list(chat or [])
@@ -137,13 +146,17 @@ class MentorUI:
         if not chat or chat[-1].get("role") != "user" or message_text(chat[-1]) != safe_markdown(question):
             chat.append({"role": "user", "content": safe_markdown(question)})  # an API call
         try:
-            answer = self.mentor.ask(question, conversation.history, self.course().name)
-        except QuestionError as e:
+            answer = self.mentor.ask(question, conversation.history, self.course().name, client=self._client(request))
+        except (QuestionError, QueueFull) as e:
             chat.append({"role": "assistant", "content": safe_markdown(str(e))})
             yield chat, conversation
             return
         chat.append({"role": "assistant", "content": ""})
         try:
+            for ahead in answer.waiting():
+                chat[-1] = {"role": "assistant", "content": waiting_note(ahead)}
+                yield chat, conversation
+            chat[-1] = {"role": "assistant", "content": ""}
             for _ in answer:
                 chat[-1] = {"role": "assistant", "content": safe_markdown(answer.text)}
                 yield chat, conversation
@@ -175,6 +188,12 @@ class MentorUI:
         }
         yield chat, conversation
 
+    def _client(self, request: gr.Request | None) -> str | None:
+        """The fair-share key of a chat: its browser session, with its address."""
+        if request is None:
+            return None
+        return f"{client_address(request, self.mentor.settings.behind_proxy)} session:{request.session_hash}"
+
     def answered(self) -> gr.Textbox:
         return gr.Textbox(interactive=True, submit_btn=True, stop_btn=False)
 
@@ -203,7 +222,10 @@ class MentorUI:
             raise gr.Error(LOGIN_REQUIRED, title="Instructor only")
 
     def login(self, password: str, request: gr.Request) -> tuple:
-        client = request.client.host if request is not None and request.client else "unknown"
+        # Behind Runpod's proxy every connection comes from the proxy: the
+        # lockout keys on the address the proxy saw, so a stranger guessing
+        # passwords locks out only themselves, never the instructor.
+        client = client_address(request, self.mentor.settings.behind_proxy) if request is not None else "unknown"
         try:
             token = self.auth.login(password or "", client)
         except LoginRefused as e:
@@ -276,7 +298,7 @@ class MentorUI:
                 share = p.pages_parsed / p.pages_total if p.pages_total else 0
                 progress(
                     (i + share) / len(paths),
-                    desc=f"{p.file}: {p.pages_parsed} of {p.pages_total} pages read, {p.chunks_embedded} chunks embedded",
+                    desc=f"{p.file}: {p.pages_parsed} of {p.pages_total} pages read{p.by_ocr()}, {p.chunks_embedded} chunks embedded",
                 )
 
             results.append(self.mentor.ingest_file(path, path.name, report))
@@ -356,7 +378,6 @@ class MentorUI:
 
     def build(self) -> gr.Blocks:
         settings = self.mentor.settings
-        in_process = not settings.openai_base_url
         with gr.Blocks(title="Course Mentor", delete_cache=(3600, 6 * 3600)) as demo:
             header = gr.HTML(header_html(self.course()), elem_id="course-header", js_on_load=None)
             with gr.Tabs(elem_id="main-tabs"):
@@ -368,6 +389,7 @@ class MentorUI:
                         min_height=360,
                         buttons=["copy"],
                         sanitize_html=True,
+                        latex_delimiters=LATEX_DELIMITERS,
                         allow_tags=False,
                         placeholder=empty_html("Ask anything about the course.", ""),
                         feedback_options=("Like", "Dislike"),
@@ -409,9 +431,10 @@ class MentorUI:
                             logout_button = gr.Button("Log out", size="sm", scale=0, min_width=100)
                         with gr.Tabs():
                             with gr.Tab("Materials"):
-                                gr.Markdown(upload_limits(settings.max_upload_mb), elem_classes="help")
+                                ocr_status = engine_status(settings.ocr, OcrOptions(settings.ocr_languages))
+                                gr.Markdown(upload_limits(settings.max_upload_mb, ocr_status), elem_classes="help")
                                 files = gr.File(
-                                    label="Course files (PDF, .txt, .md)",
+                                    label=f"Course files ({SUPPORTED})",
                                     file_count="multiple",
                                     file_types=sorted(SUFFIXES),
                                     type="filepath",
@@ -489,7 +512,8 @@ class MentorUI:
                                 feedback_button = gr.Button("Refresh", size="sm", scale=0)
 
             # Chat: show the question at once, then queue the answer.
-            chat_limit = 1 if in_process else SERVER_CONCURRENCY
+            capacity = self.mentor.model.capacity if self.mentor.model else 1
+            chat_limit = min(capacity, MAX_CHAT_EVENTS)
             answer_kwargs = dict(
                 fn=self.answer,
                 inputs=[pending, chatbot, conversation],

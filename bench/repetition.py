@@ -1,0 +1,131 @@
+"""The repeat guard: what it cuts from real answers, and that it cuts nothing else.
+
+    python bench/repetition.py
+    python bench/repetition.py --model mistral.gguf --n-gpu-layers -1
+
+Each dev-set question gets the prompt Answerer.prompt builds, with five
+sources cut from the Octave manual's pages at its answer (no index needed),
+and is answered twice at temperature 0 by the same scheduler: with the
+guard (the product: an answer stops when its last REPEAT_SPAN tokens
+already occurred in it) and without it. Greedy decoding computes the same
+tokens either way until the guard stops one, so an answer the guard lets
+through must be identical, and a cut one a prefix of the unguarded one.
+
+For each cut answer: how many tokens the unguarded answer went on for,
+whether it ran to the token limit (a loop) or ended by itself, and whether
+the cut lost a citation ([n]) that the unguarded answer made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from common import (
+    DEVSET,
+    OUT,
+    CorpusMissing,
+    begin,
+    corpus,
+    load_jsonl,
+    log,
+    mentor_settings,
+    page_sources,
+    tiny_gguf,
+    write_result,
+)
+
+CITATION = re.compile(r"\[(\d+)\]")
+UNGUARDED = 10**9
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, help="the GGUF file (default: the tiny SmolLM2 model)")
+    p.add_argument("--n-gpu-layers", type=int, default=0)
+    p.add_argument("--pdf", type=Path, help="where the sources come from (default: the Octave manual)")
+    p.add_argument("--devset", type=Path, default=DEVSET / "octave.jsonl")
+    p.add_argument("--questions", type=int, default=24)
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--out", type=Path, help="result JSON (default bench/results/repetition.json)")
+    p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.questions, args.max_tokens = min(args.questions, 2), 16
+    begin()
+
+    from mentor import scheduler
+    from mentor.answer import Answerer
+    from mentor.llm import LlamaCppModel
+    from mentor.scheduler import Sampling
+
+    try:
+        pdf = args.pdf.resolve() if args.pdf else corpus("octave")[0]
+    except CorpusMissing as e:
+        raise SystemExit(str(e)) from None
+    path = (args.model or tiny_gguf()).resolve()
+    settings = mentor_settings(OUT / "repetition-unused")
+    questions = [q for q in load_jsonl(args.devset) if q.get("pages")][: args.questions]
+    with LlamaCppModel(path, n_ctx=settings.n_ctx, n_gpu_layers=args.n_gpu_layers) as model:
+        answerer = Answerer(None, model, settings)
+        prompts = []
+        for q in questions:
+            messages, _ = answerer.prompt(q["question"], page_sources(pdf, q["pages"][0]), [], "GNU Octave")
+            formatted = model._format(messages)
+            prompts.append(model._llama.tokenize(formatted.prompt.encode(), add_bos=False, special=True))
+
+        def answers(span: int) -> list[str]:
+            scheduler.REPEAT_SPAN = span  # read as each answer starts
+            streams = [model.scheduler.submit(p, args.max_tokens, Sampling(0.0)) for p in prompts]
+            return ["".join(s) for s in streams]
+
+        guard = scheduler.REPEAT_SPAN
+        log(f"{len(prompts)} answers with the guard ({guard} tokens)")
+        guarded = answers(guard)
+        log(f"{len(prompts)} answers without it")
+        unguarded = answers(UNGUARDED)
+        scheduler.REPEAT_SPAN = guard
+        rows = [
+            answer_row(q["id"], g, u, model.count_tokens, args.max_tokens)
+            for q, g, u in zip(questions, guarded, unguarded)
+        ]
+
+    cut = [r for r in rows if r["cut"]]
+    figures = {
+        "model": path.name,
+        "repeat_span": guard,
+        "max_tokens": args.max_tokens,
+        "answers": len(rows),
+        # The guard only ends answers early: every cut answer is the start
+        # of the unguarded one, word for word.
+        "prefix_when_cut": all(r["prefix"] for r in cut),
+        "cut": len(cut),
+        "cut_that_ran_to_the_limit": sum(1 for r in cut if r["unguarded_hit_limit"]),
+        "tokens_saved": sum(r["unguarded_tokens"] - r["guarded_tokens"] for r in cut),
+        "citations_lost": sum(len(r["citations_lost"]) for r in cut),
+        "rows": rows,
+    }
+    log(f"cut {len(cut)} of {len(rows)}; {figures['cut_that_ran_to_the_limit']} of those looped to the limit")
+    write_result("repetition", figures, script=__file__, argv=argv, out=args.out, smoke=args.smoke)
+    return 0
+
+
+def answer_row(qid: str, guarded: str, unguarded: str, count_tokens, limit: int) -> dict:
+    g, u = count_tokens(guarded) if guarded else 0, count_tokens(unguarded) if unguarded else 0
+    return {
+        "id": qid,
+        "cut": guarded != unguarded,
+        "prefix": unguarded.startswith(guarded),
+        "guarded_tokens": g,
+        "unguarded_tokens": u,
+        # Counted again from the text, so within a token or two of the limit.
+        "unguarded_hit_limit": u >= limit - 2,
+        "citations_lost": sorted(set(CITATION.findall(unguarded)) - set(CITATION.findall(guarded))),
+        "cut_at": guarded[-120:] if guarded != unguarded else "",
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

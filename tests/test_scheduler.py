@@ -1,0 +1,196 @@
+"""The scheduler: many answers from one llama.cpp context, with the real tiny model.
+
+Every test but the line's own rules runs on the session's batched model
+(tests/conftest.py: 4 slots on a CPU, 2,048 tokens each), waiting first
+until the tests before it left nothing running.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mentor import scheduler as scheduler_module
+from mentor.admission import Admission, ClientBusy, QueueFull, Request
+from mentor.answer import Answerer
+from mentor.scheduler import RepeatGuard, Sampling
+from mentor.store import Hit
+from tests.conftest import eventually, small_settings
+from tests.pdfs import HANDBOOK
+
+TOPICS = ["orbits", "telescopes", "escape velocity", "office hours", "comets", "the Moon"]
+GREEDY = Sampling(0.0)
+
+
+@pytest.fixture
+def model(tiny_model):
+    """The session's model, once nothing is running or waiting on it."""
+    assert eventually(lambda: tiny_model.scheduler.status() | {"steps": 0} == {"slots": 4, "running": 0, "waiting": 0, "steps": 0})
+    return tiny_model
+
+
+def prompt(model, topic: str, padding: int = 0) -> list[int]:
+    """A chat prompt about ``topic``; ``padding`` sentences make it longer."""
+    messages = [
+        {"role": "system", "content": "You are a helpful mentor. " + "Answer briefly and cite your sources. " * padding},
+        {"role": "user", "content": f"Explain {topic} to a first-year student."},
+    ]
+    return model._llama.tokenize(model.format_prompt(messages).encode(), add_bos=False, special=True)
+
+
+# --- Answers ------------------------------------------------------------------
+
+
+def test_six_answers_written_together_are_each_the_answer_written_alone(model):
+    # 30 to 150 prompt tokens: most are read in more than one chunk, and the
+    # last two wait for a slot and join the running batch.
+    prompts = [prompt(model, topic, padding=4 * i) for i, topic in enumerate(TOPICS)]
+    assert len(prompts[0]) < model.scheduler.prefill_chunk < len(prompts[-1]) // 2
+
+    alone = ["".join(model.scheduler.submit(p, 32, GREEDY)) for p in prompts]
+    streams = [model.scheduler.submit(p, 32, GREEDY) for p in prompts]
+    together = ["".join(s) for s in streams]
+
+    assert all(alone) and len(set(alone)) == len(alone)
+    assert together == alone
+    # The last two waited for a slot, then joined the others while they ran.
+    started = [s.request.started_step for s in streams]
+    assert max(started[:4]) < started[-1] < max(s.request.ended_step for s in streams[:4])
+
+
+def test_a_request_that_arrives_while_another_streams_joins_it(model):
+    first = model.scheduler.submit(prompt(model, "orbits"), 64, GREEDY)
+    opening = next(first)
+    steps_then = model.scheduler.status()["steps"]
+
+    second = model.scheduler.submit(prompt(model, "comets"), 8, GREEDY)
+    assert "".join(second) and opening + "".join(first)
+
+    assert second.request.started_step <= steps_then + 1
+    # Written while the first was: in the same batch.
+    assert first.request.started_step < second.request.started_step
+    assert second.request.ended_step < first.request.ended_step
+
+
+def test_a_stopped_answer_frees_its_slot_and_the_next_in_line_starts_within_one_step(model):
+    running = [model.scheduler.submit(prompt(model, topic), 400, GREEDY) for topic in TOPICS[:4]]
+    waiting = model.scheduler.submit(prompt(model, "the Moon"), 8, GREEDY)
+    assert [next(s) for s in running]  # all four are writing
+    assert next(waiting.positions()) == 0 and not waiting.request.started
+
+    steps_then = model.scheduler.status()["steps"]
+    running[0].close()
+
+    assert eventually(lambda: waiting.request.started, timeout=30)
+    assert waiting.request.started_step <= steps_then + 1
+    assert "".join(waiting)
+    for s in running:
+        s.close()
+
+
+def test_an_answer_stopped_while_it_waits_leaves_the_line(model):
+    running = [model.scheduler.submit(prompt(model, topic), 400, GREEDY) for topic in TOPICS[:4]]
+    behind = [model.scheduler.submit(prompt(model, topic), 8, GREEDY) for topic in TOPICS[4:]]
+    assert [next(s) for s in running] and model.scheduler.status()["waiting"] == 2
+
+    behind[0].close()
+
+    assert model.scheduler.status()["waiting"] == 1
+    assert next(behind[1].positions()) == 0  # it moved up
+    for s in running + behind:
+        s.close()
+
+
+def test_one_client_gets_no_more_than_its_share_of_the_slots(model):
+    blockers = [model.scheduler.submit(prompt(model, t), 400, GREEDY, client="x") for t in TOPICS[:4]]
+    assert [next(s) for s in blockers]
+    greedy = [model.scheduler.submit(prompt(model, t), 200, GREEDY, client="a") for t in TOPICS[:4]]
+    fair = [model.scheduler.submit(prompt(model, t), 200, GREEDY, client="b") for t in TOPICS[4:]]
+
+    for s in blockers:
+        s.close()
+
+    assert eventually(lambda: all(s.request.ended_step is not None for s in blockers), timeout=30)
+    assert eventually(lambda: model.scheduler.status()["running"] == 4, timeout=30)
+    # Two clients want the four slots: two each, although "a" asked first.
+    assert [s.request.started for s in greedy] == [True, True, False, False]
+    assert [s.request.started for s in fair] == [True, True]
+    for s in greedy + fair:
+        s.close()
+
+
+def test_the_line_keeps_order_shares_fairly_and_refuses_past_its_limit():
+    line = Admission(slots=2, queue_limit=3)
+    a1, a2, b1, c1 = Request("a"), Request("a"), Request("b"), Request("c")
+    for r in (a1, a2, b1, c1):
+        line.enqueue(r)
+
+    assert line.admit() == [a1, b1]  # a2 came before b1, but one slot is "a"'s share
+    assert [line.ahead(r) for r in (a1, a2, c1)] == [None, 0, 1]
+    with pytest.raises(ClientBusy, match="already have 2 questions in progress"):
+        line.enqueue(Request("a"))
+    line.enqueue(Request("d"))
+    with pytest.raises(QueueFull, match="answering 2 questions and 3 are waiting"):
+        line.enqueue(Request("e"))
+    line.release(b1)
+    assert line.admit() == [c1]  # a2 is first in line, but "a" holds its share
+
+
+def test_a_client_alone_may_use_every_slot():
+    line = Admission(slots=2, queue_limit=0)
+    x1, x2 = Request("x"), Request("x")
+    line.enqueue(x1)
+    line.enqueue(x2)
+
+    assert line.admit() == [x1, x2]
+    with pytest.raises(QueueFull):
+        line.enqueue(Request("y"))
+
+
+def test_counting_tokens_never_waits_behind_a_generation(model):
+    long = prompt(model, "orbits", padding=150)  # about 1,200 tokens: many chunks
+    stream = model.scheduler.submit(long, 16, GREEDY)
+    before = dict(model.scheduler.timings), model.scheduler.status()["steps"]
+
+    counts, question = [], "How do I read a CSV file?"
+    expected = model.count_tokens(question)
+    while model.scheduler.status()["steps"] < before[1] + 5:
+        began = time.perf_counter()
+        assert model.count_tokens(question) == expected
+        counts.append(time.perf_counter() - began)
+        time.sleep(0.02)
+
+    step_s = (model.scheduler.timings["step_s"] - before[0]["step_s"]) / (model.scheduler.status()["steps"] - before[1])
+    assert max(counts) < step_s / 4, (max(counts), step_s)
+    stream.close()
+
+
+# --- A repeating answer ----------------------------------------------------------
+
+
+def test_the_repeat_guard_fires_at_the_first_repeat_of_a_block():
+    guard = RepeatGuard(span=3)
+    text = [1, 2, 3, 4, 1, 2, 5, 1, 2, 3]
+
+    assert [guard.seen(t) for t in text] == [False] * 9 + [True]
+
+
+def test_a_looping_answer_stops_at_its_first_repeated_block_and_is_otherwise_unchanged(model, tmp_path, monkeypatch):
+    # With the handbook as its sources, the tiny model writes one paragraph
+    # about escape velocity over and over at temperature 0.
+    answerer = Answerer(None, model, small_settings(tmp_path))
+    hits = [Hit("d", "handbook.pdf", n, str(n), text, 0.6) for n, text in enumerate(HANDBOOK, start=1)]
+    messages, _ = answerer.prompt("How is escape velocity computed?", hits, [], "Astronomy 101")
+    tokens = model._llama.tokenize(model.format_prompt(messages).encode(), add_bos=False, special=True)
+
+    monkeypatch.setattr(scheduler_module, "REPEAT_SPAN", 10_000)
+    unguarded = "".join(model.scheduler.submit(tokens, 200, GREEDY))
+    monkeypatch.undo()
+    guarded = "".join(model.scheduler.submit(tokens, 200, GREEDY))
+
+    opening = "The process of calculating escape velocity is based on the concept of gravitational acceleration."
+    assert unguarded.count(opening) >= 3  # it loops until max_tokens
+    assert unguarded.startswith(guarded) and len(guarded) < len(unguarded)
+    # Cut a few words into the first repeat of the paragraph.
+    assert guarded.count(opening) == 2 and guarded[-80:] in guarded[:-80]
