@@ -736,6 +736,12 @@ def whole_verdict(key: str, whole: dict) -> str:
     return f"meets the target (p95 ≤ {WHOLE_TARGET_MS:g} ms)" if p95 <= WHOLE_TARGET_MS else bad(f"target is p95 ≤ {WHOLE_TARGET_MS:g} ms")
 
 
+def x_small(ours: float | None, baseline: float | None) -> str:
+    """``x(ours / baseline)``, written as 1/N× when it would round to 0.00×."""
+    r = ratio(ours, baseline)
+    return f"1/{1 / r:,.0f}×" if r and r < 0.05 else x(r)
+
+
 def size_label(key: str, s: dict) -> str:
     return f"{key}: {s['chunks']:,} chunks"
 
@@ -755,7 +761,7 @@ def latency_summary_rows(lat: dict) -> list[list[str]]:
                     f"Store's part of a search p50 / p95, {big['chunks']:,} chunks, {ENGINES[state]} (baseline: local mode)",
                     ms(e["store_ms"]["search"]) + " ms",
                     ms(local["store_ms"]["search"]) + " ms",
-                    x(ratio(e["store_ms"]["search"]["p50"], local["store_ms"]["search"]["p50"])),
+                    x_small(e["store_ms"]["search"]["p50"], local["store_ms"]["search"]["p50"]),
                     store_verdict(STORE_TARGET_SIZE, state, big),
                 ]
             )
@@ -779,14 +785,14 @@ def latency_summary_rows(lat: dict) -> list[list[str]]:
                 f"Opening the index + first query, {big['chunks']:,} chunks, fresh process (baseline: local mode)",
                 f"{fmt(e['open_s'], 2)} s + {fmt(e['first_query_ms'], 1)} ms",
                 f"{fmt(local['open_s'], 1)} s + {fmt(local['first_query_ms'], 1)} ms",
-                x(ratio(e["open_s"], local["open_s"])),
+                x_small(e["open_s"], local["open_s"]),
                 "",
             ],
             [
                 f"Memory (RSS) of a process holding the index, {big['chunks']:,} chunks (baseline: local mode)",
                 fmt(e["rss_mib"]["after_searches"], 0, " MiB"),
                 fmt(local["rss_mib"]["after_searches"], 0, " MiB"),
-                x(ratio(e["rss_mib"]["after_searches"], local["rss_mib"]["after_searches"])),
+                x_small(e["rss_mib"]["after_searches"], local["rss_mib"]["after_searches"]),
                 "",
             ],
             [
