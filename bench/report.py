@@ -652,10 +652,11 @@ def near_misses(questions: list[dict], k: int) -> str:
 
 def chunking_table(c: dict) -> str:
     """The chunk-size sweep (bench/chunking.py), a run of its own."""
+    # The default when the sweep ran, which a later choice may have moved.
     default = c["default"]["chunk_tokens"]
     rows = [
         [
-            f"{s['chunk_tokens']} / {s['chunk_overlap']}" + (" (default)" if s["chunk_tokens"] == default else ""),
+            f"{s['chunk_tokens']} / {s['chunk_overlap']}" + (" (the default then)" if s["chunk_tokens"] == default else ""),
             f"{s['chunks']:,}",
             fmt(s["hit@1"], 3),
             fmt(s["hit@5"], 3),
