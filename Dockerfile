@@ -129,13 +129,15 @@ ARG CUDA_VERSION
 # tini is PID 1 so the pod's stop signal reaches Python and children are
 # reaped; libcublas-12-8 (for CUDA 12.8.x) is cuBLAS from NVIDIA's apt
 # repository, which the base image has set up: NVIDIA's runtime image
-# installs it the same way.
+# installs it the same way; tesseract-ocr (which brings its English data)
+# reads scanned PDF pages: another language of OCR_LANGUAGES is its package
+# tesseract-ocr-<code>, added here.
 ENV DEBIAN_FRONTEND=noninteractive
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN cuda_minor=${CUDA_VERSION%.*} \
     && apt-get update \
-    && apt-get install -y --no-install-recommends python3 libgomp1 tini ca-certificates \
+    && apt-get install -y --no-install-recommends python3 libgomp1 tini ca-certificates tesseract-ocr \
         "libcublas-${cuda_minor/./-}" \
     && rm -rf /var/lib/apt/lists/*
 

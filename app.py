@@ -8,37 +8,77 @@ on 0.0.0.0:$PORT (7860 by default).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
+import sqlite3
 import sys
 
 # Before Gradio is imported: a course pod phones nobody home.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from mentor.llm import ModelNotFound  # noqa: E402
+from mentor.embed import EmbedderUnavailable  # noqa: E402
 from mentor.settings import Settings, SettingsError  # noqa: E402
 from mentor.store import StoreLocked  # noqa: E402
 
 log = logging.getLogger("mentor.app")
 
-# Errors whose message says what to do: logged as one paragraph, exit code 2.
-STARTUP_ERRORS = (StoreLocked, ModelNotFound, SettingsError)
+# Errors whose message says what to do: logged as one line, exit code 2.
+# (No model is not one of them: the app then serves passages only.)
+STARTUP_ERRORS = (StoreLocked, SettingsError, EmbedderUnavailable)
 HOST = "0.0.0.0"
+
+
+class PortInUse(RuntimeError):
+    """Another program listens on the port the app would serve on."""
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
+        check_port(settings.port)
         mentor = open_mentor(settings)
-    except STARTUP_ERRORS as e:
+    except (*STARTUP_ERRORS, PortInUse) as e:
         log.error("AI Mentor cannot start. %s", e)
+        return 2
+    except (OSError, sqlite3.OperationalError) as e:
+        if not (problem := disk_problem(e, settings)):
+            raise
+        log.error("AI Mentor cannot start. %s", problem)
         return 2
     try:
         serve(mentor)
     finally:
         mentor.close()
     return 0
+
+
+def check_port(port: int) -> None:
+    """Fails at once, before minutes of loading, when the port is taken."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(
+                f"Port {port} is already in use (another AI Mentor, or another program): "
+                "stop it, or set PORT to a free port."
+            ) from None
+
+
+def disk_problem(error: Exception, settings: Settings) -> str:
+    """One line saying what to do about a full or read-only data folder, or ""."""
+    home = settings.home.resolve()
+    full = getattr(error, "errno", None) == errno.ENOSPC or "disk is full" in str(error)
+    if full:
+        return f"The disk holding MENTOR_HOME ({home}) is full: free some space, or point MENTOR_HOME at a larger volume."
+    if getattr(error, "errno", None) in (errno.EACCES, errno.EROFS):
+        return f"MENTOR_HOME ({home}) cannot be written to ({error.strerror}): make it writable, or point MENTOR_HOME elsewhere."
+    return ""
 
 
 def open_mentor(settings: Settings):
@@ -60,14 +100,17 @@ def open_mentor(settings: Settings):
     mentor.questions.clean_up_daily(lambda: mentor.course().teaching.retention_days)
     stats = mentor.stats()
     where = "served by " + settings.openai_base_url if settings.openai_base_url else "in this process"
-    log.info(
-        "model: %s (%s, %d answers at once, context %d tokens each); embedder: %s",
-        stats["model"],
-        where,
-        mentor.model.status()["slots"],
-        mentor.model.n_ctx,
-        stats["embedder"],
-    )
+    if mentor.model:
+        log.info(
+            "model: %s (%s, %d answers at once, context %d tokens each); embedder: %s",
+            stats["model"],
+            where,
+            mentor.model.status()["slots"],
+            mentor.model.n_ctx,
+            stats["embedder"],
+        )
+    else:
+        log.warning("sources-only mode: students get the best passages, not answers; embedder: %s", stats["embedder"])
     log.info("course: %d documents, %d pages, %d chunks", stats["documents"], stats["pages"], stats["chunks"])
     return mentor
 

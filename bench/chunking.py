@@ -6,8 +6,8 @@
 Each size gets its own index of the Octave manual (bench/out/homes, kept
 for the next run), with the overlap at a fifth of the size and the section
 context on, and is asked the dev set's answerable questions through
-Mentor.search: hit@1, hit@5, MRR@5, with the chunk count and the refusal
-figures at the current MIN_SCORE. The default size's index is the one
+Mentor.search: hit@1, hit@5, MRR@5 (all, and per half of the dev set), with
+the chunk count and the refusal figures at the current settings. The default size's index is the one
 quality.py, coldstart.py and load.py use. MiniLM reads 254 word pieces per
 chunk; what a size leaves free holds the section trail.
 """
@@ -18,8 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import DEVSET, OUT, RESULTS, begin, corpus, load_jsonl, log, open_mentor, prepared_home, write_result
-from quality import metrics, ours_result, refusal_at
+from common import DEVSET, OUT, RESULTS, begin, corpus, half, load_jsonl, log, open_mentor, prepared_home, write_result
+from quality import metrics, ours_result
 
 DEFAULT_SIZES = (100, 150, 200)
 
@@ -61,14 +61,18 @@ def measure(files: list[Path], size: int, default, questions: list[dict]) -> dic
     with open_mentor(home, **env) as mentor:
         results = {q["id"]: ours_result(mentor, q["question"], q.get("pages", [])) for q in questions}
         chunks = mentor.index.count()
-        min_score = mentor.settings.min_score
-    answerable = [results[q["id"]] for q in questions if not q.get("unanswerable")]
-    best = {
-        "answerable": [r["best_score"] for r in answerable],
-        "unanswerable": [results[q["id"]]["best_score"] for q in questions if q.get("unanswerable")],
+    answerable = [q for q in questions if not q.get("unanswerable")]
+    row = {"chunk_tokens": size, "chunk_overlap": overlap, "chunks": chunks, **metrics([results[q["id"]] for q in answerable])}
+    row["halves"] = {h: metrics([results[q["id"]] for q in answerable if half(q["id"]) == h]) for h in ("tune", "held-out")}
+    unanswerable = [q for q in questions if q.get("unanswerable")]
+    refused_un = sum(results[q["id"]]["refused"] for q in unanswerable)
+    refused_ans = sum(results[q["id"]]["refused"] for q in answerable)
+    row["refusal"] = {
+        "refused_unanswerable": refused_un,
+        "refused_answerable": refused_ans,
+        "recall": round(refused_un / len(unanswerable), 3) if unanswerable else None,
+        "false_refusal_rate": round(refused_ans / len(answerable), 3) if answerable else None,
     }
-    row = {"chunk_tokens": size, "chunk_overlap": overlap, "chunks": chunks, **metrics(answerable)}
-    row["refusal"] = refusal_at(best, min_score)
     log(f"{size} tokens: {chunks} chunks, hit@5 {row['hit@5']}, mrr@5 {row['mrr@5']}")
     return row
 

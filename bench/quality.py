@@ -2,15 +2,19 @@
 
     python bench/quality.py
 
-- hit@1, hit@5, MRR@5 on the answerable questions. A hit is a returned
-  result whose 1-based physical page is one of the question's pages. Ours
-  returns pages (Hit.page); the baseline returns nodes whose metadata holds
-  pypdf's printed page_label, mapped back to the physical page.
-- Refusal on the unanswerable questions at settings.min_score (the best
-  hit's score under which the mentor refuses); a sweep of the threshold, a
-  plot of best scores, and the threshold that meets the goal (refusal
-  recall >= 0.9 with <= 5% of answerable questions refused). The baseline
-  has no refusal.
+- hit@1, hit@5, MRR@5 on the answerable questions, over all of them and
+  per half of the dev set (``common.half``: the settings were chosen on the
+  tuning half by bench/tuning.py; the held-out half is the figure to
+  trust). A hit is a returned result whose 1-based physical page is one of
+  the question's pages. Ours returns pages (Hit.page); the baseline returns
+  nodes whose metadata holds pypdf's printed page_label, mapped back to the
+  physical page.
+- Each retrieval lever in turn, on the held-out half, on an index with and
+  one without section context (``--without-sections``: a second index of
+  the corpus, built once).
+- Refusal at the current settings (Retriever.retrieve's verdict), per half:
+  recall on the unanswerable questions and the share of answerable ones
+  refused. The baseline has no refusal.
 - Follow-ups: hit@5 of the second turn through Answerer.standalone (the
   tiny model rewrites it), against the second turn alone, the two questions
   concatenated (no model), and the hand-written standalone question.
@@ -31,11 +35,13 @@ from common import (
     baseline_embedder,
     begin,
     corpus,
+    half,
     label_ambiguity,
     load_jsonl,
     log,
     open_mentor,
     prepared_home,
+    rank_metrics,
     summary,
     timed,
     tiny_gguf,
@@ -43,9 +49,8 @@ from common import (
 )
 
 K = 5
-# The goal the refusal threshold is chosen for.
-MIN_RECALL = 0.9
-MAX_FALSE_REFUSALS = 0.05
+HALVES = ("tune", "held-out")
+SIDES = ("ours", "baseline")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--followups", type=Path, default=DEVSET / "octave_followups.jsonl")
     p.add_argument("--work", type=Path, help="scratch folder (default bench/out/quality)")
     p.add_argument("--out", type=Path, help="result JSON (default bench/results/quality.json)")
-    p.add_argument("--plot", type=Path, help="score plot (default: refusal-scores.png beside the JSON)")
     p.add_argument("--reuse", action="store_true", help="reuse the baseline index of an earlier run in --work")
+    p.add_argument(
+        "--without-sections", action="store_true", help="the levers on an index without section context too (built once)"
+    )
+    p.add_argument("--model", type=Path, help="the GGUF that answers and rewrites the follow-ups (default: the tiny model)")
+    p.add_argument("--gpu-layers", type=int, default=0, help="layers of --model on the GPU (-1: all)")
     p.add_argument("--answer-tokens", type=int, default=128, help="length of the first turn's answer")
     p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     args = p.parse_args(argv)
@@ -65,12 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     files = [f.resolve() for f in args.pdf] if args.pdf else corpus("octave")
     work = (args.work or OUT / ("quality-smoke" if args.smoke else "quality")).resolve()
     out = args.out or (OUT / "smoke" if args.smoke else RESULTS) / "quality.json"
-    plot = args.plot or out.with_name("refusal-scores.png")
     questions = load_jsonl(args.devset)
     followups = load_jsonl(args.followups) if args.followups and args.followups.exists() else []
 
     with ExitStack() as stack:
-        mentor, unsectioned, baseline, build = open_indexes(files, work, args.reuse, stack)
+        mentor, unsectioned, baseline, build = open_indexes(files, work, args.reuse, stack, args.without_sections)
         answerable = [q for q in questions if not q.get("unanswerable")]
         unanswerable = [q for q in questions if q.get("unanswerable")]
         log(f"{len(answerable)} answerable, {len(unanswerable)} unanswerable, {len(followups)} follow-ups")
@@ -80,18 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         retrieval = {
             "ours": metrics([by_id[q["id"]][0] for q in answerable]),
             "baseline": metrics([by_id[q["id"]][1] for q in answerable]),
+            "halves": {
+                h: {side: metrics([by_id[q["id"]][i] for q in answerable if half(q["id"]) == h]) for i, side in enumerate(SIDES)}
+                for h in HALVES
+            },
         }
-        levers = {
-            "without section context": lever_figures(unsectioned, answerable),
-            "with section context": lever_figures(mentor, answerable),
-        }
-        min_score = mentor.settings.min_score
-        best = {
-            "answerable": [by_id[q["id"]][0]["best_score"] for q in answerable],
-            "unanswerable": [by_id[q["id"]][0]["best_score"] for q in unanswerable],
-        }
-        refusal = refusal_figures(best, min_score)
-        save_plot(best, min_score, refusal["recommended"]["threshold"], plot)
+        held_out = [q for q in answerable if half(q["id"]) == "held-out"]
+        levers = {"with section context": lever_figures(mentor, held_out)}
+        if unsectioned is not None:
+            levers = {"without section context": lever_figures(unsectioned, held_out), **levers}
+        refusal = refusal_figures(questions, by_id, mentor.settings)
         follow = followup_figures(mentor, baseline, files, followups, args) if followups else None
 
     figures = {
@@ -114,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
         "retrieval": retrieval,
         "levers": levers,
         "refusal": refusal,
-        "plot": _rel(plot),
         "followups": follow,
         "questions": [
             {"id": q["id"], "pages": q.get("pages", []), "ours": by_id[q["id"]][0], "baseline": by_id[q["id"]][1]}
@@ -122,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         ],
     }
     write_result("quality", figures, script=__file__, argv=argv, out=out, smoke=args.smoke)
-    rec = refusal["recommended"]
-    print(f"hit@5 ours {retrieval['ours']['hit@5']:.3f}, baseline {retrieval['baseline']['hit@5']:.3f}")
-    print(f"refusal threshold: {rec['threshold']} ({rec['why']})")
+    held = retrieval["halves"]["held-out"]
+    print(f"held-out hit@5 ours {held['ours']['hit@5']:.3f}, baseline {held['baseline']['hit@5']:.3f}")
+    print(f"held-out refusal: {refusal['held-out']}")
     return 0
 
 
@@ -135,16 +140,19 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def open_indexes(files: list[Path], work: Path, reuse: bool, stack: ExitStack):
-    """Our index with and without section context (bench/out/homes, the
-    first shared with coldstart and load) and the baseline's, over
-    ``files``, each built unless already there; ``stack`` closes them."""
+def open_indexes(files: list[Path], work: Path, reuse: bool, stack: ExitStack, without_sections: bool = False):
+    """Our index (bench/out/homes, shared with coldstart and load), the
+    same without section context when asked (else None), and the
+    baseline's, over ``files``, each built unless already there; ``stack``
+    closes them."""
     import shutil
 
     name = "+".join(f.stem for f in files)
     mentor = stack.enter_context(open_mentor(prepared_home(name, files)))
     off = {"SECTION_CONTEXT": "0"}
-    unsectioned = stack.enter_context(open_mentor(prepared_home(f"{name}-no-sections", files, **off), **off))
+    unsectioned = None
+    if without_sections:
+        unsectioned = stack.enter_context(open_mentor(prepared_home(f"{name}-no-sections", files, **off), **off))
     base_path = work / "baseline"
     reusable = reuse and base_path.exists()
     if not reusable:
@@ -164,12 +172,14 @@ def first_rank(candidates: list[list[int]], gold: set[int]) -> int | None:
 
 
 def ours_result(mentor, question: str, gold: list[int]) -> dict:
-    hits = mentor.search(question, K)
-    pages = [[h.page] for h in hits]
+    found = mentor.retriever.retrieve(question, K)
+    pages = [[h.page] for h in found.hits]
     return {
         "pages": [p[0] for p in pages],
         "rank": first_rank(pages, set(gold)),
-        "best_score": max((h.score for h in hits), default=0.0),
+        "best_score": found.best_score,
+        "best_rerank": found.best_rerank,
+        "refused": not found.covered,
     }
 
 
@@ -187,12 +197,14 @@ def baseline_result(baseline: Baseline, files: list[Path], question: str, gold: 
 # two candidate lists: what each one adds. The last row is Retriever.search.
 # All of them are measured on two indexes: chunks indexed with and without
 # the PDF bookmarks they sit under (settings.section_context).
+BEFORE = dict(k=5, per_page="sum")  # the fusion before the held-out tuning
 LEVERS = {
     "dense: MiniLM chunks, top 5 as they come": None,
-    "dense, one hit per page": [(True, 1.0)],
-    "keywords (BM25) alone, one hit per page": [(False, 1.0)],
-    "hybrid, equal weights": [(True, 1.0), (False, 1.0)],
-    "hybrid, keywords at KEYWORD_WEIGHT (ours)": [(True, 1.0), (False, None)],
+    "dense, one hit per page": ([(True, 1.0)], BEFORE),
+    "keywords (BM25) alone, one hit per page": ([(False, 1.0)], BEFORE),
+    "hybrid as before: keywords at 0.5, RRF k 5, a page's chunks summed": ([(True, 1.0), (False, 0.5)], BEFORE),
+    "hybrid as now: KEYWORD_WEIGHT, RRF_K, PER_PAGE": ([(True, 1.0), (False, None)], None),
+    "ours: Retriever.search at the defaults (a reranker only if RERANK_MODEL is set)": "search",
 }
 
 
@@ -203,102 +215,48 @@ def lever_figures(mentor, answerable: list[dict]) -> dict:
     ranks: dict[str, list[dict]] = {name: [] for name in LEVERS}
     for q in answerable:
         by_meaning, by_keywords = mentor.retriever.candidates(q["question"])
-        for name, parts in LEVERS.items():
-            if parts is None:
+        for name, lever in LEVERS.items():
+            if lever is None:
                 hits = by_meaning[:K]
+            elif lever == "search":
+                hits = mentor.search(q["question"], K)
             else:
+                parts, how = lever
                 rankings = [(by_meaning if dense else by_keywords, w or KEYWORD_WEIGHT) for dense, w in parts]
-                hits = fuse_pages(rankings)[:K]
+                hits = fuse_pages(rankings, **(how or {}))[:K]
             ranks[name].append({"rank": first_rank([[h.page] for h in hits], set(q["pages"]))})
     return {name: metrics(rows) for name, rows in ranks.items()}
 
 
 def metrics(results: list[dict]) -> dict:
-    ranks = [r["rank"] for r in results]
-    n = len(ranks) or 1
-    return {
-        "n": len(ranks),
-        "hit@1": round(sum(r == 1 for r in ranks) / n, 3),
-        "hit@5": round(sum(r is not None and r <= K for r in ranks) / n, 3),
-        "mrr@5": round(sum(1 / r for r in ranks if r is not None and r <= K) / n, 3),
+    return rank_metrics([r["rank"] for r in results], K)
+
+
+def refusal_figures(questions: list[dict], by_id: dict, settings) -> dict:
+    """The mentor's own verdict (Retriever.retrieve) per half: refusal recall
+    on the unanswerable questions, and answerable questions refused."""
+    figures = {
+        "rule": f"refuse when the nearest chunk's cosine < MIN_SCORE ({settings.min_score})"
+        + (f" or the reranker's best score < MIN_RERANK_SCORE ({settings.min_rerank_score})" if settings.min_rerank_score is not None else ""),
+        "goal": "recall >= 0.9 with false_refusal_rate <= 0.05",
     }
-
-
-def refusal_at(best: dict, threshold: float) -> dict:
-    """Refusal figures when the mentor refuses below ``threshold``."""
-    wrong = sum(s < threshold for s in best["answerable"])
-    right = sum(s < threshold for s in best["unanswerable"])
-    n_ans, n_un = len(best["answerable"]), len(best["unanswerable"])
-    return {
-        "threshold": round(threshold, 3),
-        "refused_unanswerable": right,
-        "refused_answerable": wrong,
-        "precision": round(right / (right + wrong), 3) if right + wrong else None,
-        "recall": round(right / n_un, 3) if n_un else None,
-        "false_refusal_rate": round(wrong / n_ans, 3) if n_ans else None,
+    for h in HALVES:
+        qs = [q for q in questions if half(q["id"]) == h]
+        wrong = sum(by_id[q["id"]][0]["refused"] for q in qs if not q.get("unanswerable"))
+        right = sum(by_id[q["id"]][0]["refused"] for q in qs if q.get("unanswerable"))
+        n_un = sum(bool(q.get("unanswerable")) for q in qs)
+        figures[h] = {
+            "refused_unanswerable": right,
+            "refused_answerable": wrong,
+            "recall": round(right / n_un, 3) if n_un else None,
+            "false_refusal_rate": round(wrong / (len(qs) - n_un), 3) if len(qs) > n_un else None,
+        }
+    best = {
+        kind: [by_id[q["id"]][0]["best_score"] for q in questions if bool(q.get("unanswerable")) == (kind == "unanswerable")]
+        for kind in ("answerable", "unanswerable")
     }
-
-
-def refusal_figures(best: dict, min_score: float) -> dict:
-    grid = [i / 200 for i in range(0, 201)]
-    sweep = [refusal_at(best, t) for t in grid]
-    return {
-        "rule": "refuse when the best hit's score < threshold",
-        "goal": f"recall >= {MIN_RECALL} with false_refusal_rate <= {MAX_FALSE_REFUSALS}",
-        "at_min_score": refusal_at(best, min_score),
-        "recommended": recommend(sweep),
-        "best_score": {kind: summary(scores) for kind, scores in best.items()},
-        "best_scores": {kind: sorted(scores) for kind, scores in best.items()},
-        "sweep": sweep,
-    }
-
-
-def recommend(sweep: list[dict]) -> dict:
-    """The threshold to set: the middle of the best thresholds that meet the
-    goal (most recall minus false refusals), else the one closest to it."""
-    ok = [
-        s
-        for s in sweep
-        if s["recall"] is not None and s["recall"] >= MIN_RECALL and s["false_refusal_rate"] <= MAX_FALSE_REFUSALS
-    ]
-    if ok:
-        top = max(s["recall"] - s["false_refusal_rate"] for s in ok)
-        best = [s for s in ok if s["recall"] - s["false_refusal_rate"] == top]
-        pick = best[len(best) // 2]
-        span = f"{ok[0]['threshold']}..{ok[-1]['threshold']}"
-        return {**pick, "goal_met": True, "why": f"meets the goal; every threshold in {span} does"}
-    # Unreachable: the most recall that keeps false refusals within bounds.
-    allowed = [
-        s for s in sweep if s["false_refusal_rate"] is not None and s["false_refusal_rate"] <= MAX_FALSE_REFUSALS
-    ]
-    pick = max(allowed, key=lambda s: (s["recall"] or 0, -s["threshold"])) if allowed else sweep[0]
-    need = next((s for s in sweep if s["recall"] is not None and s["recall"] >= MIN_RECALL), None)
-    why = "goal unreachable: most recall with <= 5% false refusals"
-    if need:
-        why += f"; recall >= {MIN_RECALL} needs {need['threshold']}, refusing {need['false_refusal_rate']:.0%} of answerable"
-    return {**pick, "goal_met": False, "why": why}
-
-
-def save_plot(best: dict, current: float, recommended: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    bins = [i / 40 for i in range(0, 41)]
-    ax.hist(best["answerable"], bins=bins, alpha=0.6, label=f"answerable (n={len(best['answerable'])})")
-    ax.hist(best["unanswerable"], bins=bins, alpha=0.8, label=f"unanswerable (n={len(best['unanswerable'])})")
-    ax.axvline(current, color="black", linestyle="--", label=f"MIN_SCORE now = {current}")
-    ax.axvline(recommended, color="red", label=f"recommended = {recommended}")
-    ax.set_xlabel("best hit's score (cosine of the question to the best page's chunk)")
-    ax.set_ylabel("questions")
-    ax.set_title("Octave dev set: best retrieval score per question")
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figures["best_score"] = {kind: summary(scores) for kind, scores in best.items()}
+    return figures
 
 
 def followup_figures(mentor, baseline: Baseline, files: list[Path], dialogues: list[dict], args) -> dict:
@@ -307,7 +265,8 @@ def followup_figures(mentor, baseline: Baseline, files: list[Path], dialogues: l
     from mentor.llm import LlamaCppModel
 
     settings = mentor.settings.replace(max_answer_tokens=args.answer_tokens)
-    model = LlamaCppModel(tiny_gguf(), n_ctx=settings.n_ctx, n_gpu_layers=0)
+    gguf = args.model or tiny_gguf()
+    model = LlamaCppModel(gguf, n_ctx=settings.n_ctx, n_gpu_layers=args.gpu_layers)
     answerer = Answerer(mentor.retriever, model, settings)
     rows, rewrite_s = [], []
     for d in dialogues:
@@ -340,7 +299,7 @@ def followup_figures(mentor, baseline: Baseline, files: list[Path], dialogues: l
         return round(sum(r is not None and r <= K for r in ranks) / len(ranks), 3)
 
     return {
-        "model": tiny_gguf().name,
+        "model": gguf.name,
         "first_answer_tokens": args.answer_tokens,
         "hit@5": {
             "ours": {name: hit5("ours", name) for name in rows[0]["ours"]},

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(ingest-r-manuals ingest-refman profile quality chunking latency generate repetition coldstart load)
+[ ${#steps[@]} -eq 0 ] && steps=(ingest-r-manuals ingest-refman profile tuning quality chunking latency generate repetition coldstart load ocr)
 
 for step in "${steps[@]}"; do
   echo "== $step ($(date -u +%H:%M:%S))"
@@ -20,6 +20,7 @@ for step in "${steps[@]}"; do
     ingest-r-manuals) $PY bench/ingest.py --corpus r-manuals ;;
     ingest-refman)    $PY bench/ingest.py --corpus refman ;;
     profile)          $PY bench/profile_ingest.py --corpus r-manuals ;;
+    tuning)           $PY bench/tuning.py ;;
     quality)          $PY bench/quality.py ;;
     chunking)         $PY bench/chunking.py ;;
     latency)          $PY bench/latency.py ;;
@@ -27,6 +28,7 @@ for step in "${steps[@]}"; do
     repetition)       $PY bench/repetition.py ;;
     coldstart)        $PY bench/coldstart.py ;;
     load)             $PY bench/load.py ;;
+    ocr)              $PY bench/ocr.py ;;
     *) echo "unknown step: $step" >&2; exit 2 ;;
   esac
 done

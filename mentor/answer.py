@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 NOT_COVERED = "The course materials don't cover this."
 NO_DOCUMENTS = "No course materials have been uploaded yet, so there is nothing to answer from."
+SOURCES_ONLY = (
+    "The mentor's language model is not running right now, so here are the passages of the course "
+    "that best match your question."
+)
 
 RULES = """You are the mentor for the course "{course}". Answer the student's question using ONLY the numbered sources, which are excerpts from the course materials.
 - Cite the source of every fact with its number in square brackets, like [1] or [2].
@@ -147,9 +151,10 @@ class Answerer:
         questions: QuestionStore | None = None,
         teaching: Callable[[], Teaching] = Teaching,
     ):
-        """``questions`` gives verified answers and keeps each completed
-        answer's question; ``teaching()`` is the course's answer style now.
-        Without a ``model`` only verified answers and refusals are given."""
+        """``model`` None: sources-only mode, the passages without an answer
+        (verified answers are still given whole). ``questions`` gives verified
+        answers and keeps each completed answer's question; ``teaching()`` is
+        the course's answer style now."""
         self.retriever = retriever
         self.model = model
         self.settings = settings
@@ -170,11 +175,12 @@ class Answerer:
         if verified := self.verified(keep.get("vector")):
             sources = self.visible(verified.citations)
             return Answer(question, query, sources, False, iter([verified.answer]), verified=verified, **keep)
-        hits = self.retriever.search(query, self.settings.top_k)
-        if not hits or max(h.score for h in hits) < self.settings.min_score:
+        found = self.retriever.retrieve(query, self.settings.top_k)
+        hits = found.hits
+        if not found.covered:
             return Answer(question, query, hits, True, iter([refusal(hits)]), **keep)
         if self.model is None:
-            raise RuntimeError("this Mentor was opened without a model (with_model=False)")
+            return Answer(question, query, hits, False, iter([SOURCES_ONLY]), **keep)
         style = self.style(hits)
         messages, used = self.prompt(question, hits, history, course, style)
         pieces = self.model.stream_chat(messages, self.settings.max_answer_tokens, client=client)
@@ -226,8 +232,11 @@ class Answerer:
         earlier = [m["content"] for m in history if m["role"] == "user"]
         if not earlier:
             return question
+        # A small model often answers instead of rewriting; on the dev set
+        # the plain "earlier question + follow-up" then retrieves better.
+        fallback = f"{earlier[-1]} {question}"
         if self.model is None:
-            return f"{earlier[-1]} {question}"
+            return fallback
         conversation = "\n".join(f"{'Student' if m['role'] == 'user' else 'Mentor'}: {m['content'][:500]}" for m in history)
         messages = [
             {"role": "system", "content": REWRITE},
@@ -236,10 +245,8 @@ class Answerer:
         with closing(self.model.stream_chat(messages, 48, client=client)) as rewrite:
             lines = "".join(rewrite).strip().splitlines()
         rewritten = lines[0].strip(' "') if lines else ""
-        # A small model often answers instead of rewriting; on the dev set
-        # the plain "earlier question + follow-up" then retrieves better.
         if not rewritten.endswith("?"):
-            return f"{earlier[-1]} {question}"
+            return fallback
         return f"{rewritten} ({earlier[-1]})"
 
     def prompt(
@@ -279,7 +286,7 @@ class Answerer:
 
 def source_block(n: int, hit: Hit) -> str:
     section = f" ({hit.section})" if hit.section else ""
-    return f"[{n}] {hit.file}, page {hit.page_label}{section}\n{hit.text}"
+    return f"[{n}] {hit.file}, {hit.place}{section}\n{hit.text}"
 
 
 def refusal(hits: list[Hit]) -> str:
@@ -287,7 +294,7 @@ def refusal(hits: list[Hit]) -> str:
     to the closest sections, so the student knows where to look."""
     if not hits:
         return NO_DOCUMENTS
-    closest = "; ".join(f"{h.file}, page {h.page_label}" for h in hits[:3])
+    closest = "; ".join(f"{h.file}, {h.place}" for h in hits[:3])
     return f"{NOT_COVERED} The closest sections I found are: {closest}."
 
 

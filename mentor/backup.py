@@ -14,7 +14,7 @@ a Qdrant server alike.
 Archive layout (member names are checked exactly on import, so no member can
 write outside ``MENTOR_HOME``)::
 
-    files/<sha256>.pdf             the original, as uploaded
+    files/<sha256>.pdf             the original, as uploaded (.pdf, .pptx, .docx, .txt, .md)
     points/<sha256>.jsonl          {"chunk_no", "dense", "payload"}  (format 1 also had "sparse", ignored now)
     course.json                    the course page (name, welcome, examples, teaching), when one was saved
     instructor.json                {"verified": [...], "requests": [...]}: the verified answers and the
@@ -53,10 +53,10 @@ FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)
 HEADER = "backup.json"
 INSTRUCTOR = "instructor.json"
-SUFFIXES = (".pdf", ".txt", ".md", ".markdown")
+SUFFIXES = (".pdf", ".pptx", ".docx", ".txt", ".md", ".markdown")
 MEMBER = re.compile(
     r"(?:backup\.json|course\.json|instructor\.json"
-    r"|files/[0-9a-f]{64}\.(?:pdf|txt|md|markdown)|points/[0-9a-f]{64}\.jsonl)"
+    r"|files/[0-9a-f]{64}\.(?:pdf|pptx|docx|txt|md|markdown)|points/[0-9a-f]{64}\.jsonl)"
 )
 DOC_ID = re.compile(r"[0-9a-f]{64}")
 HIT_FIELDS = ("doc_id", "file", "page", "page_label", "text", "score", "section")

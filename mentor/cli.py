@@ -109,7 +109,7 @@ def cmd_search(args, settings: Settings) -> int:
                 print(json.dumps([h.to_json() for h in hits]), flush=True)
             else:
                 for h in hits:
-                    print(f"{h.score:.3f}  {h.file}  page {h.page_label} (#{h.page})  {h.text[:100]!r}")
+                    print(f"{h.score:.3f}  {h.file}  {h.place} (#{h.page})  {h.text[:100]!r}")
     return 0
 
 
@@ -124,7 +124,7 @@ def cmd_ask(args, settings: Settings) -> int:
     else:
         print("\n")
         for n, h in answer.cited():
-            print(f"[{n}] {h.file}, page {h.page_label} (score {h.score:.2f})")
+            print(f"[{n}] {h.file}, {h.place} (score {h.score:.2f})")
     return 0
 
 
@@ -198,4 +198,5 @@ def cmd_import(args, settings: Settings) -> int:
 
 def show_progress(p: Progress) -> None:
     end = "\n" if p.pages_parsed >= p.pages_total else ""
-    print(f"\r  {p.file}: {p.pages_parsed}/{p.pages_total} pages, {p.chunks_embedded} chunks", end=end, file=sys.stderr)
+    pages = f"{p.pages_parsed}/{p.pages_total} pages{p.by_ocr()}"
+    print(f"\r  {p.file}: {pages}, {p.chunks_embedded} chunks", end=end, file=sys.stderr)

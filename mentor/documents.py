@@ -1,25 +1,39 @@
-"""Reading course files into pages: PDFs with pypdf, plain text and Markdown.
+"""Reading course files into pages: PDFs with pypdf (and OCR for scanned
+pages), slides and Word files (``office``), plain text and Markdown.
 
 A page keeps both its physical index (what a PDF viewer's ``#page=N`` wants)
 and its printed label ("iv", "12"), which is what a student sees on paper.
+A slide's label is "slide 12" and a Word section's "section 3": a label
+that names its unit is shown as it is, a bare one is a page's (``place``).
+PDFs and Office files are read in a child process that is killed when it
+outruns its time or memory.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import multiprocessing
 import resource
+import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from .ocr import OcrOptions, OcrUnavailable, needs_ocr, read_page
 
 log = logging.getLogger(__name__)
 
 PDF = "pdf"
 TEXT = "text"
+PPTX = "pptx"
+DOCX = "docx"
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
-SUPPORTED = "PDF, .txt or .md"
+OFFICE_SUFFIXES = {".pptx", ".docx"}
+SUPPORTED = "PDF, .pptx, .docx, .txt or .md"
+# Labels that carry their own unit; any other label is a printed page label.
+UNITS = ("slide", "section")
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # Starting a page reader (a fresh interpreter importing pypdf) and opening
 # the PDF; the parent has already opened the same file once.
@@ -42,6 +56,7 @@ class Page:
     text: str
     problem: str = ""  # why the text is missing, when it is
     section: str = ""  # the PDF bookmarks in force here: "Strings › Converting Numbers"
+    ocr: bool = False  # the text was read by OCR from the page's image
 
 
 @dataclass(frozen=True)
@@ -67,8 +82,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def detect_kind(path: Path) -> str:
-    """Tells PDF from text by content, so a renamed file cannot pass as a PDF."""
+def place(label: str) -> str:
+    """Where a citation points, in words: "page iv", "slide 12", "section 3"."""
+    return label if label.split(" ", 1)[0] in UNITS else f"page {label}"
+
+
+def detect_kind(path: Path, limits: PageLimits | None = None) -> str:
+    """Tells PDF, slides, Word and text apart by content, so a renamed file
+    cannot pass as what it is not."""
     with path.open("rb") as f:
         head = f.read(1024)
     if not head:
@@ -77,11 +98,27 @@ def detect_kind(path: Path) -> str:
         return PDF
     if path.suffix.lower() == ".pdf":
         raise DocumentError("not a PDF: the file does not start with a PDF header")
+    if path.suffix.lower() in OFFICE_SUFFIXES:
+        from . import office
+
+        try:
+            return office.check(path, (limits or PageLimits()).memory_mb)
+        except office.OfficeError as e:
+            raise DocumentError(str(e)) from None
     if path.suffix.lower() in TEXT_SUFFIXES:
         if _looks_like_text(head):
             return TEXT
         raise DocumentError(f"not a text file: it is named {path.suffix} but holds binary data; upload {SUPPORTED}")
-    raise DocumentError(f"unsupported file type {path.suffix or '(no extension)'}: upload {SUPPORTED}")
+    hint = OLD_FORMATS.get(path.suffix.lower(), "")
+    raise DocumentError(f"unsupported file type {path.suffix or '(no extension)'}: upload {SUPPORTED}{hint}")
+
+
+OLD_FORMATS = {
+    ".ppt": " (save the slides as .pptx or PDF)",
+    ".doc": " (save the document as .docx or PDF)",
+    ".odp": " (save the slides as .pptx or PDF)",
+    ".odt": " (save the document as .docx or PDF)",
+}
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -89,17 +126,24 @@ def _looks_like_text(head: bytes) -> bool:
     return head[:2] in UTF16_BOMS or b"\x00" not in head
 
 
-def read_pages(path: Path, limits: PageLimits = PageLimits()) -> Iterator[Page]:
-    """Yields the pages of a course file one at a time (bounded memory)."""
-    if detect_kind(path) == PDF:
-        yield from _pdf_pages(path, limits)
+def read_pages(path: Path, limits: PageLimits = PageLimits(), ocr: OcrOptions | None = None) -> Iterator[Page]:
+    """Yields the pages of a course file one at a time (bounded memory).
+    ``ocr``: how scanned PDF pages are read; None skips them, with a note."""
+    kind = detect_kind(path, limits)
+    if kind == PDF:
+        yield from _pdf_pages(path, limits, ocr)
+    elif kind in (PPTX, DOCX):
+        yield from _office_pages(path, kind, limits)
     else:
         yield from _text_pages(path)
 
 
-def count_pages(path: Path) -> int:
-    if detect_kind(path) == PDF:
+def count_pages(path: Path, limits: PageLimits = PageLimits()) -> int:
+    kind = detect_kind(path, limits)
+    if kind == PDF:
         return len(_open_pdf(path).pages)
+    if kind in (PPTX, DOCX):
+        return len(_office_pages(path, kind, limits))
     return len(_decode_text(path.read_bytes()).split("\f"))
 
 
@@ -119,7 +163,7 @@ def _open_pdf(path: Path):
         raise DocumentError(f"the PDF is damaged or truncated and cannot be read ({e})") from e
 
 
-def _pdf_pages(path: Path, limits: PageLimits) -> Iterator[Page]:
+def _pdf_pages(path: Path, limits: PageLimits, ocr: OcrOptions | None) -> Iterator[Page]:
     """Extracts pages in a child process that is killed when one page
     outruns its limits; that page comes back empty with the reason, and a
     fresh child goes on from the next page."""
@@ -132,7 +176,7 @@ def _pdf_pages(path: Path, limits: PageLimits) -> Iterator[Page]:
     while start < len(labels):
         receiver, sender = context.Pipe(duplex=False)
         stop = min(start + limits.pages_per_worker, len(labels))
-        worker = context.Process(target=_extract, args=(str(path), start, stop, sender, limits), daemon=True)
+        worker = context.Process(target=_extract, args=(str(path), start, stop, sender, limits, ocr), daemon=True)
         worker.start()
         sender.close()
         try:
@@ -142,10 +186,10 @@ def _pdf_pages(path: Path, limits: PageLimits) -> Iterator[Page]:
                     problem = f"text extraction took over {limits.seconds:g} s"
                     raise _PageLost(problem)
                 try:
-                    text, problem = receiver.recv()
+                    text, problem, by_ocr = receiver.recv()
                 except EOFError:
                     raise _PageLost("text extraction crashed (out of memory?)") from None
-                yield Page(start + 1, labels[start], text, problem, sections[start])
+                yield Page(start + 1, labels[start], text, problem, sections[start], by_ocr)
                 start += 1
         except _PageLost as lost:
             log.warning("%s, page %d: %s", path.name, start + 1, lost)
@@ -206,27 +250,110 @@ def _wait_until_open(receiver) -> None:
         raise DocumentError("the PDF could not be opened for reading (the reader crashed)") from None
 
 
-def _extract(path: str, start: int, stop: int, sender, limits: PageLimits) -> None:
-    """Child process: says it is ready, then sends (text, problem) for pages
-    ``start`` to ``stop``."""
-    limit = limits.memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+def _extract(path: str, start: int, stop: int, sender, limits: PageLimits, ocr: OcrOptions | None) -> None:
+    """Child process: says it is ready, then sends (text, problem, by OCR)
+    for pages ``start`` to ``stop``."""
+    _limit_memory(limits)
     pages = _open_pdf(Path(path)).pages
     sender.send(None)
     for i in range(start, stop):
         try:
-            sender.send(_page_text(pages[i], limits))
+            sender.send(_page_text(Path(path), i, pages[i], limits, ocr))
         except MemoryError:
-            sender.send(("", f"text extraction needed over {limits.memory_mb} MB of memory"))
+            sender.send(("", f"text extraction needed over {limits.memory_mb} MB of memory", False))
         except Exception as e:  # noqa: BLE001 - one unreadable page must not sink the document
-            sender.send(("", f"text extraction failed ({type(e).__name__})"))
+            sender.send(("", f"text extraction failed ({type(e).__name__})", False))
 
 
-def _page_text(page, limits: PageLimits) -> tuple[str, str]:
+def _limit_memory(limits: PageLimits) -> None:
+    limit = limits.memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _page_text(path: Path, index: int, page, limits: PageLimits, ocr: OcrOptions | None) -> tuple[str, str, bool]:
+    """The page's text layer or, for a scanned page, what OCR reads on it."""
     text = page.extract_text() or ""
     if len(text) > limits.chars:
-        return "", f"the page holds {len(text):,} characters of text, more than a real page ({limits.chars:,})"
-    return text, ""
+        return "", f"the page holds {len(text):,} characters of text, more than a real page ({limits.chars:,})", False
+    if not needs_ocr(page, text):
+        return text, "", False
+    if ocr is None:
+        return text, "the page has no text layer (a scan?), and OCR is off (OCR=0)", False
+    try:
+        read = read_page(path, index, ocr, limits.seconds)
+    except OcrUnavailable as e:
+        return text, f"the page has no text layer (a scan?), and {e}", False
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        return text, f"the page has no text layer, and OCR failed ({e})", False
+    if not read:
+        return text, "the page has no text layer, and OCR found no text on it", False
+    return read, "", True
+
+
+# --- slides and Word files -------------------------------------------------------------
+
+
+def _office_pages(path: Path, kind: str, limits: PageLimits) -> tuple[Page, ...]:
+    """Every page of an Office file, read once in a child process (python-pptx
+    and python-docx load the whole package) and remembered for the next call
+    with the same file: ingestion counts the pages, then reads them, and the
+    document view reads them again."""
+    stat = path.stat()
+    return _office_pages_of(str(path), stat.st_size, stat.st_mtime_ns, kind, limits)
+
+
+@functools.lru_cache(maxsize=4)
+def _office_pages_of(path: str, size: int, mtime_ns: int, kind: str, limits: PageLimits) -> tuple[Page, ...]:
+    from .office import NAMES
+
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    worker = context.Process(target=_read_office, args=(path, kind, sender, limits), daemon=True)
+    worker.start()
+    sender.close()
+    try:
+        if not receiver.poll(OPEN_SECONDS):
+            raise DocumentError(f"reading the {NAMES[kind]} took over {OPEN_SECONDS} s")
+        try:
+            pages, problem = receiver.recv()
+        except EOFError:
+            raise DocumentError(f"reading the {NAMES[kind]} crashed (out of memory?)") from None
+    finally:
+        worker.kill()
+        worker.join()
+        receiver.close()
+    if problem:
+        raise DocumentError(problem)
+    return pages
+
+
+def _read_office(path: str, kind: str, sender, limits: PageLimits) -> None:
+    """Child process: sends (pages, "") or ((), why not)."""
+    from . import office
+
+    _limit_memory(limits)
+    name = office.NAMES[kind]
+    try:
+        sender.send((tuple(_office_page_list(Path(path), kind, limits)), ""))
+    except MemoryError:
+        sender.send(((), f"reading the {name} needed over {limits.memory_mb} MB of memory: split it into smaller files"))
+    except Exception as e:  # noqa: BLE001 - python-pptx and python-docx raise many kinds for a broken file
+        sender.send(((), f"the {name} is damaged and cannot be read ({type(e).__name__}: {str(e)[:200]})"))
+
+
+def _office_page_list(path: Path, kind: str, limits: PageLimits) -> Iterator[Page]:
+    from . import office
+
+    if kind == PPTX:
+        rows = ((label, "", text, problem) for label, text, problem in office.slides(path))
+    else:
+        rows = ((label, section, text, "") for label, section, text in office.word_pages(path))
+    for index, (label, section, text, problem) in enumerate(rows, start=1):
+        page = Page(index, label, text, problem, section)
+        if len(text) > limits.chars:
+            too_long = f"it holds {len(text):,} characters of text, more than a real page ({limits.chars:,})"
+            page = replace(page, text="", problem=too_long)
+        yield page
 
 
 def _text_pages(path: Path) -> Iterator[Page]:

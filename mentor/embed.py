@@ -40,6 +40,10 @@ def _cached(repo_id: str) -> str | None:
         return None
 
 
+class EmbedderUnavailable(RuntimeError):
+    """The embedder cannot be loaded; the message says what to set."""
+
+
 class Embedder:
     """Turns text into unit-length vectors; safe to share between threads.
 
@@ -57,7 +61,13 @@ class Embedder:
         self.source = resolve(model)
         if self.source != model:
             log.info("embedder %s: loading the local copy in %s", model, self.source)
-        self._model = SentenceTransformer(self.source, device=device)
+        try:
+            self._model = SentenceTransformer(self.source, device=device)
+        except OSError as e:  # not a model folder, or not on the Hub, or the Hub unreachable
+            raise EmbedderUnavailable(
+                f"The embedder EMBED_MODEL={model} cannot be loaded ({str(e).splitlines()[0]}): set EMBED_MODEL to "
+                "a folder holding a sentence-transformers model, or unset it for the bundled all-MiniLM-L6-v2."
+            ) from e
         self._lock = threading.Lock()
         # Chunking counts tokens in the parsing thread while encode() runs in
         # another; a fast tokenizer shared between threads corrupts batches.

@@ -18,9 +18,10 @@ from .course import CourseInfo
 from .embed import Embedder, Embedders
 from .ingest import IngestResult, ProgressCallback
 from .library import HomeLock, Library, RebuildStatus
-from .llm import ChatModel, load_chat_model
+from .llm import ChatModel, ModelNotFound, load_chat_model
 from .questions import QuestionStore
 from .registry import Document, Registry
+from .rerank import Reranker, load_reranker
 from .retrieve import Retriever
 from .settings import Settings
 from .store import Hit, Index, open_store
@@ -36,12 +37,18 @@ class Mentor:
         model: ChatModel | None,
         questions: QuestionStore,
         lock: HomeLock | None = None,
+        model_problem: str = "",
+        reranker: Reranker | None = None,
     ):
         self.settings = settings
         self.library = library
+        # None: sources-only mode, students get the best passages with their
+        # links; model_problem says why, and what to set.
         self.model = model
+        self.model_problem = model_problem
         self.embedder = library.embedders.get(settings.embed_model)
-        self.retriever = Retriever(library)
+        self.reranker = reranker
+        self.retriever = Retriever(library, settings, reranker)
         self.questions = questions
         self._answerer = Answerer(self.retriever, model, settings, self.questions, lambda: self.course().teaching)
         self._lock = lock
@@ -54,16 +61,20 @@ class Mentor:
         with_model: bool = True,
         embedder: Embedder | None = None,
         model: ChatModel | None = None,
+        reranker: Reranker | None = None,
     ) -> Mentor:
         """Opens the course under ``settings.home`` and puts it in order after
-        any crash. ``embedder`` and ``model`` let a caller share parts already
-        loaded (tests do); ``with_model=False`` skips the LLM for commands
-        that only ingest or search."""
+        any crash. ``embedder``, ``model`` and ``reranker`` let a caller share
+        parts already loaded (tests do); ``with_model=False`` skips the LLM
+        for commands that only ingest or search. When no model can be had
+        (offline, a failed download, a corrupt file), the mentor opens in
+        sources-only mode rather than not at all."""
         settings = settings or Settings.from_env()
         # First: a second process on the same course learns at once that it
         # is taken, not after loading the embedder.
         lock = HomeLock(settings.home)
         store = registry = questions = None
+        problem = ""
         try:
             store = open_store(settings)
             registry = Registry(settings.home / "registry.sqlite3")
@@ -75,15 +86,17 @@ class Mentor:
             # Questions older than the course keeps them go at every start
             # (and daily while the app runs: QuestionStore.clean_up_daily).
             questions.clean_up(CourseInfo.load(settings.home).teaching.retention_days)
+            if reranker is None:
+                reranker = load_reranker(settings)
             if model is None and with_model:
-                model = load_chat_model(settings)
+                model, problem = _model_or_why(settings)
         except BaseException:
             for part in (questions, store, registry):
                 if part is not None:
                     part.close()
             lock.release()
             raise
-        return cls(settings, library, model, questions, lock)
+        return cls(settings, library, model, questions, lock, problem, reranker)
 
     def ingest(self, paths: Iterable[Path], progress: ProgressCallback | None = None) -> list[IngestResult]:
         return self.library.add_paths(paths, progress)
@@ -105,8 +118,9 @@ class Mentor:
         self, question: str, history: Sequence[dict] = (), course: str = "this course", *, client: str | None = None
     ) -> Answer:
         """An answer to ``question``: the instructor's verified answer when one
-        is close enough (no model needed), else one from the course. Its
-        question is kept in ``questions`` once it completes."""
+        is close enough (no model needed), else one from the course; without
+        a model, the best passages. Its question is kept in ``questions`` once
+        it completes."""
         return self._answerer.ask(question, history, course, client=client)
 
     def course(self) -> CourseInfo:
@@ -128,7 +142,9 @@ class Mentor:
             "chunks": sum(d.chunks for d in docs),
             "pages": sum(d.pages for d in docs),
             "model": self.model.name if self.model else None,
+            "model_problem": self.model_problem,
             "embedder": self.embedder.name,
+            "reranker": self.reranker.name if self.reranker else None,
         }
 
     def reindex(self, progress: ProgressCallback | None = None) -> RebuildStatus:
@@ -148,3 +164,12 @@ class Mentor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _model_or_why(settings: Settings) -> tuple[ChatModel | None, str]:
+    """The model, or None and why it could not be had (which says what to set)."""
+    try:
+        return load_chat_model(settings), ""
+    except ModelNotFound as e:
+        log.warning("No language model, so the mentor answers with passages only (sources-only mode). %s", e)
+        return None, str(e)

@@ -11,20 +11,36 @@ from __future__ import annotations
 import queue
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 
 from .chunking import Chunk, Chunker
-from .documents import TEXT_SUFFIXES, DocumentError, Page, PageLimits, count_pages, detect_kind, read_pages
+from .documents import (
+    OFFICE_SUFFIXES,
+    TEXT,
+    TEXT_SUFFIXES,
+    DocumentError,
+    Page,
+    PageLimits,
+    count_pages,
+    detect_kind,
+    place,
+    read_pages,
+)
 from .embed import Embedder
 from .manifest import IndexSpec
+from .ocr import OcrOptions
 from .settings import Settings
 from .store import ChunkRecord, Index
 
-SUFFIXES = {".pdf", *TEXT_SUFFIXES}
+SUFFIXES = {".pdf", *OFFICE_SUFFIXES, *TEXT_SUFFIXES}
+# How often progress is reported while pages are read more slowly than a
+# batch of chunks fills (OCR takes seconds a page).
+REPORT_SECONDS = 1.0
 
 
 class Outcome(str, Enum):
@@ -42,6 +58,7 @@ class IngestResult:
     pages: int = 0
     chunks: int = 0
     reason: str = ""
+    unit: str = "page"  # what was counted as pages: "page", "slide" or "section"
 
     @property
     def ok(self) -> bool:
@@ -51,7 +68,7 @@ class IngestResult:
         """One human line, e.g. ``notes.pdf: added (12 pages, 40 chunks)``."""
         if not self.ok:
             return f"{self.name}: failed: {self.reason}"
-        detail = f" ({self.pages} pages, {self.chunks} chunks)" if self.outcome is not Outcome.ALREADY else ""
+        detail = f" ({self.pages} {self.unit}s, {self.chunks} chunks)" if self.outcome is not Outcome.ALREADY else ""
         note = f" — {self.reason}" if self.reason else ""
         return f"{self.name}: {self.outcome.value}{detail}{note}"
 
@@ -67,6 +84,11 @@ class Progress:
     pages_parsed: int
     pages_total: int
     chunks_embedded: int
+    pages_ocr: int = 0  # of the pages parsed, those read by OCR
+
+    def by_ocr(self) -> str:
+        """" (2 by OCR)" once OCR has read pages (seconds each), else ""."""
+        return f" ({self.pages_ocr} by OCR)" if self.pages_ocr else ""
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -78,32 +100,41 @@ class Pipeline:
     the registry and the kept originals are the library's (``mentor.library``),
     which is the only caller."""
 
-    def __init__(self, embedder: Embedder, chunker: Chunker, batch_size: int, page_seconds: float):
+    def __init__(
+        self, embedder: Embedder, chunker: Chunker, batch_size: int, page_seconds: float, ocr: OcrOptions | None = None
+    ):
         self.embedder = embedder
         self.chunker = chunker
         self.batch_size = batch_size
         self.limits = PageLimits(seconds=page_seconds)
+        self.ocr = ocr
 
     @classmethod
     def for_spec(cls, spec: IndexSpec, embedder: Embedder, settings: Settings) -> Pipeline:
         chunker = Chunker(
             embedder.tokenize, embedder.max_tokens, spec.chunk_tokens, spec.chunk_overlap, spec.section_context
         )
-        return cls(embedder, chunker, settings.embed_batch_size, settings.page_seconds)
+        ocr = OcrOptions(settings.ocr_languages) if settings.ocr else None
+        return cls(embedder, chunker, settings.embed_batch_size, settings.page_seconds, ocr)
 
     def index(self, path: Path, doc_id: str, name: str, index: Index, progress: ProgressCallback | None) -> Tally:
         """Writes the chunks of ``path`` into ``index`` in batches; raises
         DocumentError when the file holds no text to index."""
-        tally = Tally(pages=count_pages(path))
-        chunks = _prefetch(self.chunker.chunks(tally.count(read_pages(path, self.limits))))
+        tally = Tally(pages=count_pages(path, self.limits))
+        chunks = _prefetch(self.chunker.chunks(tally.count(read_pages(path, self.limits, self.ocr))))
         last = None
-        for batch in _batches(chunks, self.batch_size):
+
+        def report() -> None:
+            nonlocal last
+            last = _report(progress, tally.progress(name))
+
+        for batch in _batches(_every(REPORT_SECONDS, chunks, report), self.batch_size):
             vectors = self.embedder.embed([c.indexed_text for c in batch])
             first = tally.chunks
             index.add([_record(doc_id, name, first + i, c, v) for i, (c, v) in enumerate(zip(batch, vectors))])
             tally.chunks += len(batch)
-            last = _report(progress, Progress(name, tally.parsed, tally.pages, tally.chunks))
-        done = Progress(name, tally.pages, tally.pages, tally.chunks)
+            report()
+        done = replace(tally.progress(name), pages_parsed=tally.pages)
         if done != last:
             _report(progress, done)
         if tally.chunks == 0:
@@ -117,7 +148,8 @@ def check_file(path: Path, max_upload_mb: int) -> str:
     size = path.stat().st_size
     if size > max_upload_mb * 1024 * 1024:
         raise DocumentError(f"the file is {size / 2**20:.1f} MB, over the {max_upload_mb} MB limit (MAX_UPLOAD_MB)")
-    return ".pdf" if detect_kind(path) == "pdf" else path.suffix.lower()
+    kind = detect_kind(path)
+    return path.suffix.lower() if kind == TEXT else f".{kind}"
 
 
 def expand(paths: Iterable[Path]) -> Iterator[Path]:
@@ -162,34 +194,51 @@ class Tally:
         self.pages = pages
         self.parsed = 0
         self.chunks = 0
+        self.ocr = 0
+        self.unit = "page"
         self.problems: list[Page] = []
 
     def count(self, pages: Iterable[Page]) -> Iterator[Page]:
         for page in pages:
             self.parsed = page.index
+            self.unit = place(page.label).split(" ", 1)[0]
+            self.ocr += page.ocr
             if page.problem:
                 self.problems.append(page)
             yield page
 
+    def progress(self, name: str) -> Progress:
+        return Progress(name, self.parsed, self.pages, self.chunks, self.ocr)
+
     def why_empty(self) -> str:
-        if self.problems and len(self.problems) == self.parsed:
-            return f"no text could be extracted: {self.problems[0].problem}"
-        return (
-            "no extractable text: it looks like a scanned or image-only PDF; "
-            "run OCR on it (e.g. ocrmypdf) and upload the result"
-        )
+        if self.problems:
+            first = self.problems[0]
+            return f"no text could be extracted: {place(first.label)}: {first.problem}"
+        return f"no extractable text: its {self.unit}s hold no text"
 
     def note(self) -> str:
-        if not self.problems:
-            return ""
-        first = self.problems[0]
-        return f"{len(self.problems)} page(s) skipped, e.g. page {first.label}: {first.problem}"
+        notes = [f"{self.ocr} of {self.pages} pages read by OCR"] if self.ocr else []
+        if self.problems:
+            first = self.problems[0]
+            notes.append(f"{len(self.problems)} {self.unit}(s) skipped, e.g. {place(first.label)}: {first.problem}")
+        return "; ".join(notes)
 
 
 def _report(progress: ProgressCallback | None, report: Progress) -> Progress:
     if progress:
         progress(report)
     return report
+
+
+def _every(seconds: float, items: Iterable, callback: Callable[[], None]) -> Iterator:
+    """Yields ``items``, calling ``callback`` between two of them once
+    ``seconds`` have passed since the last call."""
+    last = time.monotonic()
+    for item in items:
+        if time.monotonic() - last >= seconds:
+            callback()
+            last = time.monotonic()
+        yield item
 
 
 def _batches(items: Iterable, size: int) -> Iterator[list]:

@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
+from .documents import place
 from .questions import HELPFUL, UNHELPFUL, Asked, CitedPage
 
 # Chosen with MiniLM on bench/devset/paraphrases.jsonl (bench/questions.py):
@@ -272,7 +273,8 @@ def groups_csv(insights: Insights) -> str:
 
 
 def page_name(page: CitedPage) -> str:
-    return f"{page.file} p. {page.page_label}"
+    """ "handbook.pdf p. 4", "slides.pptx slide 12": how the chat cites it, shortened."""
+    return f"{page.file} {place(page.page_label).replace('page ', 'p. ', 1)}"
 
 
 def _csv(rows: list[list]) -> str:

@@ -256,7 +256,7 @@ class Library:
         for old in older:
             self._erase(replace(old, status=DELETING))
         outcome = Outcome.REPLACED if older else Outcome.ADDED
-        return IngestResult(name, outcome, doc_id, tally.pages, tally.chunks, tally.note())
+        return IngestResult(name, outcome, doc_id, tally.pages, tally.chunks, tally.note(), tally.unit)
 
     def resume(self, progress: ProgressCallback | None = None) -> list[IngestResult]:
         """Finishes the uploads a crash cut off, from their kept originals."""

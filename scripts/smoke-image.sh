@@ -10,6 +10,7 @@
 #   imports  every module that mentor/ and app.py import, anywhere in their
 #            code, imports (llama_cpp aside: loading it needs that driver)
 #   cli      python -m mentor --help runs
+#   ocr      Tesseract (the OCR of scanned pages) runs and reads English
 #   app      the pod's start script, offline, on empty folders. It passes when
 #            the app answers /healthz (with no model: sources-only), or when
 #            the start script reached its GPU check ("No GPU found") and then
@@ -85,6 +86,13 @@ step_cli() {
     say "cli: ${usage%%$'\n'*}"
 }
 
+step_ocr() {
+    local version
+    version=$(tesseract --version 2>&1 | head -n 1) || fail "ocr: tesseract is missing (apt-get install tesseract-ocr)"
+    tesseract --list-langs 2>/dev/null | grep -qx eng || fail "ocr: $version has no English (apt-get install tesseract-ocr-eng)"
+    say "ocr: $version, with English"
+}
+
 healthz() {
     python - "$1" <<'PY'
 import sys
@@ -138,11 +146,11 @@ step_app() {
 }
 
 steps=("$@")
-[ "${#steps[@]}" -gt 0 ] || steps=(libs imports cli app)
+[ "${#steps[@]}" -gt 0 ] || steps=(libs imports cli ocr app)
 for step in "${steps[@]}"; do
     case $step in
-        libs | imports | cli | app) "step_$step" ;;
-        *) fail "unknown step '$step' (libs, imports, cli, app)" ;;
+        libs | imports | cli | ocr | app) "step_$step" ;;
+        *) fail "unknown step '$step' (libs, imports, cli, ocr, app)" ;;
     esac
 done
 say "ok: ${steps[*]}"

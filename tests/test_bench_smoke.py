@@ -105,15 +105,43 @@ def test_quality_smoke_finds_every_page_and_refuses_the_off_topic_question(input
     assert r["devset"] == {"file": str(inputs["devset"]), "answerable": 3, "unanswerable": 1, "followups": 1}
     assert r["retrieval"]["ours"]["hit@5"] == 1.0
     assert r["retrieval"]["baseline"]["hit@5"] == 1.0
-    assert list(r["levers"]) == ["without section context", "with section context"]
-    levers = list(r["levers"]["with section context"].values())
-    assert len(levers) == 5 and levers[-1] == r["retrieval"]["ours"]  # the last lever is Retriever.search
+    # q1 and q3 tune, q2 is held out.
+    assert [r["retrieval"]["halves"][h]["ours"]["n"] for h in ("tune", "held-out")] == [2, 1]
+    assert list(r["levers"]) == ["with section context"]
+    levers = r["levers"]["with section context"]
+    assert len(levers) == 6 and list(levers.values())[-1] == r["retrieval"]["halves"]["held-out"]["ours"]
     assert r["baseline_page_mapping"]["labels_on_several_pages"] == {"handbook.pdf": 0}
-    assert r["refusal"]["at_min_score"]["recall"] == 1.0
-    assert {"threshold", "goal_met", "why"} <= r["refusal"]["recommended"].keys()
-    assert Path(r["plot"]).is_file()
+    assert r["refusal"]["tune"]["recall"] == 1.0 and r["refusal"]["held-out"]["recall"] is None
     assert r["followups"]["hit@5"]["ours"]["standalone"] == 1.0
     assert set(r["followups"]["hit@5"]["ours"]) == {"second_alone", "rewrite", "concat", "standalone"}
+
+
+def test_tuning_smoke_chooses_on_one_half_and_reports_the_other(inputs):
+    devset = inputs["folder"] / "tuning.jsonl"
+    extra = {"id": "u2", "question": "How many calories are in an avocado?", "pages": [], "unanswerable": True}
+    devset.write_text("".join(json.dumps(q) + "\n" for q in [*QUESTIONS, extra]))
+    r = bench(
+        "tuning",
+        "--pdf",
+        inputs["pdf"],
+        "--devset",
+        devset,
+        "--work",
+        inputs["folder"] / "tuning",
+        "--first-stage-p95-ms",
+        100,
+        inputs=inputs,
+    )
+
+    assert r["devset"]["tune"] == {"answerable": 2, "unanswerable": 1}
+    assert r["devset"]["held-out"] == {"answerable": 1, "unanswerable": 1}
+    assert r["first_stage"]["chosen"]["held-out"]["hit@5"] == 1.0
+    assert len(r["first_stage"]["qdrant_fusion"]) == 4
+    assert set(r["embedder"]["rows"]) >= {"MiniLM: dense alone", "bge-small, with its query instruction: dense alone"}
+    assert r["reranker"]["best"]["gpu"]["held-out"]["hit@5"] == 1.0
+    assert r["reranker"]["cost"]["128"]["5"]["cpu_ms"]["n"] == 5
+    assert r["refusal"]["chosen"] in {"dense", "rerank", "both"}
+    assert Path(r["plot"]).is_file()
 
 
 def test_chunking_smoke_builds_an_index_per_size_and_finds_every_page(inputs):
@@ -217,6 +245,15 @@ def test_load_smoke_answers_every_student_during_an_upload(inputs):
     assert set(burst["by_status"]) <= {"200", "503"} and burst["healthz_failed"] == 0
 
 
+def test_ocr_smoke_reads_every_word_of_a_scanned_page(inputs):
+    r = bench("ocr", inputs=inputs)
+
+    assert (r["pages"], r["scan_dpi"], r["threads"], r["languages"]) == (1, 100, 1, "eng")
+    assert r["engine"].startswith("tesseract ")
+    assert r["word_recall"]["min"] == 1.0
+    assert r["pages_per_s"] > 0 and r["split_s_per_page"]["render_and_tesseract"]["n"] == 1
+
+
 def test_report_renders_every_section_from_the_smoke_results(inputs):
     results = inputs["results"]
     if not any(results.glob("*.json")):
@@ -238,5 +275,14 @@ def test_report_renders_every_section_from_the_smoke_results(inputs):
     assert "GPU: none" in text and "not measured: no GPU in this run" in text
     assert "python bench/ingest.py --smoke" in text
     assert "smoke run" in text  # smoke figures are flagged as meaningless
-    for heading in ("## Summary", "## 1. Ingestion", "## 2. Retrieval quality", "## 3. Latency", "## 5. GPU"):
+    assert "OCR of scanned pages (tesseract " in text
+    for heading in (
+        "## Summary",
+        "## 1. Ingestion",
+        "## 2. Retrieval quality",
+        "### Retrieval tuning",
+        "## 3. Latency",
+        "## 5. GPU",
+        "## 6. OCR",
+    ):
         assert heading in text

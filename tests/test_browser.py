@@ -4,8 +4,10 @@
 MiniLM, an empty MENTOR_HOME), and Debian's Chromium, driven by Playwright,
 logs in to the console, drops the handbook, waits for "added", asks a
 question on the chat page, watches the answer stream and follows a citation
-to the stored PDF at the cited page. Screenshots of both pages land in
-``test-artifacts/``.
+to the stored PDF at the cited page; then drops a slide deck with a formula
+on a slide, and follows a citation of that slide to the deck's text. An
+answer with each kind of formula is rendered by the chat's own settings.
+Screenshots land in ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from mentor.store import Hit
 from mentor.web.ui import NO_MATERIALS
 from tests.conftest import small_env
+from tests.materials import make_pptx
 from tests.pdfs import HANDBOOK, label_of, make_pdf
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -88,21 +92,12 @@ def test_instructor_uploads_a_pdf_and_a_student_follows_a_streamed_answer_to_the
     expect(page.locator("#chat")).to_contain_text(NO_MATERIALS)
 
     # The instructor logs in and drops the handbook.
-    page.get_by_role("tab", name="Instructor").click()
-    page.get_by_label("Instructor password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator("#console")).to_be_visible()
-    page.locator("#console input[type=file]").first.set_input_files(make_pdf(tmp_path / "handbook.pdf"))
-    page.get_by_role("button", name="Add to the course").click()
-    expect(page.locator("#console")).to_contain_text("handbook.pdf: added", timeout=180_000)
+    _upload(page, make_pdf(tmp_path / "handbook.pdf"), "handbook.pdf: added")
     expect(page.locator("#console table")).to_contain_text("handbook.pdf")
     page.screenshot(path=ARTIFACTS / "browser-instructor-console.png", full_page=True)
 
     # A student asks on the chat page and watches the answer grow.
-    page.get_by_role("tab", name="Ask").click()
-    page.locator("#question textarea").fill("When are office hours held?")
-    page.locator("#question textarea").press("Enter")
-    bot = page.locator("#chat .message.bot").last
+    bot = _ask(page, "When are office hours held?")
     lengths = _text_lengths_until(bot, page.locator("#chat .sources a.source-link"))
     assert len(set(lengths)) >= 3, f"the answer did not stream: lengths seen {lengths}"
 
@@ -118,6 +113,103 @@ def test_instructor_uploads_a_pdf_and_a_student_follows_a_streamed_answer_to_the
     with urllib.request.urlopen(pdf.url.split("#")[0], timeout=10) as response:
         assert response.headers["content-type"] == "application/pdf"
         assert response.read() == (tmp_path / "handbook.pdf").read_bytes()
+
+
+def test_a_student_follows_a_citation_to_a_slide_and_its_formula_renders(app_url, page, tmp_path):
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    deck = make_pptx(
+        tmp_path / "orbits.pptx",
+        deck={
+            1: ("Course outline", "Orbits, tides and telescopes, one topic a week."),
+            2: ("Kepler's third law", "Kepler's third law: $T^2 \\propto a^3$ for every planet. Renting a telescope costs $5 and $10."),
+        },
+        notes={},
+        picture_slide=None,
+    )
+    page.goto(app_url + "/")
+    _upload(page, deck, "orbits.pptx: added (2 slides, 2 chunks)")
+
+    bot = _ask(page, "What does Kepler's third law say about a planet's period?")
+    link = bot.locator("a.source-link", has_text="orbits.pptx, slide 2")
+    expect(link).to_have_count(1, timeout=180_000)
+    if not link.is_visible():  # among the passages searched, folded
+        bot.locator("details.sources-more summary").click()
+    cited = page.locator("a.source-link", has_text="orbits.pptx, slide 2")  # relative: inside each source
+    snippet = bot.locator("li.source", has=cited).locator(".source-snippet")
+    expect(snippet.locator(".katex")).to_have_count(1)
+    expect(snippet).to_contain_text("Renting a telescope costs $5 and $10.")
+    page.screenshot(path=ARTIFACTS / "browser-slide-citation.png", full_page=True)
+
+    # The citation opens the deck's text at slide 2, marked.
+    with page.context.expect_page() as opened:
+        link.click()
+    view = opened.value
+    assert re.fullmatch(rf"{re.escape(app_url)}/files/[0-9a-f]{{64}}#page=2", view.url), view.url
+    target = view.locator("section:target")
+    expect(target.locator("h2")).to_have_text("Slide 2")
+    expect(target).to_contain_text("Renting a telescope costs $5 and $10.")
+    view.screenshot(path=ARTIFACTS / "browser-slide-view.png", full_page=True)
+
+
+def test_an_answer_renders_each_kind_of_formula_and_leaves_prices_alone(page):
+    """The chat's own settings (LATEX_DELIMITERS) and ``render_answer`` in a
+    Gradio chatbot of their own: no model writes formulas on demand."""
+    import gradio as gr
+    from playwright.sync_api import expect
+
+    from mentor.web.render import LATEX_DELIMITERS, render_answer
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    answer = (
+        "Inline $E = mc^2$ and \\(a^2 + b^2 = c^2\\). Displayed: $$\\int_0^1 x\\,dx = \\frac{1}{2}$$ and "
+        "\\[\\sum_{k=1}^{n} k = \\frac{n(n+1)}{2}\\] [1]. A ticket costs $5 and $10."
+    )
+    hit = Hit("d" * 64, "notes.md", 1, "1", "Kepler: $T^2 \\propto a^3$. The lab fee is $5 and $10.", 0.9)
+    shown = render_answer(answer, [(1, hit)], [hit], False, 0.4)
+    with gr.Blocks() as demo:
+        gr.Chatbot(
+            value=[{"role": "user", "content": "Formulas?"}, {"role": "assistant", "content": shown}],
+            latex_delimiters=LATEX_DELIMITERS,
+            sanitize_html=True,
+            allow_tags=False,
+            elem_id="chat",
+        )
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
+    try:
+        page.goto(url)
+        bot = page.locator("#chat .message.bot").last
+        # Four formulas in the answer, two of them displayed, and one in the source.
+        expect(bot.locator(".katex")).to_have_count(5)
+        expect(bot.locator(".katex-display")).to_have_count(2)
+        expect(bot.locator(".source-snippet .katex")).to_have_count(1)
+        expect(bot).to_contain_text("A ticket costs $5 and $10.")
+        expect(bot).to_contain_text("The lab fee is $5 and $10.")
+        page.screenshot(path=ARTIFACTS / "browser-math.png", full_page=True)
+    finally:
+        demo.close()
+
+
+def _upload(page, path: Path, done: str) -> None:
+    """Logs in as the instructor and adds ``path``; waits for ``done``."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Instructor").click()
+    page.get_by_label("Instructor password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#console")).to_be_visible()
+    page.locator("#console input[type=file]").first.set_input_files(path)
+    page.get_by_role("button", name="Add to the course").click()
+    expect(page.locator("#console")).to_contain_text(done, timeout=180_000)
+
+
+def _ask(page, question: str):
+    """Asks ``question`` on the chat page; the answer's message."""
+    page.get_by_role("tab", name="Ask").click()
+    page.locator("#question textarea").fill(question)
+    page.locator("#question textarea").press("Enter")
+    return page.locator("#chat .message.bot").last
 
 
 def _text_lengths_until(message, done, seconds: float = 180) -> list[int]:

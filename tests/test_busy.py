@@ -97,7 +97,12 @@ def test_an_api_chat_that_waits_too_long_is_stopped_and_leaves_the_line(app, mon
         assert reply.status_code == 503
         assert reply.json()["detail"].startswith(f"No answer within {SHORT_TIMEOUT:g} s: the mentor is busy.")
         assert SHORT_TIMEOUT <= took < SHORT_TIMEOUT + 5
-        assert mentor.model.scheduler.status()["waiting"] == 1  # the blocker's place only
+        # Only the blockers are left in the line: a blocker may have ended
+        # meanwhile and let the third in, so their count is not fixed.
+        scheduler = mentor.model.scheduler
+        with scheduler._lock:
+            held = scheduler._admission.running + scheduler._admission.waiting
+        assert len(held) >= 2 and [r.client for r in held] == [None] * len(held)
     finally:
         for s in blockers:
             s.close()

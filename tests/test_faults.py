@@ -226,10 +226,10 @@ def test_a_document_that_fails_to_rebuild_keeps_its_old_chunks_and_is_reported(c
     kept = originals_of(course, embedder)
     count_pages = ingest.count_pages
 
-    def unreadable_pdfs(path):
+    def unreadable_pdfs(path, *limits):
         if path.suffix == ".pdf":
             raise DocumentError("the PDF is damaged or truncated and cannot be read (xref)")
-        return count_pages(path)
+        return count_pages(path, *limits)
 
     with opened(course, embedder) as mentor:
         old_index = mentor.library.live().name

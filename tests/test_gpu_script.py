@@ -172,19 +172,19 @@ def test_report_renders_the_gpu_section_from_a_gpu_run(dry_run, tmp_path):
         "memory": "143771 MiB",
     }
     gpu["steps"]["build"] |= {"cmake_args": ["-DGGML_CUDA=on"], "compile_s": 300.0, "cores": 16, "wall_s": 301.0}
-    one = {"ttft_s": {"p50": 0.1}, "tokens_per_s": {"p50": 100.0}}
-    gpu["steps"]["generate"] = {
-        "ok": True,
-        "wall_s": 60.0,
-        "result": {"streams": [{"streams": 4, "ours": one, "baseline": one}]},
-    }
+    generated = gpu["steps"]["generate"]["result"]  # the dry run's own bench/generate.py
+    generated["machine"]["gpu"] = "NVIDIA H200"
+    count = max(map(int, generated["streams"]["rows"]))
+    batched = generated["streams"]["rows"][str(count)]["batched"]
     (results / "gpu.json").write_text(json.dumps(gpu))
 
     text = _report(results, tmp_path / "B.md")
     section = text[text.index("## 5. GPU") :]
     assert "GPU: NVIDIA H200, driver 580.159.04, CUDA 13.0" in section
     assert "| build | ok | 301.0 s |" in section and "within 360 s" in section
-    assert "Tokens/s p50, 4 streams (bench/generate.py) | 100.0 | 100.0 | 1.00×" in section
+    assert "on a GPU, S short chat prompts submitted together" in section
+    assert f"| {count} | {batched['decode_tokens_per_s']:,.1f} (" in section
+    assert f"Time to first token with the most streams: p95 {batched['ttft_s']['p95']:.2f} s at {count} streams" in section
     assert "Decoding, tokens/s, 1 stream" in section and "Embedding, chunks/s at batch 16" in section
 
 

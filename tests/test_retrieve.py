@@ -63,3 +63,44 @@ def test_keyword_search_follows_added_and_removed_documents(mentor, handbook, tm
     mentor.remove("bread.pdf")
     assert keyword_files("sourdough starter hydration") == set()
     assert keyword_files("office hours") == {"handbook.pdf"}
+
+
+def _chunks(*pages: int) -> list[Hit]:
+    return [Hit("d", "f.pdf", p, str(p), f"chunk {i} of page {p}", 0.5) for i, p in enumerate(pages)]
+
+
+def test_a_page_cut_into_many_chunks_outranks_the_best_page_only_when_chunks_are_summed():
+    from mentor.retrieve import fuse_pages
+
+    # Page 1 is first in both rankings; page 7's six chunks fill ranks 3 to 8.
+    by_meaning = _chunks(1, 2, 7, 7, 7, 7, 7, 7)
+    by_keywords = _chunks(1, 3, 7, 7, 7, 7, 7, 7)
+    rankings = [(by_meaning, 1.0), (by_keywords, 0.5)]
+
+    assert [h.page for h in fuse_pages(rankings, per_page="sum")][0] == 7
+    assert [h.page for h in fuse_pages(rankings, per_page="best")][0] == 1
+
+
+def test_fuse_keeps_each_page_s_best_chunk_for_the_reranker():
+    from mentor.retrieve import fuse
+
+    dense = [Hit("d", "f.pdf", 4, "4", "the second-best chunk", 0.6), Hit("d", "f.pdf", 4, "4", "another", 0.5)]
+    keywords = [Hit("d", "f.pdf", 4, "4", "the best keyword chunk", 0.4)]
+    [page] = fuse([(dense, 0.5), (keywords, 1.0)])
+
+    assert page.best.text == "the best keyword chunk"
+    assert page.hit.score == 0.6
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        ("BAAI/bge-small-en-v1.5", "Represent this sentence for searching relevant passages: what is a cell?"),
+        ("/models/bge-base-en-v1.5", "Represent this sentence for searching relevant passages: what is a cell?"),
+        ("sentence-transformers/all-MiniLM-L6-v2", "what is a cell?"),
+    ],
+)
+def test_a_query_gets_the_instruction_its_embedder_was_trained_with(model, expected):
+    from mentor.retrieve import query_text
+
+    assert query_text(model, "what is a cell?") == expected

@@ -473,20 +473,20 @@ def test_start_leaves_threads_alone_without_a_quota_or_when_they_are_set(pod):
     assert result.stdout.rstrip().endswith("\n3"), "the template's own setting wins"
 
 
-def test_start_stops_with_actionable_hints_when_the_model_fetch_fails(pod):
+def test_start_gives_actionable_hints_and_serves_passages_when_the_model_fetch_fails(pod):
     result = run_start(pod, MENTOR_FETCH_CMD="false")
-    assert result.returncode != 0
+    assert result.returncode == 0, result.stdout
     assert "could not be fetched" in result.stdout
     assert "HF_TOKEN" in result.stdout
     assert "MODEL_PATH" in result.stdout
-    assert "app-started" not in result.stdout, "the app does not start without its model"
+    assert "Starting without a model (sources-only mode)" in result.stdout
+    assert result.stdout.rstrip().endswith("app-started"), "students still get the passages"
     log = (pod["workspace"] / "logs" / "mentor.log").read_text()
     assert "HF_TOKEN" in log
 
 
 def test_start_suggests_a_bigger_volume_when_disk_is_short(pod):
     result = run_start(pod, MENTOR_FETCH_CMD="false", MENTOR_MIN_FREE_GB="100000000")
-    assert result.returncode != 0
     assert "out of disk" in result.stdout
     assert "Enlarge the volume" in result.stdout
 

@@ -75,14 +75,27 @@ def test_a_citation_of_a_document_no_longer_for_students_is_not_shown(course):
     assert answer.text == REPLY and answer.sources == []
 
 
-def test_verified_answers_work_without_a_model(settings, embedder, course):
+def test_verified_answers_work_in_sources_only_mode(settings, embedder, course):
+    """Without a model the instructor's answer is still given whole; any
+    other question gets the passages, and both are kept for the insights."""
     from mentor import Mentor
+    from mentor.answer import SOURCES_ONLY
 
     course.close()
     with Mentor.open(settings, embedder=embedder, with_model=False) as sources_only:
-        assert sources_only.ask("When are office hours?").finish().text == REPLY
-        with pytest.raises(RuntimeError, match="without a model"):
-            sources_only.ask("What is escape velocity?")
+        assert sources_only.model is None
+        verified = sources_only.ask("When are office hours?").finish()
+        passages = sources_only.ask("What is escape velocity?").finish()
+
+        assert (verified.text, verified.verified.question) == (REPLY, VERIFIED)
+        assert [(h.file, h.page) for h in verified.sources] == [("handbook.pdf", 6)]
+        assert passages.text == SOURCES_ONLY and passages.verified is None and not passages.refused
+        assert passages.sources[0].page == 4  # the escape velocity page
+        kept, _ = sources_only.questions.asked()
+        assert [(q.question, q.verified_id is not None) for q in kept] == [
+            ("When are office hours?", True),
+            ("What is escape velocity?", False),
+        ]
 
 
 def test_the_store_refuses_what_it_cannot_keep(course):

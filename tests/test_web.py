@@ -418,7 +418,14 @@ def test_the_instructor_uploads_deletes_edits_the_course_page_and_backs_up(clien
 def test_healthz_says_ready_with_the_model_and_the_course_size(server, course):
     body = httpx.get(server + "/healthz").json()
 
-    assert body == {"ready": True, "model": course.model.name, "documents": 1, "chunks": course.documents()[0].chunks}
+    assert body == {
+        "ready": True,
+        "mode": "answers",
+        "model": course.model.name,
+        "problem": None,
+        "documents": 1,
+        "chunks": course.documents()[0].chunks,
+    }
 
 
 def test_api_chat_answers_with_the_page_and_its_printed_label(server):
@@ -626,17 +633,18 @@ def test_the_app_exits_with_code_2_and_a_clear_message_when_the_index_is_locked(
     assert "Traceback" not in caplog.text
 
 
-def test_the_app_exits_with_code_2_when_the_model_file_is_missing(tmp_path, monkeypatch, caplog):
+def test_a_missing_model_file_opens_the_app_in_sources_only_mode(tmp_path, monkeypatch, caplog):
     import app
 
-    monkeypatch.setenv("MENTOR_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("EMBED_MODEL", str(minilm_folder()))
-    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "missing.gguf"))
-    monkeypatch.setattr("logging.basicConfig", lambda **kw: None)
-
-    with caplog.at_level("ERROR", logger="mentor.app"):
-        assert app.main() == 2
-    assert "MODEL_PATH=" in caplog.records[-1].getMessage() and "is not a file" in caplog.records[-1].getMessage()
+    settings = small_settings(tmp_path / "home", model_path=tmp_path / "missing.gguf")
+    with caplog.at_level("WARNING"):
+        mentor = app.open_mentor(settings)
+    try:
+        assert mentor.model is None
+        assert mentor.model_problem.startswith(f"MODEL_PATH={tmp_path / 'missing.gguf'} is not a file.")
+        assert "sources-only mode" in caplog.text and "Traceback" not in caplog.text
+    finally:
+        mentor.close()
 
 
 def test_uploads_dropped_into_gradios_cache_are_deleted_after_indexing(ui, tmp_path):

@@ -4,7 +4,7 @@
 # Writes gpu.json and the logs under $OUT, which the device tool sends back.
 # Extra arguments go to run.py (e.g. --deadline 300 for a second call).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit
 export PYTHONUNBUFFERED=1
 PYTHON=${PYTHON:-python3}  # the device's python3 is the one with torch
 OUT=${OUT:-bench/out/gpu/out}

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..documents import place
 from ..settings import Settings
 
 DENSE = "dense"
@@ -48,6 +49,11 @@ class Hit:
     text: str
     score: float
     section: str = ""  # the PDF bookmarks over the page, when it has them
+
+    @property
+    def place(self) -> str:
+        """Where it points, in words: "page 4", "slide 12", "section 3"."""
+        return place(self.page_label)
 
     def to_json(self) -> dict:
         return asdict(self)

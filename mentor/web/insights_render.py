@@ -110,7 +110,7 @@ def verified_html(answers: Sequence[Verified], used: dict[int, int]) -> str:
         )
     items = []
     for v in answers:
-        cited = ", ".join(html.escape(f"{h.file}, page {h.page_label}") for h in v.citations) or "no citations"
+        cited = ", ".join(html.escape(f"{h.file}, {h.place}") for h in v.citations) or "no citations"
         times = used.get(v.id, 0)
         items.append(
             f'<li><div class="verified-q">{html.escape(v.question)}</div>'
@@ -126,7 +126,7 @@ def verified_label(v: Verified) -> str:
 
 
 def citation_label(hit: Hit) -> str:
-    return f"{hit.file}, page {hit.page_label}: {snippet(hit.text, 90)}"
+    return f"{hit.file}, {hit.place}: {snippet(hit.text, 90)}"
 
 
 def citation_key(hit: Hit) -> str:

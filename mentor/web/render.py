@@ -2,6 +2,14 @@
 
 Text that comes from documents, file names or people (questions, answers
 quoting the PDFs, course settings) is escaped here before it is shown.
+
+Mathematics: the chat renders TeX with KaTeX, between the delimiters of
+``LATEX_DELIMITERS``. Gradio's KaTeX pairs any two of a delimiter in a
+message, so with ``$`` among them "$5 and $10" would become a formula. It
+is given no single ``$``: ``$x^2$`` is recognised here instead, by Pandoc's
+rule (no space just inside either ``$``, no digit right after the closing
+one, and here also no word character glued to either side, so that R's
+``df$x + df$y`` stays code), and written as ``\\(x^2\\)``.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from urllib.parse import quote
 
 from ..answer import CITATION
 from ..course import DEFAULT_NAME, CourseInfo
+from ..documents import SUPPORTED
 from ..registry import Document
 from ..store import Hit
 
@@ -22,14 +31,46 @@ SNIPPET_CHARS = 240
 PROXY_UPLOAD_MB = 100
 
 _CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]+`)", re.S)
+LATEX_DELIMITERS = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "\\[", "right": "\\]", "display": True},
+    {"left": "\\(", "right": "\\)", "display": False},
+]
+_MATH = re.compile(
+    r"\$\$(?P<display>.+?)\$\$"
+    r"|\\\[(?P<bracket>.+?)\\\]"
+    r"|\\\((?P<paren>.+?)\\\)"
+    r"|(?<![\\\w$])\$(?P<inline>[^\s$](?:[^$\n]*?[^\s$\\])?)\$(?![\w$])",
+    re.S,
+)
 
 
 def safe_markdown(text: str) -> str:
     """``text`` as Markdown with any HTML in it shown, not run: ``<``, ``>``
     and ``&`` are escaped outside code spans and blocks (inside them
-    Markdown already shows text literally, and ``x <- 5`` must stay so)."""
+    Markdown already shows text literally, and ``x <- 5`` must stay so),
+    and its TeX kept for KaTeX (``math_text``)."""
     parts = _CODE.split(text or "")
-    return "".join(part if i % 2 else html.escape(part, quote=False) for i, part in enumerate(parts))
+    return "".join(part if i % 2 else math_text(part) for i, part in enumerate(parts))
+
+
+def math_text(text: str) -> str:
+    """``text`` escaped for HTML, with each TeX formula in it between the
+    delimiters KaTeX renders, and a ``$`` that opens no formula left as text."""
+    out, end = [], 0
+    for found in _MATH.finditer(text):
+        out += [html.escape(text[end : found.start()], quote=False), _formula(found)]
+        end = found.end()
+    out.append(html.escape(text[end:], quote=False))
+    return "".join(out)
+
+
+def _formula(found: re.Match) -> str:
+    """A formula, with ``<`` and ``>`` as TeX's ``\\lt`` and ``\\gt`` (so
+    that no tag can form in it, and KaTeX still shows them) and ``$x$``
+    written as ``\\(x\\)``."""
+    tex = found.group(0) if found["inline"] is None else f"\\({found['inline']}\\)"
+    return tex.replace("<", "\\lt ").replace(">", "\\gt ")
 
 
 def message_text(message: dict) -> str:
@@ -66,9 +107,9 @@ def source_item(n: int, hit: Hit, relevance: bool = True) -> str:
     return (
         f'<li class="source"><span class="source-n">{n}</span><div class="source-body">'
         f'<a class="source-link" href="{html.escape(source_link(hit))}" target="_blank" rel="noopener noreferrer">'
-        f"{html.escape(hit.file)}, page {html.escape(str(hit.page_label))}</a>"
+        f"{html.escape(hit.file)}, {html.escape(hit.place)}</a>"
         f"{score}{section}"
-        f'<div class="source-snippet">{html.escape(snippet(hit.text))}</div></div></li>'
+        f'<div class="source-snippet">{math_text(snippet(hit.text))}</div></div></li>'
     )
 
 
@@ -167,11 +208,15 @@ def results_html(rows: list[tuple[str, str]], pending: int = 0) -> str:
 
 
 def stats_markdown(stats: dict) -> str:
-    model = html.escape(str(stats.get("model") or "none"))
+    """The console's top line; without a model, why, and what to set."""
     docs = stats["documents"]
+    line = f"**{docs} document{'' if docs == 1 else 's'}** · {stats['pages']} pages · {stats['chunks']} chunks · "
+    if stats.get("model"):
+        return line + f"model {html.escape(stats['model'])}"
+    why = html.escape(stats.get("model_problem") or "this mentor was started without a model.")
     return (
-        f"**{docs} document{'' if docs == 1 else 's'}** · {stats['pages']} pages · "
-        f"{stats['chunks']} chunks · model {model}"
+        line + "**no language model**: students get the best passages with their page links, not answers.\n\n"
+        f"Why: {why}"
     )
 
 
@@ -195,12 +240,12 @@ def examples_placeholder(docs: list[Document]) -> str:
     return "\n".join(suggested)
 
 
-def upload_limits(max_upload_mb: int) -> str:
+def upload_limits(max_upload_mb: int, ocr_status: str) -> str:
     return (
-        f"Drop PDFs, .txt or .md files. Each file can be up to **{max_upload_mb} MB** (MAX_UPLOAD_MB). "
+        f"Drop course files: {SUPPORTED}. Each file can be up to **{max_upload_mb} MB** (MAX_UPLOAD_MB). "
         f"The pod's proxy stops a single upload at about **{PROXY_UPLOAD_MB} MB**, and all the files you drop "
         f"at once travel together, so add a large collection in batches under {PROXY_UPLOAD_MB} MB. "
-        "Students can ask about a document as soon as it is fully indexed."
+        f"Students can ask about a document as soon as it is fully indexed. {ocr_status}"
     )
 
 

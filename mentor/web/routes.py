@@ -9,7 +9,9 @@ and ``/healthz``.
 
 ``/files/{doc_id}`` serves a stored original by its content hash only: the
 id is checked to be 64 hex digits and the engine finds the file, so no part
-of a request ever becomes a path.
+of a request ever becomes a path. A slide deck or a Word file, which a
+browser cannot show, is served as its text (``viewer``), with the original
+at ``?download=1``.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from ..admission import ClientBusy, QueueFull
 from ..answer import Answer, QuestionError
+from ..documents import DocumentError, read_pages
 from ..engine import Mentor
 from .client import client_address
+from .viewer import CONTENT_SECURITY_POLICY, document_html
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,11 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".md": "text/plain; charset=utf-8",
     ".markdown": "text/plain; charset=utf-8",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
+# What a browser cannot show: served as text, page by page (``viewer``).
+VIEWED = {".pptx": "these slides", ".docx": "this Word file"}
 MAX_CONVERSATIONS = 1000
 # How often a waiting /api/chat checks whether its caller is still there.
 WATCH_SECONDS = 0.25
@@ -89,14 +97,20 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
     # Answers worked at once for /api/chat, each in a thread of its own (not
     # the shared pool, which serves the page and /healthz). Half the model's
     # line at most: a script cannot fill it and leave the class no room.
-    api_answers = threading.BoundedSemaphore(max(1, mentor.model.capacity // 2) if mentor.model else 1)
+    # Without a model (sources-only) an answer is a search, some tens of
+    # milliseconds: a few at once are plenty.
+    api_answers = threading.BoundedSemaphore(max(1, mentor.model.capacity // 2) if mentor.model else 4)
 
     @router.get("/healthz")
     def healthz() -> dict:
+        # Ready in either mode: without a model, students still get the
+        # passages (sources-only), and "problem" says why and what to set.
         stats = mentor.stats()
         return {
-            "ready": mentor.model is not None,
+            "ready": True,
+            "mode": "answers" if mentor.model else "sources-only",
             "model": stats["model"],
+            "problem": stats["model_problem"] or None,
             "documents": stats["documents"],
             "chunks": stats["chunks"],
         }
@@ -109,8 +123,6 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
 
     @router.post("/api/chat")
     async def chat(body: ChatRequest, request: Request):
-        if mentor.model is None:
-            raise HTTPException(503, "This mentor was started without a model.")
         if not api_answers.acquire(blocking=False):
             raise busy(503, "The mentor is answering as many questions as it can hold. Please ask again in a minute.")
         conversation_id = body.conversation_id or uuid.uuid4().hex
@@ -135,7 +147,7 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
         return {**answer.to_json(), "conversation_id": conversation_id}
 
     @router.get("/files/{doc_id}")
-    def stored_file(doc_id: str) -> FileResponse:
+    def stored_file(doc_id: str, download: bool = False) -> Response:
         # Only documents students can get answers from (never an
         # instructor-only one); the engine finds the file by hash alone (None
         # for anything but 64 hex digits).
@@ -143,12 +155,20 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
         path = mentor.stored_file(doc_id) if name else None
         if path is None or path.suffix not in CONTENT_TYPES or not path.is_file():
             raise HTTPException(404, "No such file.")
+        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
+        if path.suffix in VIEWED and not download:
+            try:
+                pages = list(read_pages(path))
+            except DocumentError as e:
+                raise HTTPException(500, f"The file cannot be shown: {e}") from None
+            view = document_html(name, doc_id, VIEWED[path.suffix], pages)
+            return HTMLResponse(view, headers={**headers, "Content-Security-Policy": CONTENT_SECURITY_POLICY})
         return FileResponse(
             path,
             media_type=CONTENT_TYPES[path.suffix],
             filename=name,
-            content_disposition_type="inline",
-            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
+            content_disposition_type="attachment" if download else "inline",
+            headers=headers,
         )
 
     return router

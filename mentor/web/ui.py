@@ -27,8 +27,10 @@ from .. import backup
 from ..admission import QueueFull
 from ..answer import QuestionError
 from ..course import ASSIGNMENTS, DIRECT, GUIDE, WHOLE_COURSE, CourseError, CourseInfo, Teaching
+from ..documents import SUPPORTED
 from ..engine import Mentor
 from ..ingest import SUFFIXES, IngestResult
+from ..ocr import OcrOptions, engine_status
 from ..questions import QuestionsError
 from ..registry import Document, UnknownDocument
 from .auth import AdminAuth, LoginRefused
@@ -36,6 +38,7 @@ from .client import client_address
 from .insights_ui import InsightsConsole
 from .render import (
     GUIDE_NOTE,
+    LATEX_DELIMITERS,
     documents_table,
     empty_html,
     examples_placeholder,
@@ -333,7 +336,7 @@ class MentorUI:
                 share = p.pages_parsed / p.pages_total if p.pages_total else 0
                 progress(
                     (i + share) / len(paths),
-                    desc=f"{p.file}: {p.pages_parsed} of {p.pages_total} pages read, {p.chunks_embedded} chunks embedded",
+                    desc=f"{p.file}: {p.pages_parsed} of {p.pages_total} pages read{p.by_ocr()}, {p.chunks_embedded} chunks embedded",
                 )
 
             results.append(self.mentor.ingest_file(path, path.name, report))
@@ -453,6 +456,7 @@ class MentorUI:
                         min_height=360,
                         buttons=["copy"],
                         sanitize_html=True,
+                        latex_delimiters=LATEX_DELIMITERS,
                         allow_tags=False,
                         placeholder=empty_html("Ask anything about the course.", ""),
                         feedback_options=("Like", "Dislike"),
@@ -512,9 +516,10 @@ class MentorUI:
                             logout_button = gr.Button("Log out", size="sm", scale=0, min_width=100)
                         with gr.Tabs(elem_id="console-tabs") as console_tabs:
                             with gr.Tab("Materials", id="materials"):
-                                gr.Markdown(upload_limits(settings.max_upload_mb), elem_classes="help")
+                                ocr_status = engine_status(settings.ocr, OcrOptions(settings.ocr_languages))
+                                gr.Markdown(upload_limits(settings.max_upload_mb, ocr_status), elem_classes="help")
                                 files = gr.File(
-                                    label="Course files (PDF, .txt, .md)",
+                                    label=f"Course files ({SUPPORTED})",
                                     file_count="multiple",
                                     file_types=sorted(SUFFIXES),
                                     type="filepath",
