@@ -98,6 +98,10 @@ def test_the_insights_page_after_twenty_questions(app_url, page):  # noqa: F811 
     expect(gaps).to_contain_text("Not covered")
     expect(gaps).to_contain_text("sourdough")
     expect(gaps).not_to_contain_text("escape velocity")
+    # The four off-course questions, all refused: sourdough twice (one group), football, France.
+    expect(summary).to_contain_text("4refused")
+    expect(summary).to_contain_text("3not covered")
+    assert gaps.locator("tbody tr").count() == 3
     groups = page.locator("#insights-groups")
     expect(groups).to_contain_text("verified answer")  # the group the instructor answered
     expect(groups).to_contain_text("handbook.pdf p. 2")  # escape velocity, the page cited most
