@@ -17,6 +17,7 @@ from mentor.answer import Answer
 from mentor.insights import WEAK_MARGIN, groups_csv, questions_csv, summarize, timeline
 from mentor.questions import QUESTIONS_FILE, QuestionStore
 from mentor.store import Hit
+from tests.conftest import small_settings
 
 PARAPHRASES = Path(__file__).resolve().parent.parent / "bench" / "devset" / "paraphrases.jsonl"
 PIZZA = ["What's the best pizza place near campus?", "Where can I get good pizza around campus?", "best pizza near the university?"]
@@ -25,6 +26,12 @@ OFFICE_HOURS = ["When are office hours held?", "What time are office hours?"]
 
 def paraphrase_sets() -> dict[str, dict]:
     return {s["id"]: s for s in map(json.loads, PARAPHRASES.read_text().splitlines())}
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Short answers: what is kept of a question does not depend on its length."""
+    return small_settings(tmp_path / "home", max_answer_tokens=16)
 
 
 @pytest.fixture

@@ -14,11 +14,18 @@ import pytest
 
 from mentor.web.auth import AdminAuth
 from mentor.web.ui import Conversation, MentorUI
+from tests.conftest import small_settings
 
 PASSWORD = "console-test-password"
 OFFICE = ["When are office hours held?", "What time are office hours?", "When are the office hours?"]
 TYPICAL = OFFICE[2]  # the wording closest to the other two: the group's face
 OFF_COURSE = ["What is the best pizza near campus?", "Where can I get good pizza around campus?"]
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Short answers: what is kept of a question does not depend on its length."""
+    return small_settings(tmp_path / "home", max_answer_tokens=16)
 
 
 @pytest.fixture

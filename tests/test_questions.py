@@ -15,11 +15,17 @@ import pytest
 from mentor.answer import NOT_COVERED
 from mentor.course import CourseInfo, Teaching
 from mentor.questions import FEEDBACK_FILE, MIGRATIONS, QUESTIONS_FILE, QuestionStore
-from tests.conftest import minilm_folder
+from tests.conftest import minilm_folder, small_settings
 from tests.spies import ModelSpy
 
 OFFICE_HOURS = "When are office hours held?"
 OFF_COURSE = "What is the best recipe for sourdough bread?"
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Short answers: what is kept of a question does not depend on its length."""
+    return small_settings(tmp_path / "home", max_answer_tokens=16)
 
 
 @pytest.fixture
