@@ -532,7 +532,7 @@ class MentorUI:
                                     datatype=["str"] * len(DOCUMENT_COLUMNS),
                                     interactive=False,
                                     wrap=True,
-                                    label="Documents students get answers from",
+                                    label="Course documents (For: who gets answers from each)",
                                     column_widths=["34%", "18%", "8%", "8%", "20%", "12%"],
                                 )
                                 with gr.Row(elem_id="delete-row"):
