@@ -95,6 +95,9 @@ def open_mentor(settings: Settings):
     if reason := mentor.library.rebuild_reason():
         log.warning("%s: rebuilding it in the background; students use the current index until it is done", reason)
     mentor.library.catch_up_in_background()
+    # Student questions go once older than the course keeps them: at every
+    # start (Mentor.open) and then daily.
+    mentor.questions.clean_up_daily(lambda: mentor.course().teaching.retention_days)
     stats = mentor.stats()
     where = "served by " + settings.openai_base_url if settings.openai_base_url else "in this process"
     if mentor.model:

@@ -16,8 +16,13 @@ write outside ``MENTOR_HOME``)::
 
     files/<sha256>.pdf             the original, as uploaded (.pdf, .pptx, .docx, .txt, .md)
     points/<sha256>.jsonl          {"chunk_no", "dense", "payload"}  (format 1 also had "sparse", ignored now)
-    course.json                    the course page (name, welcome, examples), when one was saved
+    course.json                    the course page (name, welcome, examples, teaching), when one was saved
+    instructor.json                {"verified": [...], "requests": [...]}: the verified answers and the
+                                   students' open questions to the instructor (format 3)
     backup.json                    {"format", "created_at", "manifest", "documents": [...]}
+
+The students' question log is not in it: it is theirs, kept only for the
+course's retention, and an archive would outlive that.
 """
 
 from __future__ import annotations
@@ -33,24 +38,28 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .course import COURSE_FILE, CourseError, CourseInfo
+from .course import COURSE_FILE, CourseError, CourseInfo, Teaching
 from .ingest import safe_name
 from .library import RestoreSkipped
 from .manifest import IndexSpec, describe
 from .registry import Document
-from .store import ChunkRecord
+from .store import ChunkRecord, Hit
 
 log = logging.getLogger(__name__)
 
-# 2: no keyword vectors (Qdrant's BM25 makes them again); 1 is still read.
-FORMAT = 2
-READABLE_FORMATS = (1, 2)
+# 2: no keyword vectors (Qdrant's BM25 makes them again). 3: instructor.json
+# and the documents' flags. 1 and 2 are still read.
+FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 HEADER = "backup.json"
+INSTRUCTOR = "instructor.json"
 SUFFIXES = (".pdf", ".pptx", ".docx", ".txt", ".md", ".markdown")
 MEMBER = re.compile(
-    r"(?:backup\.json|course\.json|files/[0-9a-f]{64}\.(?:pdf|pptx|docx|txt|md|markdown)|points/[0-9a-f]{64}\.jsonl)"
+    r"(?:backup\.json|course\.json|instructor\.json"
+    r"|files/[0-9a-f]{64}\.(?:pdf|pptx|docx|txt|md|markdown)|points/[0-9a-f]{64}\.jsonl)"
 )
 DOC_ID = re.compile(r"[0-9a-f]{64}")
+HIT_FIELDS = ("doc_id", "file", "page", "page_label", "text", "score", "section")
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 
 
@@ -64,11 +73,15 @@ class ImportSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
     points: int = 0
     course_restored: bool = False
+    verified: int = 0  # verified answers restored
+    requests: int = 0  # open questions to the instructor restored
 
     def lines(self) -> list[str]:
         """One human line per document, e.g. ``notes.pdf: restored``."""
         lines = [f"{name}: restored" for name in self.added]
         lines += [f"{name}: skipped — {why}" for name, why in self.skipped]
+        lines += [f"verified answers: {self.verified} restored"] if self.verified else []
+        lines += [f"questions for the instructor: {self.requests} restored"] if self.requests else []
         return lines + (["course page: restored"] if self.course_restored else [])
 
     def to_json(self) -> dict:
@@ -77,6 +90,8 @@ class ImportSummary:
             "skipped": [list(s) for s in self.skipped],
             "points": self.points,
             "course_restored": self.course_restored,
+            "verified": self.verified,
+            "requests": self.requests,
         }
 
 
@@ -102,6 +117,7 @@ def export_backup(mentor, dest_dir: Path) -> Path:
             course = mentor.settings.home / COURSE_FILE
             if course.is_file():
                 tar.add(course, arcname=COURSE_FILE)
+            _add_bytes(tar, INSTRUCTOR, json.dumps(_instructor(mentor), indent=2, ensure_ascii=False).encode())
             header = {
                 "format": FORMAT,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -141,6 +157,16 @@ def _export_document(mentor, index, doc: Document, work: Path, tar: tarfile.TarF
     return True
 
 
+def _instructor(mentor) -> dict:
+    """The verified answers and the open requests, without their vectors
+    (the importing mentor embeds again, with its own embedder)."""
+    questions = mentor.questions
+    return {
+        "verified": [v.to_json() for v in reversed(questions.verified_answers())],
+        "requests": [r.to_json() for r in questions.requests(only_open=True)],
+    }
+
+
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -175,6 +201,7 @@ def import_backup(mentor, archive: Path) -> ImportSummary:
             for row in header.get("documents") or []:
                 _import_document(mentor, tar, members, row, spec.dimension, summary)
             summary.course_restored = _restore_course(mentor, tar, members)
+            summary.verified, summary.requests = _restore_instructor(mentor, tar, members)
         except (tarfile.TarError, EOFError, OSError) as e:
             raise BackupError(f"The backup is damaged or truncated: {e}") from e
     log.info("imported backup %s: %s", Path(archive).name, "; ".join(summary.lines()) or "nothing")
@@ -229,7 +256,12 @@ def _checked_spec(found, live: IndexSpec) -> IndexSpec:
 
 def _import_document(mentor, tar, members, row, dimension: int, summary: ImportSummary) -> None:
     try:
-        doc = Document(**{k: row[k] for k in ("doc_id", "name", "size", "pages", "chunks", "added_at", "status")})
+        doc = Document(
+            **{k: row[k] for k in ("doc_id", "name", "size", "pages", "chunks", "added_at", "status")},
+            # Archives from before the flags have none: every document was for students.
+            instructor_only=bool(row.get("instructor_only", False)),
+            assignment=bool(row.get("assignment", False)),
+        )
     except (KeyError, TypeError) as e:
         raise BackupError(f"{HEADER} lists a document without {e}") from e
     name = safe_name(str(doc.name))
@@ -266,11 +298,55 @@ def _restore_course(mentor, tar, members) -> bool:
     try:
         data = json.loads(tar.extractfile(info).read())
         course = CourseInfo.from_form(data.get("name", ""), data.get("welcome", ""), data.get("examples") or [])
+        course = replace(course, teaching=Teaching.from_json(data.get("teaching")))
     except (ValueError, AttributeError, CourseError) as e:
         log.warning("backup: the course page in the backup is unusable (%s); keeping the defaults", e)
         return False
     course.save(mentor.settings.home)
     return True
+
+
+def _restore_instructor(mentor, tar, members) -> tuple[int, int]:
+    """Adds the archive's verified answers and open requests that are not
+    here yet (the same question, asked or answered, is not added twice);
+    returns how many of each."""
+    info = members.get(INSTRUCTOR)
+    if info is None:
+        return 0, 0
+    if info.size > MAX_HEADER_BYTES:
+        raise BackupError(f"{INSTRUCTOR} is implausibly large ({info.size} bytes).")
+    try:
+        data = json.loads(tar.extractfile(info).read())
+        verified = [_verified(v) for v in data.get("verified") or []]
+        requests = [_request(r) for r in data.get("requests") or []]
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise BackupError(f"{INSTRUCTOR} is damaged: {e}") from e
+    questions = mentor.questions
+    known = {v.question for v in questions.verified_answers()}
+    added = 0
+    for question, answer, citations in verified:
+        if question not in known:
+            questions.save_verified(question, answer, citations)
+            known.add(question)
+            added += 1
+    return added, questions.restore_requests(requests)
+
+
+def _verified(row: dict) -> tuple[str, str, list[Hit]]:
+    citations = [Hit(**{k: c[k] for k in HIT_FIELDS}) for c in row.get("citations") or []]
+    for hit in citations:
+        if not DOC_ID.fullmatch(str(hit.doc_id)) or not isinstance(hit.page, int):
+            raise ValueError(f"a citation of {str(row['question'])[:60]!r} is malformed")
+    return str(row["question"]), str(row["answer"]), citations
+
+
+def _request(row: dict) -> dict:
+    return {
+        "asked_at": str(row["asked_at"]),
+        "question": str(row["question"]),
+        "mentor_answer": str(row.get("mentor_answer") or ""),
+        "name": str(row["name"]) if row.get("name") else None,
+    }
 
 
 def _suffix(info: tarfile.TarInfo) -> str:

@@ -1,9 +1,10 @@
-"""What the students see of the course besides answers, and what they say back.
+"""The course's settings: what students see besides answers, and how the
+mentor teaches.
 
-``CourseInfo`` is the course's name, welcome text and example questions,
-kept in ``MENTOR_HOME/course.json``. Feedback on answers (thumbs up or down)
-is appended to ``MENTOR_HOME/feedback.jsonl``, one JSON object a line, and
-``feedback_summary`` reads it back for the instructor console.
+``CourseInfo`` is the course's name, welcome text and example questions, and
+its ``Teaching``: the answer style and how long student questions are kept.
+All of it lives in ``MENTOR_HOME/course.json``, set in the instructor console.
+(What students ask and rate is kept by ``mentor.questions``.)
 
 No Gradio here: the web UI and any script use the same functions.
 """
@@ -12,19 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import threading
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 COURSE_FILE = "course.json"
-FEEDBACK_FILE = "feedback.jsonl"
 
 DEFAULT_NAME = "Course Mentor"
 DEFAULT_WELCOME = (
@@ -39,12 +36,66 @@ MAX_EXAMPLE_CHARS = 200
 # Questions made up from document names when the instructor wrote none.
 DERIVED_EXAMPLES = 3
 
-HELPFUL = "up"
-UNHELPFUL = "down"
+# Answer styles: the answer itself, or hints and questions that lead the
+# student to it; the guide style for the whole course, or only when the
+# sources include a document marked as an assignment.
+DIRECT, GUIDE = "direct", "guide"
+WHOLE_COURSE, ASSIGNMENTS = "course", "assignments"
+# How long student questions are kept. A term is about 16 weeks of teaching
+# and its exams: 120 days keeps a term's questions for the whole term (the
+# insights compare its weeks) and lets them go before the next one starts.
+DEFAULT_RETENTION_DAYS = 120
+MAX_RETENTION_DAYS = 730
 
 
 class CourseError(ValueError):
     """Course settings the console will not save; the message says why."""
+
+
+@dataclass(frozen=True)
+class Teaching:
+    """How the mentor teaches, and how long it keeps what students ask.
+
+    >>> Teaching.from_form("guide", "assignments", 30)
+    Teaching(style='guide', guide_scope='assignments', retention_days=30)
+    """
+
+    style: str = DIRECT
+    guide_scope: str = WHOLE_COURSE
+    retention_days: int = DEFAULT_RETENTION_DAYS
+
+    @classmethod
+    def from_form(cls, style: str, guide_scope: str, retention_days) -> Teaching:
+        """Settings from the console's fields, validated; raises CourseError."""
+        if style not in (DIRECT, GUIDE):
+            raise CourseError(f"The answer style is {DIRECT!r} or {GUIDE!r}.")
+        if guide_scope not in (WHOLE_COURSE, ASSIGNMENTS):
+            raise CourseError("The guide style applies to the whole course or to assignments only.")
+        try:
+            days = int(retention_days)
+        except (TypeError, ValueError):
+            raise CourseError("Give the number of days to keep student questions, e.g. 120.") from None
+        if not 1 <= days <= MAX_RETENTION_DAYS:
+            raise CourseError(f"Keep student questions from 1 to {MAX_RETENTION_DAYS} days (a term is about 120).")
+        return cls(style, guide_scope, days)
+
+    @classmethod
+    def from_json(cls, data) -> Teaching:
+        """The saved settings; anything unusable falls back to the default."""
+        if not isinstance(data, dict):
+            return cls()
+        try:
+            return cls.from_form(
+                data.get("style", DIRECT),
+                data.get("guide_scope", WHOLE_COURSE),
+                data.get("retention_days", DEFAULT_RETENTION_DAYS),
+            )
+        except CourseError as e:
+            log.warning("the saved teaching settings are unusable (%s); using the defaults", e)
+            return cls()
+
+    def to_json(self) -> dict:
+        return {"style": self.style, "guide_scope": self.guide_scope, "retention_days": self.retention_days}
 
 
 @dataclass(frozen=True)
@@ -58,6 +109,7 @@ class CourseInfo:
     name: str = DEFAULT_NAME
     welcome: str = DEFAULT_WELCOME
     examples: tuple[str, ...] = field(default_factory=tuple)
+    teaching: Teaching = field(default_factory=Teaching)
 
     @classmethod
     def load(cls, home: Path) -> CourseInfo:
@@ -73,6 +125,7 @@ class CourseInfo:
                 name=str(data.get("name") or DEFAULT_NAME)[:MAX_NAME],
                 welcome=str(data.get("welcome") or DEFAULT_WELCOME)[:MAX_WELCOME],
                 examples=tuple(str(q)[:MAX_EXAMPLE_CHARS] for q in data.get("examples") or ())[:MAX_EXAMPLES],
+                teaching=Teaching.from_json(data.get("teaching")),
             )
         except (OSError, ValueError, TypeError, AttributeError) as e:
             log.warning("%s is unreadable (%s); showing the default course settings", path, e)
@@ -105,7 +158,12 @@ class CourseInfo:
         """Writes ``course.json`` atomically (a reader never sees half a file)."""
         path = Path(home) / COURSE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"name": self.name, "welcome": self.welcome, "examples": list(self.examples)}
+        data = {
+            "name": self.name,
+            "welcome": self.welcome,
+            "examples": list(self.examples),
+            "teaching": self.teaching.to_json(),
+        }
         partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
         partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         partial.replace(path)
@@ -137,93 +195,3 @@ def title_of(file_name: str) -> str:
     if letters < 3 or re.fullmatch(r"(?i)(scan|img|image|document|file|untitled)\s*\d*", title):
         return ""
     return title[:80]
-
-
-# --- Feedback ------------------------------------------------------------------
-
-_feedback_lock = threading.Lock()
-
-
-def record_feedback(
-    home: Path,
-    question: str,
-    answer: str,
-    sources: Sequence,
-    rating: str | bool,
-    answer_id: str | None = None,
-) -> dict:
-    """Appends one rating of an answer to ``feedback.jsonl`` and returns the entry.
-
-    ``rating`` is "up"/"down" (or True/False); ``sources`` are ``Hit``\\ s or
-    their JSON dicts, kept without their text. A later rating with the same
-    ``answer_id`` replaces an earlier one in the summary.
-    """
-    if rating is True or rating == HELPFUL:
-        rating = HELPFUL
-    elif rating is False or rating == UNHELPFUL:
-        rating = UNHELPFUL
-    else:
-        raise ValueError(f"rating must be {HELPFUL!r} or {UNHELPFUL!r}, not {rating!r}")
-    entry = {
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "answer_id": answer_id or uuid.uuid4().hex,
-        "rating": rating,
-        "question": question,
-        "answer": answer,
-        "sources": [_source_ref(s) for s in sources],
-    }
-    path = Path(home) / FEEDBACK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(entry, ensure_ascii=False) + "\n"
-    with _feedback_lock, open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-    return entry
-
-
-def _source_ref(source) -> dict:
-    data = source.to_json() if hasattr(source, "to_json") else dict(source)
-    return {k: data.get(k) for k in ("n", "doc_id", "file", "page", "page_label", "score") if k in data}
-
-
-@dataclass(frozen=True)
-class FeedbackSummary:
-    helpful: int = 0
-    unhelpful: int = 0
-    # The latest answers rated unhelpful, newest first: what to look at.
-    recent_unhelpful: list[dict] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return self.helpful + self.unhelpful
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-def feedback_summary(home: Path, recent: int = 10) -> FeedbackSummary:
-    """Counts of helpful and unhelpful answers (the latest rating of each
-    answer counts) and the most recent unhelpful ones. Broken lines (a
-    crash mid-write) are skipped."""
-    path = Path(home) / FEEDBACK_FILE
-    if not path.exists():
-        return FeedbackSummary()
-    latest: dict[str, dict] = {}
-    with _feedback_lock:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            if entry.get("rating") in (HELPFUL, UNHELPFUL):
-                latest.pop(entry.get("answer_id") or line, None)  # re-insert: order by latest rating
-                latest[entry.get("answer_id") or line] = entry
-        except (ValueError, AttributeError):
-            continue
-    entries = list(latest.values())
-    unhelpful = [e for e in entries if e["rating"] == UNHELPFUL]
-    return FeedbackSummary(
-        helpful=len(entries) - len(unhelpful),
-        unhelpful=len(unhelpful),
-        recent_unhelpful=unhelpful[::-1][:recent],
-    )

@@ -2,7 +2,9 @@
 
 ``python -m mentor``, the Gradio app and the HTTP routes all hold one
 ``Mentor``; none of them builds a part of its own. Every write to the
-course goes through ``Mentor.library``.
+course's documents goes through ``Mentor.library``; what students ask, the
+verified answers and the requests to the instructor through
+``Mentor.questions``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .answer import Answer, Answerer
+from .course import CourseInfo
 from .embed import Embedder, Embedders
 from .ingest import IngestResult, ProgressCallback
 from .library import HomeLock, Library, RebuildStatus
 from .llm import ChatModel, ModelNotFound, load_chat_model
+from .questions import QuestionStore
 from .registry import Document, Registry
 from .rerank import Reranker, load_reranker
 from .retrieve import Retriever
@@ -31,6 +35,7 @@ class Mentor:
         settings: Settings,
         library: Library,
         model: ChatModel | None,
+        questions: QuestionStore,
         lock: HomeLock | None = None,
         model_problem: str = "",
         reranker: Reranker | None = None,
@@ -44,7 +49,8 @@ class Mentor:
         self.embedder = library.embedders.get(settings.embed_model)
         self.reranker = reranker
         self.retriever = Retriever(library, settings, reranker)
-        self._answerer = Answerer(self.retriever, model, settings)
+        self.questions = questions
+        self._answerer = Answerer(self.retriever, model, settings, self.questions, lambda: self.course().teaching)
         self._lock = lock
 
     @classmethod
@@ -67,24 +73,30 @@ class Mentor:
         # First: a second process on the same course learns at once that it
         # is taken, not after loading the embedder.
         lock = HomeLock(settings.home)
-        store = registry = None
+        store = registry = questions = None
         problem = ""
         try:
             store = open_store(settings)
             registry = Registry(settings.home / "registry.sqlite3")
             library = Library(settings, registry, store, Embedders(settings.embed_batch_size, embedder))
             library.open()
+            questions = QuestionStore.open(
+                settings.home, library.embedders.get(settings.embed_model), settings.verified_min_similarity
+            )
+            # Questions older than the course keeps them go at every start
+            # (and daily while the app runs: QuestionStore.clean_up_daily).
+            questions.clean_up(CourseInfo.load(settings.home).teaching.retention_days)
             if reranker is None:
                 reranker = load_reranker(settings)
             if model is None and with_model:
                 model, problem = _model_or_why(settings)
         except BaseException:
-            for part in (store, registry):
+            for part in (questions, store, registry):
                 if part is not None:
                     part.close()
             lock.release()
             raise
-        return cls(settings, library, model, lock, problem, reranker)
+        return cls(settings, library, model, questions, lock, problem, reranker)
 
     def ingest(self, paths: Iterable[Path], progress: ProgressCallback | None = None) -> list[IngestResult]:
         return self.library.add_paths(paths, progress)
@@ -105,8 +117,15 @@ class Mentor:
     def ask(
         self, question: str, history: Sequence[dict] = (), course: str = "this course", *, client: str | None = None
     ) -> Answer:
-        """The answer to ``question``; without a model, the best passages."""
+        """An answer to ``question``: the instructor's verified answer when one
+        is close enough (no model needed), else one from the course; without
+        a model, the best passages. Its question is kept in ``questions`` once
+        it completes."""
         return self._answerer.ask(question, history, course, client=client)
+
+    def course(self) -> CourseInfo:
+        """The course's settings as saved now (name, welcome, teaching)."""
+        return CourseInfo.load(self.settings.home)
 
     @property
     def index(self) -> Index:
@@ -134,6 +153,7 @@ class Mentor:
         return self.library.rebuild(progress)
 
     def close(self) -> None:
+        self.questions.close()
         self.library.store.close()
         self.library.registry.close()
         if self._lock:

@@ -167,7 +167,14 @@ class Library:
     # --- reading -------------------------------------------------------------------
 
     def documents(self) -> list[Document]:
+        """Every ready document, the instructor-only ones included (the console's list)."""
         return self.registry.ready()
+
+    def student_documents(self) -> list[Document]:
+        """The ready documents students may get answers, sources and files
+        from: all but the instructor-only ones. Every student-facing path
+        (retrieval, ``/files``, the chat's example questions) asks this."""
+        return [d for d in self.registry.ready() if not d.instructor_only]
 
     def interrupted(self) -> list[Document]:
         """Uploads a crash cut off; ``resume`` finishes them."""
@@ -232,7 +239,10 @@ class Library:
         if existing and existing.status == DELETING:
             self._erase(existing)
         older = [d for d in self.registry.ready_with_name(name) if d.doc_id != doc_id]
-        self.registry.begin(doc_id, name, path.stat().st_size)
+        # A new version keeps the instructor's flags: a corrected solution
+        # manual stays instructor-only.
+        flags = {"instructor_only": older[0].instructor_only, "assignment": older[0].assignment} if older else {}
+        self.registry.begin(doc_id, name, path.stat().st_size, **flags)
         stored = self.originals.keep(path, doc_id, suffix)
         live = self._active
         try:
@@ -256,6 +266,17 @@ class Library:
             if stored is not None:
                 results.append(self.add(stored, doc.name, progress))
         return results
+
+    # --- flags ---------------------------------------------------------------------
+
+    def set_flags(self, name_or_id: str, *, instructor_only: bool, assignment: bool) -> Document:
+        """Marks a document instructor-only (students never get it) and/or an
+        assignment (the guide style can apply to it); returns it as it is now.
+        Takes effect for the next question: retrieval reads the flags each time."""
+        with self._lock:
+            doc = self.registry.find(name_or_id)
+            self.registry.set_flags(doc.doc_id, instructor_only, assignment)
+            return replace(doc, instructor_only=instructor_only, assignment=assignment)
 
     # --- deleting ------------------------------------------------------------------
 
@@ -443,7 +464,14 @@ class Library:
                 raise RestoreSkipped("a different version with this name is already indexed")
             if existing:
                 self._erase(replace(existing, status=DELETING))  # an upload a crash cut off: the backup wins
-            self.registry.begin(doc.doc_id, doc.name, doc.size, doc.added_at)
+            self.registry.begin(
+                doc.doc_id,
+                doc.name,
+                doc.size,
+                doc.added_at,
+                instructor_only=doc.instructor_only,
+                assignment=doc.assignment,
+            )
             try:
                 self.originals.keep_stream(original, doc.doc_id, suffix)
                 written = self._write_all(self._active.index, records)

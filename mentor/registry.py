@@ -21,6 +21,11 @@ writer. Its tables:
 - ``meta``: the course id, which names the course's indexes on a shared
   Qdrant server.
 
+Each document carries two flags the instructor sets: ``instructor_only``
+(a solution manual, say: never retrieved for students, so never shown,
+quoted or cited to them) and ``assignment`` (an exercise sheet: the guide
+answer style can apply to questions its pages answer).
+
 The schema moves forward by numbered migrations, applied in order at open
 (``PRAGMA user_version`` records how far), so an upgrade needs no manual step.
 """
@@ -38,6 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .manifest import IndexSpec
+from .schema import migrate
 
 INGESTING = "ingesting"
 INTERRUPTED = "interrupted"
@@ -81,6 +87,11 @@ MIGRATIONS = (
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 3: the instructor's flags on a document.
+    """
+    ALTER TABLE documents ADD COLUMN instructor_only INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE documents ADD COLUMN assignment INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -93,6 +104,8 @@ class Document:
     chunks: int
     added_at: str
     status: str
+    instructor_only: bool = False
+    assignment: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -117,17 +130,29 @@ class Registry:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:
-            migrate(self._db)
+            migrate(self._db, MIGRATIONS)
 
     # --- documents ---------------------------------------------------------------
 
-    def begin(self, doc_id: str, name: str, size: int, added_at: str | None = None) -> None:
+    def begin(
+        self,
+        doc_id: str,
+        name: str,
+        size: int,
+        added_at: str | None = None,
+        *,
+        instructor_only: bool = False,
+        assignment: bool = False,
+    ) -> None:
         """Registers a document as being ingested (invisible to retrieval);
-        ``added_at`` keeps a restored document's original date."""
+        ``added_at`` keeps a restored document's original date. The flags are
+        set here, before the document can be seen, so that an instructor-only
+        document is never visible to students, not even for a moment."""
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO documents (doc_id, name, size, added_at, status) VALUES (?, ?, ?, ?, ?)",
-                (doc_id, name, size, added_at or now(), INGESTING),
+                "INSERT OR REPLACE INTO documents (doc_id, name, size, added_at, status, instructor_only, assignment) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (doc_id, name, size, added_at or now(), INGESTING, int(instructor_only), int(assignment)),
             )
 
     def finish(self, doc_id: str, pages: int, chunks: int, replaces: Sequence[str] = ()) -> None:
@@ -138,6 +163,13 @@ class Registry:
                 "UPDATE documents SET pages = ?, chunks = ?, status = ? WHERE doc_id = ?", (pages, chunks, READY, doc_id)
             )
             db.executemany("UPDATE documents SET status = ? WHERE doc_id = ?", [(DELETING, d) for d in replaces])
+
+    def set_flags(self, doc_id: str, instructor_only: bool, assignment: bool) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE documents SET instructor_only = ?, assignment = ? WHERE doc_id = ?",
+                (int(instructor_only), int(assignment), doc_id),
+            )
 
     def set_status(self, doc_id: str, status: str) -> None:
         with self._lock:
@@ -257,26 +289,11 @@ class Registry:
     def _select(self, where: str, *args) -> list[Document]:
         with self._lock:
             rows = self._db.execute(
-                f"SELECT doc_id, name, size, pages, chunks, added_at, status FROM documents {where}", args
+                "SELECT doc_id, name, size, pages, chunks, added_at, status, instructor_only, assignment "
+                f"FROM documents {where}",
+                args,
             ).fetchall()
-        return [Document(*row) for row in rows]
-
-
-def migrate(db: sqlite3.Connection) -> int:
-    """Applies the migrations this database has not had, each in its own
-    transaction with its version number; returns the version reached."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in filter(str.strip, script.split(";")):
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {number}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-    return len(MIGRATIONS)
+        return [Document(*row[:7], bool(row[7]), bool(row[8])) for row in rows]
 
 
 def now() -> str:

@@ -112,7 +112,9 @@ class Retriever:
 
     def candidates(self, question: str) -> tuple[list[Hit], list[Hit]]:
         """The chunks nearest in meaning and the best keyword matches, before fusion."""
-        ready = [d.doc_id for d in self.library.documents()]
+        # Students' documents only: instructor-only text never reaches a
+        # prompt, a source or a link.
+        ready = [d.doc_id for d in self.library.student_documents()]
         try:
             return self._search(question, ready)
         except IndexClosed:  # a rebuilt index was swapped in meanwhile: ask the new one

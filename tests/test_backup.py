@@ -170,3 +170,44 @@ def test_something_that_is_not_a_backup_gets_a_clear_message(fresh, tmp_path):
     wrong_format = _archive(tmp_path / "v9.tar.gz", {"backup.json": json.dumps({"format": 9}).encode()})
     with pytest.raises(BackupError, match="format"):
         import_backup(fresh, wrong_format)
+
+
+def test_verified_answers_open_questions_flags_and_answer_style_go_into_the_backup_but_student_questions_do_not(
+    course, fresh, tmp_path
+):
+    from dataclasses import replace
+
+    from mentor.course import GUIDE, Teaching
+
+    office = course.search(QUESTIONS[0], 1)
+    kept = course.questions.save_verified(QUESTIONS[0], "Thursdays, 2 to 4 pm, room B12.", office)
+    course.questions.ask_instructor("Is the midterm open book?", "The course materials don't cover this.", "Ada")
+    answered = course.questions.ask_instructor("Can I bring a calculator?")
+    course.questions.reply(answered.id, "Yes.")
+    course.library.set_flags("notes.md", instructor_only=True, assignment=False)
+    course.library.set_flags("handbook.pdf", instructor_only=False, assignment=True)
+    info = CourseInfo.load(course.settings.home)
+    replace(info, teaching=Teaching(GUIDE, "assignments", 30)).save(course.settings.home)
+    course.ask("What is escape velocity?").finish()  # a student question: kept in the log, not the archive
+    assert course.questions.count() == 1
+
+    archive = export_backup(course, tmp_path / "out")
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        instructor = json.loads(tar.extractfile("instructor.json").read())
+    summary = import_backup(fresh, archive)
+
+    assert "instructor.json" in names and "What is escape velocity?" not in json.dumps(instructor)
+    assert [v["question"] for v in instructor["verified"]] == [QUESTIONS[0]]
+    assert [(r["question"], r["name"]) for r in instructor["requests"]] == [("Is the midterm open book?", "Ada")]
+    (restored,) = fresh.questions.verified_answers()
+    assert (restored.question, restored.answer) == (kept.question, kept.answer)
+    assert [(h.doc_id, h.page) for h in restored.citations] == [(h.doc_id, h.page) for h in kept.citations]
+    (request,) = fresh.questions.requests()
+    assert (request.question, request.name, request.open) == ("Is the midterm open book?", "Ada", True)
+    flags = {d.name: (d.instructor_only, d.assignment) for d in fresh.documents()}
+    assert flags == {"notes.md": (True, False), "handbook.pdf": (False, True)}
+    assert CourseInfo.load(fresh.settings.home).teaching == Teaching(GUIDE, "assignments", 30)
+    assert (summary.verified, summary.requests) == (1, 1) and fresh.questions.count() == 0
+    # A second import adds neither again.
+    assert (import_backup(fresh, archive).verified, len(fresh.questions.requests())) == (0, 1)

@@ -303,3 +303,13 @@ def test_report_renders_every_section_from_the_smoke_results(inputs):
         "## 6. OCR",
     ):
         assert heading in text
+
+
+def test_questions_smoke_chooses_the_thresholds_the_code_uses(inputs):
+    from mentor.insights import GROUP_SIMILARITY
+    from mentor.settings import Settings
+
+    r = bench("questions", inputs=inputs)
+
+    assert r["chosen"] == {"group_similarity": GROUP_SIMILARITY, "verified_min_similarity": Settings().verified_min_similarity}
+    assert r["tuning"]["questions"] == r["held_out"]["questions"] == 52

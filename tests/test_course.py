@@ -1,4 +1,4 @@
-"""The course page settings and the feedback log."""
+"""The course settings: the course page, and how the mentor teaches."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import json
 import pytest
 
 from mentor.course import (
+    ASSIGNMENTS,
     COURSE_FILE,
     DEFAULT_NAME,
+    DEFAULT_RETENTION_DAYS,
     DEFAULT_WELCOME,
-    FEEDBACK_FILE,
+    DIRECT,
+    GUIDE,
+    WHOLE_COURSE,
     CourseError,
     CourseInfo,
-    feedback_summary,
-    record_feedback,
+    Teaching,
     title_of,
 )
-from mentor.store import Hit
 
 
 def test_a_new_course_has_sane_defaults(tmp_path):
@@ -101,43 +103,38 @@ def test_titles_come_from_file_names_that_say_something(name, title):
     assert title_of(name) == title
 
 
-def test_feedback_is_appended_as_one_json_line_per_rating_with_the_sources_but_not_their_text(tmp_path):
-    hit = Hit("d" * 64, "handbook.pdf", 6, "4", "Office hours are held every Thursday", 0.71)
-
-    record_feedback(tmp_path, "When are office hours?", "Thursdays [1].", [hit], "up", answer_id="a1")
-    record_feedback(tmp_path, "Who grades?", "Nobody.", [{"n": 1, **hit.to_json()}], False, answer_id="a2")
-
-    lines = [json.loads(line) for line in (tmp_path / FEEDBACK_FILE).read_text().splitlines()]
-    assert [(e["answer_id"], e["rating"], e["question"]) for e in lines] == [
-        ("a1", "up", "When are office hours?"),
-        ("a2", "down", "Who grades?"),
-    ]
-    assert lines[0]["sources"] == [
-        {"doc_id": "d" * 64, "file": "handbook.pdf", "page": 6, "page_label": "4", "score": 0.71}
-    ]
-    assert lines[1]["sources"][0]["n"] == 1 and "text" not in lines[1]["sources"][0]
+def test_a_new_course_answers_directly_and_keeps_questions_for_a_term():
+    assert Teaching() == Teaching(DIRECT, WHOLE_COURSE, DEFAULT_RETENTION_DAYS) and DEFAULT_RETENTION_DAYS == 120
 
 
-def test_a_rating_must_be_up_or_down(tmp_path):
-    with pytest.raises(ValueError, match="rating"):
-        record_feedback(tmp_path, "q", "a", [], "meh")
+def test_teaching_settings_survive_a_save_and_a_load_beside_the_course_page(tmp_path):
+    CourseInfo("Astronomy 101", "Hello", ("Why?",), Teaching.from_form(GUIDE, ASSIGNMENTS, "30")).save(tmp_path)
+
+    course = CourseInfo.load(tmp_path)
+    assert course.teaching == Teaching(GUIDE, ASSIGNMENTS, 30) and course.examples == ("Why?",)
+    assert json.loads((tmp_path / COURSE_FILE).read_text())["teaching"] == {
+        "style": "guide",
+        "guide_scope": "assignments",
+        "retention_days": 30,
+    }
 
 
-def test_the_summary_counts_each_answers_latest_rating_and_lists_recent_unhelpful_ones(tmp_path):
-    record_feedback(tmp_path, "q1", "a1", [], "down", answer_id="1")
-    record_feedback(tmp_path, "q2", "a2", [], "up", answer_id="2")
-    record_feedback(tmp_path, "q1", "a1", [], "up", answer_id="1")  # changed their mind
-    record_feedback(tmp_path, "q3", "a3", [], "down", answer_id="3")
-    record_feedback(tmp_path, "q4", "a4", [], "down", answer_id="4")
-    with open(tmp_path / FEEDBACK_FILE, "a") as f:
-        f.write('{"rating": "down", "quest')  # a line cut by a crash
+@pytest.mark.parametrize(
+    ("style", "scope", "days", "message"),
+    [
+        ("socratic", WHOLE_COURSE, 30, "answer style"),
+        (GUIDE, "some", 30, "assignments only"),
+        (DIRECT, WHOLE_COURSE, "a term", "number of days"),
+        (DIRECT, WHOLE_COURSE, 0, "from 1 to 730"),
+        (DIRECT, WHOLE_COURSE, 731, "from 1 to 730"),
+    ],
+)
+def test_teaching_settings_the_mentor_cannot_use_are_refused_with_a_reason(style, scope, days, message):
+    with pytest.raises(CourseError, match=message):
+        Teaching.from_form(style, scope, days)
 
-    summary = feedback_summary(tmp_path)
 
-    assert (summary.helpful, summary.unhelpful, summary.total) == (2, 2, 4)
-    assert [e["question"] for e in summary.recent_unhelpful] == ["q4", "q3"]
-    assert feedback_summary(tmp_path, recent=1).recent_unhelpful[0]["question"] == "q4"
+def test_unusable_saved_teaching_settings_fall_back_to_the_defaults(tmp_path):
+    (tmp_path / COURSE_FILE).write_text(json.dumps({"name": "Astro", "teaching": {"style": "shout"}}))
 
-
-def test_no_feedback_file_means_an_empty_summary(tmp_path):
-    assert feedback_summary(tmp_path).total == 0
+    assert CourseInfo.load(tmp_path) == CourseInfo(name="Astro")

@@ -39,10 +39,11 @@ def test_a_registry_from_before_versioning_is_migrated_in_order_and_keeps_its_ro
     registry = Registry(path)  # a second open applies nothing again
 
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == {"documents", "indexes", "rebuilt", "meta"}
     assert [(d.name, d.pages, d.chunks, d.status) for d in registry.ready()] == [("notes.pdf", 2, 3, "ready")]
+    assert [(d.instructor_only, d.assignment) for d in registry.ready()] == [(False, False)]  # for students
     assert registry.course_id() == registry.course_id() and len(registry.course_id()) == 8
     registry.close()
 

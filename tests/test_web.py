@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mentor.course import COURSE_FILE, FEEDBACK_FILE, CourseInfo, feedback_summary
+from mentor.course import COURSE_FILE, CourseInfo
 from mentor.settings import Settings
 from mentor.store import Hit
 from mentor.web.auth import AdminAuth, LoginRefused, admin_password
 from mentor.web.client import client_address
-from mentor.web.render import feedback_markdown, message_text, render_answer, safe_markdown
+from mentor.web.render import message_text, render_answer, safe_markdown
 from mentor.web.ui import LOGIN_REQUIRED, NO_MATERIALS, Conversation, MentorUI
 from tests.conftest import eventually, minilm_folder, served, small_settings, tiny_gguf
 from tests.pdfs import make_pdf
@@ -136,11 +136,11 @@ def test_thumbs_up_and_down_are_recorded_with_the_question_and_its_sources(ui, c
     index = len(chat) - 1
     ui.feedback(conversation, gr.LikeData(None, {"index": index, "value": chat[-1]["content"], "liked": False}))
 
-    lines = (course.settings.home / FEEDBACK_FILE).read_text().splitlines()
-    entry = json.loads(lines[-1])
-    assert entry["rating"] == "down" and entry["question"] == OFFICE_HOURS
-    assert entry["answer"] == conversation.history[-1]["content"]
-    assert (entry["sources"][0]["page"], entry["sources"][0]["page_label"]) == (6, "4")
+    asked, _ = course.questions.asked()
+    (entry,) = [q for q in asked if q.id == conversation.answers[index]["id"]]
+    assert entry.rating == "down" and entry.question == OFFICE_HOURS
+    assert entry.answer == conversation.history[-1]["content"]
+    assert (entry.cited[0].page, entry.cited[0].page_label) == (6, "4")
 
 
 def test_the_chat_page_shows_the_empty_state_until_there_are_materials(tmp_path, embedder, tiny_model, ui):
@@ -292,16 +292,35 @@ def _instructor_calls(tmp_path, handbook_id):
         "/save_course": ("Hacked", "Owned", "Nothing?"),
         "/export_backup": (),
         "/import_backup": (handle_file(str(fake_backup)),),
-        "/feedback_summary": (),
         "/refresh_console": (),
         "/index_status": (),
         "/rebuild_index": (),
+        "/document_flags": (handbook_id,),
+        "/set_document_flags": (handbook_id, True, True),
+        "/save_teaching": ("guide", "course"),
+        "/insights": ("Everything kept",),
+        "/export_insights": ("Everything kept",),
+        "/draft_verified": (None,),
+        "/ask_delete": (),
+        "/delete_student_questions": (),
+        "/save_retention": (1,),
+        "/verified_answers": (),
+        "/edit_verified": (None,),
+        "/find_pages": ("When are office hours?", []),
+        "/save_verified": ("When are office hours?", "Thursdays at 2pm.", []),
+        "/remove_verified": (),
+        "/requests": (),
+        "/reply_request": (None, "Go away", True),
     }
 
 
 INSTRUCTOR_ENDPOINTS = [
-    "/upload", "/delete_document", "/save_course", "/export_backup", "/import_backup", "/feedback_summary", "/refresh_console",
-    "/index_status", "/rebuild_index",
+    "/upload", "/delete_document", "/save_course", "/export_backup", "/import_backup", "/refresh_console",
+    "/index_status", "/rebuild_index", "/document_flags", "/set_document_flags", "/save_teaching",
+    # Insights, verified answers, questions for the instructor, privacy.
+    "/insights", "/export_insights", "/draft_verified", "/ask_delete", "/delete_student_questions",
+    "/save_retention", "/verified_answers", "/edit_verified", "/find_pages", "/save_verified",
+    "/remove_verified", "/requests", "/reply_request",
 ]  # fmt: skip
 
 
@@ -311,9 +330,12 @@ def test_every_instructor_endpoint_refuses_a_session_that_is_not_logged_in(
 ):
     from gradio_client.exceptions import AppError
 
-    documents = [d.doc_id for d in course.documents()]
+    documents = [(d.doc_id, d.instructor_only, d.assignment) for d in course.documents()]
     course_file = course.settings.home / COURSE_FILE
     before = course_file.read_text() if course_file.exists() else None
+    course.questions.ask_instructor("Is the midterm open book?")
+    asked, requests = course.questions.count(), course.questions.requests()
+    verified = course.questions.verified_answers()
     if wrong_password_first:
         refused = client.predict("not the password", api_name="/login")
         assert "Wrong password" in json.dumps(refused)
@@ -324,8 +346,11 @@ def test_every_instructor_endpoint_refuses_a_session_that_is_not_logged_in(
         with pytest.raises(AppError, match=LOGIN_REQUIRED.split("(")[0].strip()):
             client.predict(*args, api_name=api_name)
 
-    assert [d.doc_id for d in course.documents()] == documents
+    assert [(d.doc_id, d.instructor_only, d.assignment) for d in course.documents()] == documents
     assert (course_file.read_text() if course_file.exists() else None) == before
+    # No student question deleted, no request answered, no verified answer added.
+    assert (course.questions.count(), course.questions.requests()) == (asked, requests)
+    assert course.questions.verified_answers() == verified
     assert not course.library.rebuild_status.running and not course.library.rebuild_status.finished_at
 
 
@@ -378,12 +403,13 @@ def test_the_instructor_uploads_deletes_edits_the_course_page_and_backs_up(clien
     restored, *_ = client.predict(handle_file(path), api_name="/import_backup")
     assert "handbook.pdf: skipped — already indexed" in restored
 
-    # What the other tests of this module rated, as stored.
-    summary = feedback_summary(course.settings.home)
-    assert client.predict(api_name="/feedback_summary") == feedback_markdown(summary)
+    # What the other tests of this module asked, as the insights show it.
+    summary, *_ = client.predict("Everything kept", api_name="/insights")
+    n = course.questions.count()
+    assert n > 0 and f'<div class="figure"><b>{n}</b><span>questions</span></div>' in summary
     client.predict(api_name="/logout")
     with pytest.raises(Exception, match="Log in as the instructor"):
-        client.predict(api_name="/feedback_summary")
+        client.predict("Everything kept", api_name="/insights")
 
 
 # --- Plain HTTP routes ------------------------------------------------------------------

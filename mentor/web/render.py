@@ -94,14 +94,21 @@ def source_link(hit: Hit) -> str:
     return f"/files/{quote(hit.doc_id, safe='')}#page={int(hit.page)}"
 
 
-def source_item(n: int, hit: Hit) -> str:
+def source_item(n: int, hit: Hit, relevance: bool = True) -> str:
+    """One numbered source; ``relevance`` shows its score (not for the
+    instructor's own citations, which they chose)."""
     section = f'<div class="source-section">{html.escape(hit.section)}</div>' if hit.section else ""
+    score = (
+        f'<span class="source-score" title="How closely this passage matches the question (0 to 1)">'
+        f"relevance {hit.score:.2f}</span>"
+        if relevance
+        else ""
+    )
     return (
         f'<li class="source"><span class="source-n">{n}</span><div class="source-body">'
         f'<a class="source-link" href="{html.escape(source_link(hit))}" target="_blank" rel="noopener noreferrer">'
         f"{html.escape(hit.file)}, {html.escape(hit.place)}</a>"
-        f'<span class="source-score" title="How closely this passage matches the question (0 to 1)">'
-        f"relevance {hit.score:.2f}</span>{section}"
+        f"{score}{section}"
         f'<div class="source-snippet">{math_text(snippet(hit.text))}</div></div></li>'
     )
 
@@ -134,6 +141,40 @@ def render_answer(text: str, cited: list[tuple[int, Hit]], sources: list[Hit], r
             f"<ol>{''.join(source_item(n, h) for n, h in others)}</ol></details>"
         )
     return f"{body}\n\n{block}</div>"
+
+
+def render_verified(text: str, question: str, citations: list[Hit]) -> str:
+    """An answer the instructor wrote for ``question``, marked as theirs,
+    with the pages they cited."""
+    badge = (
+        '<div class="verified"><span class="verified-badge">Answer from your instructor</span>'
+        f'<span class="verified-question">for “{html.escape(question)}”</span></div>'
+    )
+    body = f"{badge}\n\n{safe_markdown(text)}"
+    if not citations:
+        return body
+    items = "".join(source_item(n, h, relevance=False) for n, h in enumerate(citations, start=1))
+    return f'{body}\n\n<div class="sources"><div class="sources-title">Sources</div><ol>{items}</ol></div>'
+
+
+# Above an answer written in the guide style, so that a student knows why
+# it asks them questions instead of giving the answer.
+GUIDE_NOTE = "*Hints, not solutions: your instructor asked the mentor to guide you to the answer.*\n\n"
+
+
+def replies_markdown(replies) -> str:
+    """The instructor's replies to the questions this browser passed on
+    (``questions.Request``\ s), newest first; "" when there are none."""
+    if not replies:
+        return ""
+    lines = ["**Your instructor replied**"]
+    for r in replies:
+        lines.append(f"> *{safe_markdown(snippet(r.question, 300))}*\n>\n> {_quoted(r.reply)}")
+    return "\n\n".join(lines)
+
+
+def _quoted(text: str) -> str:
+    return safe_markdown(text).replace("\n", "\n> ")
 
 
 def waiting_note(ahead: int) -> str:
@@ -180,7 +221,16 @@ def stats_markdown(stats: dict) -> str:
 
 
 def documents_table(docs: list[Document]) -> list[list[str]]:
-    return [[d.name, str(d.pages), str(d.chunks), when(d.added_at), human_size(d.size)] for d in reversed(docs)]
+    return [
+        [d.name, use_of(d), str(d.pages), str(d.chunks), when(d.added_at), human_size(d.size)] for d in reversed(docs)
+    ]
+
+
+def use_of(doc: Document) -> str:
+    """Who a document is for, as the documents table says it."""
+    if doc.instructor_only:
+        return "Instructor only"
+    return "Students · assignment" if doc.assignment else "Students"
 
 
 def examples_placeholder(docs: list[Document]) -> str:
@@ -197,18 +247,6 @@ def upload_limits(max_upload_mb: int, ocr_status: str) -> str:
         f"at once travel together, so add a large collection in batches under {PROXY_UPLOAD_MB} MB. "
         f"Students can ask about a document as soon as it is fully indexed. {ocr_status}"
     )
-
-
-def feedback_markdown(summary) -> str:
-    if not summary.total:
-        return "No ratings yet. Students rate answers with the thumbs under each one."
-    lines = [f"**{summary.helpful}** answers rated helpful, **{summary.unhelpful}** rated unhelpful."]
-    if summary.recent_unhelpful:
-        lines.append("\n**Recent unhelpful answers** (worth a look, or a clearer handout):\n")
-        for entry in summary.recent_unhelpful:
-            question = html.escape(" ".join(str(entry.get("question", "")).split())[:200])
-            lines.append(f"- {when(entry.get('at', ''))}: {question}")
-    return "\n".join(lines)
 
 
 def when(iso: str) -> str:

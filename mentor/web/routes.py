@@ -148,9 +148,10 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
 
     @router.get("/files/{doc_id}")
     def stored_file(doc_id: str, download: bool = False) -> Response:
-        # Only documents students can get answers from; the engine finds the
-        # file by hash alone (None for anything but 64 hex digits).
-        name = next((d.name for d in mentor.documents() if d.doc_id == doc_id), None)
+        # Only documents students can get answers from (never an
+        # instructor-only one); the engine finds the file by hash alone (None
+        # for anything but 64 hex digits).
+        name = next((d.name for d in mentor.library.student_documents() if d.doc_id == doc_id), None)
         path = mentor.stored_file(doc_id) if name else None
         if path is None or path.suffix not in CONTENT_TYPES or not path.is_file():
             raise HTTPException(404, "No such file.")

@@ -18,7 +18,7 @@ import html
 import logging
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import gradio as gr
@@ -26,26 +26,30 @@ import gradio as gr
 from .. import backup
 from ..admission import QueueFull
 from ..answer import QuestionError
-from ..course import CourseError, CourseInfo, feedback_summary, record_feedback
+from ..course import ASSIGNMENTS, DIRECT, GUIDE, WHOLE_COURSE, CourseError, CourseInfo, Teaching
 from ..documents import SUPPORTED
 from ..engine import Mentor
 from ..ingest import SUFFIXES, IngestResult
 from ..ocr import OcrOptions, engine_status
+from ..questions import QuestionsError
 from ..registry import Document, UnknownDocument
 from .auth import AdminAuth, LoginRefused
 from .client import client_address
+from .insights_ui import InsightsConsole
 from .render import (
+    GUIDE_NOTE,
     LATEX_DELIMITERS,
     documents_table,
     empty_html,
     examples_placeholder,
-    feedback_markdown,
     header_html,
     human_size,
     index_status_html,
     message_text,
     note,
     render_answer,
+    render_verified,
+    replies_markdown,
     results_html,
     safe_markdown,
     stats_markdown,
@@ -64,10 +68,20 @@ NO_MATERIALS = "The instructor hasn't uploaded course materials yet."
 MAX_CHAT_EVENTS = 24
 # Earlier messages kept per browser session; the engine uses the last few.
 HISTORY_MESSAGES = 40
-DOCUMENT_COLUMNS = ["Document", "Pages", "Chunks", "Added", "Size"]
-# What login and refresh_console fill in: stats, table, delete choices,
-# course name, welcome, examples, feedback, index status.
-CONSOLE_FIELDS = 8
+DOCUMENT_COLUMNS = ["Document", "For", "Pages", "Chunks", "Added", "Size"]
+# What login and refresh_console fill in: stats, table, document choices,
+# course name, welcome, examples, index status, answer style, its scope.
+CONSOLE_FIELDS = 9
+# Requests to the instructor one browser remembers, to show their replies.
+MAX_TICKETS = 20
+STYLE_CHOICES = [
+    ("Direct: answer the question, citing the pages", DIRECT),
+    ("Guide: hints and questions that lead the student; never a complete solution", GUIDE),
+]
+SCOPE_CHOICES = [
+    ("For every question", WHOLE_COURSE),
+    ("Only when the sources include a document marked as an assignment", ASSIGNMENTS),
+]
 # How often the console re-reads the index status while the instructor is
 # logged in: a rebuild reports its progress, document by document.
 STATUS_SECONDS = 3
@@ -90,6 +104,8 @@ class MentorUI:
         self.mentor = mentor
         self.auth = auth
         self.home = mentor.settings.home
+        # The console's Insights, Verified answers and Questions for you tabs.
+        self.insights = InsightsConsole(mentor, self._require)
         # Exports are written straight into Gradio's upload folder, which it
         # serves without copying (an archive can be gigabytes); a random
         # folder name keeps the link unguessable.
@@ -105,8 +121,14 @@ class MentorUI:
         course = self.course()
         return header_html(course), self._chat_empty_state(course)
 
+    def replies(self, tickets: list | None) -> gr.Markdown:
+        """The instructor's replies to the questions this browser passed on
+        (its tickets, kept in the browser only), read on every page load."""
+        shown = replies_markdown(self.mentor.questions.replies(tickets or []))
+        return gr.Markdown(shown, visible=bool(shown))
+
     def _chat_empty_state(self, course: CourseInfo) -> gr.Chatbot:
-        names = [d.name for d in self.mentor.documents()]
+        names = [d.name for d in self.mentor.library.student_documents()]
         if not names:
             return gr.Chatbot(placeholder=empty_html(NO_MATERIALS, "Check back soon."), examples=None)
         examples = [{"text": q} for q in course.example_questions(names)]
@@ -171,9 +193,13 @@ class MentorUI:
             return
         finally:
             answer.close()
-        shown = render_answer(
-            answer.text, answer.cited(), answer.sources, answer.refused, self.mentor.settings.min_score
-        )
+        if answer.verified:
+            shown = render_verified(answer.text, answer.verified.question, answer.sources)
+        else:
+            shown = render_answer(
+                answer.text, answer.cited(), answer.sources, answer.refused, self.mentor.settings.min_score
+            )
+            shown = GUIDE_NOTE + shown if answer.style == GUIDE else shown
         chat[-1] = {"role": "assistant", "content": shown}
         conversation.history = [
             *conversation.history,
@@ -181,7 +207,7 @@ class MentorUI:
             {"role": "assistant", "content": answer.text},
         ][-HISTORY_MESSAGES:]
         conversation.answers[len(chat) - 1] = {
-            "id": uuid.uuid4().hex,
+            "id": answer.id,
             "question": question,
             "answer": answer.text,
             "sources": [{"n": n, **hit.to_json()} for n, hit in answer.cited()],
@@ -206,14 +232,25 @@ class MentorUI:
         entry = conversation.answers.get(index)
         if entry is None or evt.liked not in (True, False, "Like", "Dislike"):
             return  # a stopped answer, or a thumb taken back
-        record_feedback(
-            self.home,
-            entry["question"],
-            entry["answer"],
-            entry["sources"],
-            evt.liked in (True, "Like"),
-            answer_id=entry["id"],
-        )
+        self.mentor.questions.rate(entry["id"], evt.liked in (True, "Like"))
+
+    def open_ask_instructor(self, conversation: Conversation) -> tuple:
+        """Opens "Ask the instructor" with the last question asked here."""
+        last = list(conversation.answers.values())[-1]["question"] if conversation.answers else ""
+        return gr.Column(visible=True), gr.Textbox(value=last), ""
+
+    def ask_instructor(self, question: str, name: str, conversation: Conversation, tickets: list | None) -> tuple:
+        """Passes a question on to the instructor: anonymous unless the
+        student gives a name; no address or session is kept with it. The
+        ticket goes back to this browser only, to show the reply later."""
+        said = [a["answer"] for a in conversation.answers.values() if a["question"] == (question or "").strip()]
+        try:
+            request = self.mentor.questions.ask_instructor(question, said[-1] if said else "", name)
+        except QuestionsError as e:
+            return gr.skip(), gr.skip(), note(str(e), "error"), gr.skip()
+        tickets = [*(tickets or []), request.ticket][-MAX_TICKETS:]
+        sent = "Sent to your instructor. Their reply will appear at the top of this page, in this browser."
+        return gr.Column(visible=False), gr.Textbox(value=""), note(sent, "ok"), tickets
 
     # --- Instructor console ----------------------------------------------------
 
@@ -260,8 +297,9 @@ class MentorUI:
             course.name,
             course.welcome,
             gr.Textbox(value="\n".join(course.examples), placeholder=examples_placeholder(docs)),
-            feedback_markdown(feedback_summary(self.home)),
             self._index_status(),
+            course.teaching.style,
+            course.teaching.guide_scope,
         )
 
     def _index_status(self) -> str:
@@ -335,8 +373,40 @@ class MentorUI:
             course = CourseInfo.from_form(name, welcome, examples)
         except CourseError as e:
             raise gr.Error(html.escape(str(e))) from None
-        course.save(self.home)
+        replace(course, teaching=self.course().teaching).save(self.home)
         return note("Saved. Students see the changes the next time they open the page.", "ok"), *self.page()
+
+    def save_teaching(self, style: str, scope: str, token: str) -> str:
+        """Saves the answer style; it applies from the next question on."""
+        self._require(token)
+        current = self.course()
+        try:
+            teaching = Teaching.from_form(style, scope, current.teaching.retention_days)
+        except CourseError as e:
+            raise gr.Error(html.escape(str(e))) from None
+        replace(current, teaching=teaching).save(self.home)
+        return note("Saved. The mentor answers the next question this way.", "ok")
+
+    def document_flags(self, doc_id: str | None, token: str) -> tuple:
+        """The flags of the document picked in Materials."""
+        self._require(token)
+        doc = next((d for d in self.mentor.documents() if d.doc_id == doc_id), None)
+        return (doc.instructor_only, doc.assignment) if doc else (False, False)
+
+    def set_document_flags(self, doc_id: str | None, instructor_only: bool, assignment: bool, token: str) -> tuple:
+        """Marks a document instructor-only and/or an assignment."""
+        self._require(token)
+        if not doc_id:
+            raise gr.Error("Pick the document first.")
+        try:
+            doc = self.mentor.library.set_flags(doc_id, instructor_only=instructor_only, assignment=assignment)
+        except UnknownDocument:
+            raise gr.Error("That document is no longer in the course.") from None
+        if doc.instructor_only:
+            said = f"{doc.name} is now for you only: students never get answers, quotes, citations or links from it."
+        else:
+            said = f"{doc.name} is for students{' and marked as an assignment' if doc.assignment else ''}."
+        return note(said, "ok"), documents_table(self.mentor.documents())
 
     def export_backup(self, token: str) -> tuple:
         self._require(token)
@@ -370,10 +440,6 @@ class MentorUI:
             None,
         )
 
-    def feedback_summary(self, token: str) -> str:
-        self._require(token)
-        return feedback_markdown(feedback_summary(self.home))
-
     # --- Layout ----------------------------------------------------------------
 
     def build(self) -> gr.Blocks:
@@ -382,6 +448,7 @@ class MentorUI:
             header = gr.HTML(header_html(self.course()), elem_id="course-header", js_on_load=None)
             with gr.Tabs(elem_id="main-tabs"):
                 with gr.Tab("Ask", id="ask", elem_id="ask-tab"):
+                    replies = gr.Markdown(visible=False, elem_id="replies")
                     chatbot = gr.Chatbot(
                         elem_id="chat",
                         show_label=False,
@@ -412,9 +479,27 @@ class MentorUI:
                             "Answers come only from the course materials. Open a source to read the page it cites.",
                             elem_classes="footnote",
                         )
+                        ask_teacher = gr.Button(
+                            "Ask the instructor", size="sm", variant="secondary", scale=0, min_width=160
+                        )
                         new_chat = gr.Button("New conversation", size="sm", variant="secondary", scale=0, min_width=160)
+                    with gr.Column(visible=False, elem_id="ask-instructor") as ask_panel:
+                        gr.Markdown(
+                            "**Ask the instructor.** Not satisfied with the answer? Your instructor sees this "
+                            "question in their console. It is anonymous unless you add your name.",
+                            elem_classes="help",
+                        )
+                        teacher_question = gr.Textbox(label="Your question", lines=2, max_length=2000)
+                        teacher_name = gr.Textbox(label="Your name (optional)", max_length=80)
+                        with gr.Row():
+                            send_teacher = gr.Button("Send to the instructor", variant="primary", scale=0, min_width=200)
+                            cancel_teacher = gr.Button("Cancel", variant="secondary", scale=0, min_width=100)
+                    teacher_message = gr.HTML(elem_id="ask-instructor-message")
                     pending = gr.Textbox(visible=False)
                     conversation = gr.State(Conversation())
+                    # The tickets of the questions this browser passed on,
+                    # in its own storage: the server keeps no link to it.
+                    tickets = gr.BrowserState([], storage_key="mentor-instructor-tickets", secret="mentor-tickets")
 
                 with gr.Tab("Instructor", id="instructor", elem_id="instructor-tab"):
                     admin = gr.State("")
@@ -429,8 +514,8 @@ class MentorUI:
                         with gr.Row(elem_id="console-bar"):
                             stats = gr.Markdown(elem_id="console-stats")
                             logout_button = gr.Button("Log out", size="sm", scale=0, min_width=100)
-                        with gr.Tabs():
-                            with gr.Tab("Materials"):
+                        with gr.Tabs(elem_id="console-tabs") as console_tabs:
+                            with gr.Tab("Materials", id="materials"):
                                 ocr_status = engine_status(settings.ocr, OcrOptions(settings.ocr_languages))
                                 gr.Markdown(upload_limits(settings.max_upload_mb, ocr_status), elem_classes="help")
                                 files = gr.File(
@@ -447,12 +532,12 @@ class MentorUI:
                                     datatype=["str"] * len(DOCUMENT_COLUMNS),
                                     interactive=False,
                                     wrap=True,
-                                    label="Documents students get answers from",
-                                    column_widths=["44%", "10%", "10%", "22%", "14%"],
+                                    label="Course documents (For: who gets answers from each)",
+                                    column_widths=["34%", "18%", "8%", "8%", "20%", "12%"],
                                 )
                                 with gr.Row(elem_id="delete-row"):
                                     to_delete = gr.Dropdown(
-                                        label="Delete a document",
+                                        label="Pick a document to mark or delete",
                                         choices=[],
                                         value=None,
                                         allow_custom_value=True,
@@ -461,6 +546,15 @@ class MentorUI:
                                     delete_button = gr.Button(
                                         "Delete", variant="stop", size="md", scale=1, min_width=110
                                     )
+                                with gr.Row(elem_id="flags-row"):
+                                    instructor_only = gr.Checkbox(
+                                        label="Instructor only (a solution manual, say): never shown, quoted or cited to students",
+                                        scale=3,
+                                    )
+                                    assignment = gr.Checkbox(
+                                        label="Assignment: the guide style can apply to it", scale=2
+                                    )
+                                    flags_button = gr.Button("Save", size="md", scale=0, min_width=110)
                                 delete_message = gr.HTML()
                                 with gr.Row(elem_id="index-row"):
                                     index_status = gr.HTML(elem_id="index-status")
@@ -478,6 +572,17 @@ class MentorUI:
                                 )
                                 save_button = gr.Button("Save", variant="primary")
                                 course_message = gr.HTML()
+                                gr.Markdown("#### How the mentor teaches")
+                                style = gr.Radio(STYLE_CHOICES, value=DIRECT, label="Answer style")
+                                scope = gr.Radio(SCOPE_CHOICES, value=WHOLE_COURSE, label="The guide style applies")
+                                gr.Markdown(
+                                    "Documents you mark **instructor only** in Materials never enter an answer: "
+                                    "not quoted, not cited, not even as a hint. A model repeats what it is "
+                                    "given, so a solution manual in its prompt would reach students, cited or not.",
+                                    elem_classes="help",
+                                )
+                                teaching_button = gr.Button("Save answer style", variant="primary")
+                                teaching_message = gr.HTML()
                             with gr.Tab("Share & back up"):
                                 gr.Textbox(
                                     value=settings.share_url,
@@ -507,9 +612,7 @@ class MentorUI:
                                         )
                                         import_button = gr.Button("Restore")
                                         import_message = gr.HTML()
-                            with gr.Tab("Feedback"):
-                                feedback = gr.Markdown()
-                                feedback_button = gr.Button("Refresh", size="sm", scale=0)
+                            self.insights.build(admin, console_tabs)
 
             # Chat: show the question at once, then queue the answer.
             capacity = self.mentor.model.capacity if self.mentor.model else 1
@@ -546,9 +649,25 @@ class MentorUI:
             )
             chatbot.like(self.feedback, [conversation], None, api_name="feedback", api_visibility="undocumented")
             demo.load(self.page, None, [header, chatbot], api_name="page", api_visibility="undocumented")
+            demo.load(self.replies, [tickets], [replies], api_visibility="private")
+            ask_teacher.click(
+                self.open_ask_instructor,
+                [conversation],
+                [ask_panel, teacher_question, teacher_message],
+                queue=False,
+                api_visibility="private",
+            )
+            cancel_teacher.click(lambda: gr.Column(visible=False), None, [ask_panel], queue=False, api_visibility="private")
+            send_teacher.click(
+                self.ask_instructor,
+                [teacher_question, teacher_name, conversation, tickets],
+                [ask_panel, teacher_question, teacher_message, tickets],
+                api_name="ask_instructor",
+                api_visibility="undocumented",
+            )
 
             # Console: every handler takes the session token and checks it.
-            console_outputs = [stats, documents, to_delete, course_name, welcome, examples, feedback, index_status]
+            console_outputs = [stats, documents, to_delete, course_name, welcome, examples, index_status, style, scope]
             login_outputs = [admin, login_panel, console, login_message, password, *console_outputs, status_timer]
             login_button.click(self.login, [password], login_outputs, api_name="login")
             password.submit(self.login, [password], login_outputs, api_visibility="private")
@@ -568,11 +687,23 @@ class MentorUI:
             delete_button.click(
                 self.delete_document, [to_delete, admin], [delete_message, *library], api_name="delete_document"
             )
+            to_delete.change(
+                self.document_flags, [to_delete, admin], [instructor_only, assignment], api_name="document_flags"
+            )
+            flags_button.click(
+                self.set_document_flags,
+                [to_delete, instructor_only, assignment, admin],
+                [delete_message, documents],
+                api_name="set_document_flags",
+            )
             save_button.click(
                 self.save_course,
                 [course_name, welcome, examples, admin],
                 [course_message, header, chatbot],
                 api_name="save_course",
+            )
+            teaching_button.click(
+                self.save_teaching, [style, scope, admin], [teaching_message], api_name="save_teaching"
             )
             export_button.click(self.export_backup, [admin], [export_file, export_message], api_name="export_backup")
             import_button.click(
@@ -581,7 +712,6 @@ class MentorUI:
                 [import_message, *library, import_file],
                 api_name="import_backup",
             )
-            feedback_button.click(self.feedback_summary, [admin], [feedback], api_name="feedback_summary")
             # The console's data again, e.g. for a script; the UI refreshes on login.
             refresh = gr.Button(visible=False)
             refresh.click(self.refresh_console, [admin], console_outputs, api_name="refresh_console")

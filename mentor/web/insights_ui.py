@@ -1,0 +1,353 @@
+"""The console's view of what students ask: the Insights, Verified answers
+and Questions for you tabs, their handlers and their layout.
+
+Thin like the rest of the UI: the handlers call ``mentor.questions`` (the
+question store) and ``mentor.insights`` and render what they return with
+``insights_render``. Every handler takes the instructor's session token and
+checks it first: a hidden tab's endpoints can still be called directly.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import gradio as gr
+
+from ..course import CourseError, Teaching
+from ..engine import Mentor
+from ..insights import PERIODS, Group, groups_csv, questions_csv, since, summarize
+from ..questions import QuestionsError
+from ..store import Hit
+from .insights_render import (
+    citation_key,
+    citation_label,
+    group_label,
+    groups_html,
+    inbox_html,
+    request_label,
+    summary_html,
+    verified_html,
+    verified_label,
+)
+from .render import note
+
+DEFAULT_PERIOD = "Last 30 days"
+# Pages offered as citations for a verified answer.
+SUGGESTED_PAGES = 6
+
+
+class InsightsConsole:
+    """Handlers (plain methods: tests call them) and ``build``, which adds
+    the three tabs to the console."""
+
+    def __init__(self, mentor: Mentor, require: Callable[[str | None], None], exports_dir: Path | None = None):
+        """``require(token)`` raises ``gr.Error`` unless the instructor is logged in."""
+        self.mentor = mentor
+        self.questions = mentor.questions
+        self.require = require
+        self.exports_dir = exports_dir or Path(gr.utils.get_upload_folder()) / "mentor-insights"
+
+    # --- Insights ---------------------------------------------------------------------
+
+    def insights(self, period: str, token: str) -> tuple:
+        """The period's figures and timeline, the groups not covered, the
+        most asked groups, and the groups to write a verified answer for."""
+        self.require(token)
+        found = self._summarize(period)
+        numbered = list(enumerate(found.groups, start=1))
+        open_requests = len(self.questions.requests(only_open=True))
+        gaps = groups_html(
+            [(n, g) for n, g in numbered if g.not_covered],
+            "Not covered: gaps in the material",
+            "Nothing here: every group was answered from relevant pages.",
+        )
+        asked = groups_html(numbered, "Most asked", "No questions yet.")
+        choices = [(group_label(n, g), n - 1) for n, g in numbered]
+        drafts = [self._draft(g) for g in found.groups]
+        return (
+            summary_html(found, open_requests, period),
+            gaps,
+            asked,
+            gr.Dropdown(choices=choices, value=None),
+            drafts,
+            self.mentor.course().teaching.retention_days,
+        )
+
+    def _summarize(self, period: str):
+        days = PERIODS.get(period, PERIODS[DEFAULT_PERIOD])
+        asked, vectors = self.questions.asked(since(days))
+        return summarize(asked, vectors, self.mentor.settings.min_score, days)
+
+    @staticmethod
+    def _draft(group: Group) -> dict:
+        """What "Write a verified answer" starts from: the group's typical
+        question and the best answer the mentor gave it (rated helpful
+        first, then the latest), with the pages that answer cited."""
+        answered = [q for q in group.questions if not q.refused and q.verified_id is None]
+        answered.sort(key=lambda q: (q.rating == "up", q.asked_at), reverse=True)
+        best = answered[0] if answered else None
+        return {
+            "question": group.representative.question,
+            "answer": best.answer if best else "",
+            "cited": [f"{p.doc_id}:{p.page}" for p in best.cited] if best else [],
+        }
+
+    def export_csv(self, period: str, token: str) -> gr.File:
+        """The period's questions and groups as two CSV files."""
+        self.require(token)
+        found = self._summarize(period)
+        shutil.rmtree(self.exports_dir, ignore_errors=True)  # the last export only
+        folder = self.exports_dir / uuid.uuid4().hex  # unguessable: Gradio serves it
+        folder.mkdir(parents=True)
+        paths = []
+        for name, text in (("questions.csv", questions_csv(found)), ("groups.csv", groups_csv(found))):
+            (folder / name).write_text(text, encoding="utf-8-sig")  # the BOM: Excel reads UTF-8
+            paths.append(str(folder / name))
+        return gr.File(value=paths, visible=True)
+
+    def draft_verified(self, group: int | None, drafts: list, token: str) -> tuple:
+        """Fills the Verified answers editor from a group and switches to it."""
+        self.require(token)
+        if group is None or not isinstance(group, int) or not 0 <= group < len(drafts or []):
+            raise gr.Error("Pick a group first.")
+        draft = drafts[group]
+        choices, candidates = self._pages_for(draft["question"])
+        checked = [key for key in draft["cited"] if key in candidates]
+        return (
+            gr.Tabs(selected="verified"),
+            None,
+            draft["question"],
+            draft["answer"],
+            gr.CheckboxGroup(choices=choices, value=checked),
+            candidates,
+            note("Edit the answer the mentor gave, or write your own, then save it.", "ok"),
+        )
+
+    def ask_delete(self, token: str) -> tuple:
+        """The first step of "Delete all student questions": how many, and
+        the button that confirms."""
+        self.require(token)
+        count = self.questions.count() + len(self.questions.requests())
+        if not count:
+            return gr.Button(visible=False), note("There are no student questions to delete.", "ok")
+        return (
+            gr.Button(f"Yes, delete all {count} student questions and requests", visible=True),
+            note("This cannot be undone. Your verified answers stay.", "error"),
+        )
+
+    def delete_student_questions(self, token: str) -> tuple:
+        self.require(token)
+        gone = self.questions.delete_student_questions()
+        return gr.Button(visible=False), note(f"Deleted {gone} student questions and requests.", "ok")
+
+    def save_retention(self, days, token: str) -> str:
+        """Saves how long student questions are kept, and deletes the older
+        ones now."""
+        self.require(token)
+        course = self.mentor.course()
+        try:
+            teaching = Teaching.from_form(course.teaching.style, course.teaching.guide_scope, days)
+        except CourseError as e:
+            raise gr.Error(html.escape(str(e))) from None
+        replace(course, teaching=teaching).save(self.mentor.settings.home)
+        gone = self.questions.clean_up(teaching.retention_days)
+        older = f" {gone} older questions were deleted." if gone else ""
+        return note(f"Saved: student questions are kept {teaching.retention_days} days.{older}", "ok")
+
+    # --- Verified answers -----------------------------------------------------------------
+
+    def verified(self, token: str) -> tuple:
+        """The verified answers, and the editor's list of them."""
+        self.require(token)
+        answers = self.questions.verified_answers()
+        choices = [(verified_label(v), v.id) for v in answers]
+        return verified_html(answers, self.questions.verified_used()), gr.Dropdown(choices=choices, value=None)
+
+    def edit_verified(self, verified_id: int | None, token: str) -> tuple:
+        """Loads a verified answer into the editor (None: a new one)."""
+        self.require(token)
+        if verified_id is None:
+            return None, "", "", gr.CheckboxGroup(choices=[], value=[]), {}, ""
+        try:
+            v = self.questions.get_verified(verified_id)
+        except QuestionsError as e:
+            raise gr.Error(str(e)) from None
+        choices, candidates = self._pages_for(v.question, v.citations)
+        checked = [citation_key(h) for h in v.citations]
+        return v.id, v.question, v.answer, gr.CheckboxGroup(choices=choices, value=checked), candidates, ""
+
+    def find_pages(self, question: str, chosen: list | None, candidates: dict | None, token: str) -> tuple:
+        """Pages that could back the answer to ``question``; chosen ones stay."""
+        self.require(token)
+        if not (question or "").strip():
+            raise gr.Error("Write the question first.")
+        kept = [Hit(**candidates[k]) for k in chosen or [] if k in (candidates or {})]
+        choices, found = self._pages_for(question, kept)
+        return gr.CheckboxGroup(choices=choices, value=[k for k in chosen or [] if k in found]), found
+
+    def _pages_for(self, question: str, keep: tuple | list = ()) -> tuple[list, dict]:
+        """Citation choices: pages ``keep`` already cites, then the best pages
+        for ``question`` among the documents students may open."""
+        hits = list(keep) + self.mentor.search(question, SUGGESTED_PAGES)
+        candidates: dict[str, dict] = {}
+        for hit in hits:
+            candidates.setdefault(citation_key(hit), hit.to_json())
+        return [(citation_label(Hit(**h)), key) for key, h in candidates.items()], candidates
+
+    def save_verified(
+        self, verified_id: int | None, question: str, answer: str, chosen: list | None, candidates: dict | None, token: str
+    ) -> tuple:
+        """Saves the editor's verified answer (new, or the one being edited)."""
+        self.require(token)
+        citations = [Hit(**candidates[k]) for k in chosen or [] if k in (candidates or {})]
+        try:
+            saved = self.questions.save_verified(question, answer, citations, verified_id)
+        except QuestionsError as e:
+            raise gr.Error(html.escape(str(e))) from None
+        shown, picker = self.verified(token)
+        said = "Saved. Students who ask something close to this question now get your answer first."
+        return saved.id, shown, picker, note(said, "ok")
+
+    def remove_verified(self, verified_id: int | None, token: str) -> tuple:
+        self.require(token)
+        if verified_id is None:
+            raise gr.Error("Pick the verified answer to remove.")
+        self.questions.remove_verified(verified_id)
+        shown, picker = self.verified(token)
+        return None, "", "", gr.CheckboxGroup(choices=[], value=[]), {}, shown, picker, note("Removed.", "ok")
+
+    # --- Questions for you ------------------------------------------------------------------
+
+    def inbox(self, token: str) -> tuple:
+        """Open requests (oldest first) and the recently answered ones."""
+        self.require(token)
+        requests = self.questions.requests()
+        choices = [(request_label(r), r.id) for r in requests if r.open]
+        return inbox_html(requests), gr.Dropdown(choices=choices, value=None)
+
+    def reply(self, request_id: int | None, text: str, make_verified: bool, token: str) -> tuple:
+        """Answers a request (the student sees it in their browser); with
+        ``make_verified``, the reply also becomes a verified answer."""
+        self.require(token)
+        if request_id is None:
+            raise gr.Error("Pick the question you are answering.")
+        try:
+            request = self.questions.request(int(request_id))
+            verified = self.questions.save_verified(request.question, text) if make_verified else None
+            self.questions.reply(request.id, text, verified.id if verified else None)
+        except QuestionsError as e:
+            raise gr.Error(html.escape(str(e))) from None
+        shown, picker = self.inbox(token)
+        said = "Sent." + (" It is a verified answer now too." if verified else "")
+        return shown, picker, "", False, note(said, "ok")
+
+    # --- Layout -------------------------------------------------------------------------------
+
+    def build(self, admin: gr.State, console_tabs: gr.Tabs) -> None:
+        """Adds the three tabs to the console (inside its ``gr.Tabs``)."""
+        with gr.Tab("Insights", id="insights") as insights_tab:
+            with gr.Row(elem_id="insights-bar"):
+                period = gr.Radio(list(PERIODS), value=DEFAULT_PERIOD, show_label=False, container=False, scale=4)
+                refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
+                export = gr.Button("Export CSV", size="sm", scale=0, min_width=120)
+            csv_files = gr.File(label="CSV files (questions, groups)", file_count="multiple", visible=False)
+            summary = gr.HTML(elem_id="insights-summary")
+            gaps = gr.HTML(elem_id="insights-gaps")
+            groups = gr.HTML(elem_id="insights-groups")
+            with gr.Row(elem_id="draft-row"):
+                group = gr.Dropdown(label="Answer a group yourself", choices=[], value=None, scale=4)
+                draft = gr.Button("Write a verified answer", scale=1, min_width=200)
+            drafts = gr.State([])
+            with gr.Accordion("Privacy", open=False, elem_id="privacy"):
+                gr.Markdown(
+                    "The mentor keeps each question's text, time, whether it was refused, the pages it cited "
+                    "and its thumbs up or down, to show you these insights. It keeps nothing about who asked: "
+                    'no address, no account, no name (unless a student adds one to "Ask the instructor").',
+                    elem_classes="help",
+                )
+                with gr.Row(elem_id="retention-row"):
+                    retention = gr.Number(label="Keep student questions for (days)", precision=0, minimum=1, scale=2)
+                    save_retention = gr.Button("Save", size="md", scale=0, min_width=100)
+                with gr.Row():
+                    delete = gr.Button("Delete all student questions", variant="stop", size="sm", scale=0)
+                    confirm = gr.Button("Yes, delete them", variant="stop", size="sm", visible=False, scale=0)
+                privacy_message = gr.HTML()
+
+        with gr.Tab("Verified answers", id="verified") as verified_tab:
+            gr.Markdown(
+                "When a student asks something close to one of these questions (cosine similarity of at least "
+                f"{self.mentor.settings.verified_min_similarity:.2f} by meaning), they get your answer first, "
+                "marked as yours, with the pages you cite; the model is not asked.",
+                elem_classes="help",
+            )
+            verified_list = gr.HTML(elem_id="verified-list")
+            with gr.Row():
+                pick = gr.Dropdown(label="Edit a verified answer", choices=[], value=None, scale=4)
+                new = gr.Button("New", size="md", scale=0, min_width=100)
+            editing = gr.State(None)
+            candidates = gr.State({})
+            question = gr.Textbox(label="Question", max_length=2000, elem_id="verified-question")
+            answer = gr.Textbox(label="Your answer (Markdown)", lines=6, max_length=8000, elem_id="verified-answer")
+            pages = gr.CheckboxGroup(label="Cite these pages", choices=[], elem_id="verified-pages")
+            find = gr.Button("Find pages for this question", size="sm", scale=0)
+            with gr.Row():
+                save = gr.Button("Save verified answer", variant="primary", scale=0, min_width=200)
+                remove = gr.Button("Remove", variant="stop", scale=0, min_width=110)
+            verified_message = gr.HTML()
+
+        with gr.Tab("Questions for you", id="inbox") as inbox_tab:
+            inbox = gr.HTML(elem_id="inbox")
+            request = gr.Dropdown(label="Answer a question", choices=[], value=None)
+            reply = gr.Textbox(label="Your reply", lines=4, max_length=8000)
+            make_verified = gr.Checkbox(
+                label="Also make it a verified answer: students who ask something close get it first"
+            )
+            send = gr.Button("Send reply", variant="primary", scale=0, min_width=160)
+            reply_message = gr.HTML()
+
+        shown = [summary, gaps, groups, group, drafts, retention]
+        insights_tab.select(self.insights, [period, admin], shown, api_name="insights")
+        refresh.click(self.insights, [period, admin], shown, api_visibility="private")
+        period.change(self.insights, [period, admin], shown, api_visibility="private")
+        export.click(self.export_csv, [period, admin], [csv_files], api_name="export_insights")
+        editor = [editing, question, answer, pages, candidates]
+        draft.click(
+            self.draft_verified,
+            [group, drafts, admin],
+            [console_tabs, *editor, verified_message],
+            api_name="draft_verified",
+        )
+        delete.click(self.ask_delete, [admin], [confirm, privacy_message], api_name="ask_delete")
+        confirm.click(
+            self.delete_student_questions, [admin], [confirm, privacy_message], api_name="delete_student_questions"
+        )
+        save_retention.click(self.save_retention, [retention, admin], [privacy_message], api_name="save_retention")
+
+        listed = [verified_list, pick]
+        verified_tab.select(self.verified, [admin], listed, api_name="verified_answers")
+        pick.input(self.edit_verified, [pick, admin], [*editor, verified_message], api_name="edit_verified")
+        new.click(self.edit_verified, [gr.State(None), admin], [*editor, verified_message], api_visibility="private")
+        find.click(self.find_pages, [question, pages, candidates, admin], [pages, candidates], api_name="find_pages")
+        save.click(
+            self.save_verified,
+            [editing, question, answer, pages, candidates, admin],
+            [editing, *listed, verified_message],
+            api_name="save_verified",
+        )
+        remove.click(
+            self.remove_verified, [editing, admin], [*editor, *listed, verified_message], api_name="remove_verified"
+        )
+
+        inbox_shown = [inbox, request]
+        inbox_tab.select(self.inbox, [admin], inbox_shown, api_name="requests")
+        send.click(
+            self.reply,
+            [request, reply, make_verified, admin],
+            [*inbox_shown, reply, make_verified, reply_message],
+            api_name="reply_request",
+        )
