@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from ..documents import place
 from ..settings import Settings
 
@@ -165,9 +167,8 @@ def open_store(settings: Settings) -> Store:
     return EdgeStore(Path(settings.index_dir), keywords)
 
 
-def hit_of(payload: dict, vector: Sequence[float], query: Sequence[float]) -> Hit:
-    """A hit from a stored point, scored by its cosine similarity to the
-    query (both vectors have unit length)."""
+def hit_of(payload: dict, score: float) -> Hit:
+    """A hit from a stored point and its cosine similarity to the question."""
     return Hit(
         doc_id=payload["doc_id"],
         file=payload["file"],
@@ -175,8 +176,22 @@ def hit_of(payload: dict, vector: Sequence[float], query: Sequence[float]) -> Hi
         page_label=payload["page_label"],
         text=payload["text"],
         section=payload.get("section", ""),
-        score=round(sum(a * b for a, b in zip(query, vector)), 4),
+        score=round(float(score), 4),
     )
+
+
+def ranked_hits(query: Sequence[float], by_meaning: Sequence, by_keywords: Sequence) -> tuple[list[Hit], list[Hit]]:
+    """Both rankings' points (a ``payload`` and a ``score`` each; a keyword
+    point also its dense ``vector``) as hits scored by meaning. The engine's
+    score is a dense hit's cosine; a keyword hit is scored here, in one
+    product, so that the refusal reads one scale whichever ranking found the
+    chunk."""
+    meaning = [hit_of(p.payload, p.score) for p in by_meaning]
+    if not by_keywords:
+        return meaning, []
+    vectors = np.asarray([p.vector[DENSE] for p in by_keywords], dtype=np.float32)
+    scores = (vectors @ np.asarray(query, dtype=np.float32)).tolist()
+    return meaning, [hit_of(p.payload, score) for p, score in zip(by_keywords, scores)]
 
 
 def record_of(payload: dict, vector: Sequence[float]) -> ChunkRecord:

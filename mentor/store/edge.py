@@ -16,7 +16,7 @@ from pathlib import Path
 
 import qdrant_edge as qe
 
-from . import DENSE, KEYWORDS, ChunkRecord, Hit, IndexClosed, Keywords, StoreLocked, hit_of, point_id, record_of
+from . import DENSE, KEYWORDS, ChunkRecord, Hit, IndexClosed, Keywords, StoreLocked, point_id, ranked_hits, record_of
 
 # Points fetched per scroll call (backups, upgrades).
 SCROLL_BATCH = 256
@@ -97,16 +97,16 @@ class EdgeIndex:
     def search(self, dense: list[float], question: str, doc_ids: Sequence[str], limit: int) -> tuple[list[Hit], list[Hit]]:
         if not doc_ids:
             return [], []
-        common = dict(limit=limit, filter=_only(doc_ids), with_payload=True, with_vector=[DENSE])
-        requests = [qe.QueryRequest(query=qe.Query.Nearest(dense, using=DENSE), **common)]
+        common = dict(limit=limit, filter=_only(doc_ids), with_payload=True)
+        # Only the keyword hits bring their vectors back (ranked_hits).
+        requests = [qe.QueryRequest(query=qe.Query.Nearest(dense, using=DENSE), with_vector=False, **common)]
         indices, values = self._keywords.query(question)
         if indices:
             keywords = qe.SparseVector(indices, values)
-            requests.append(qe.QueryRequest(query=qe.Query.Nearest(keywords, using=KEYWORDS), **common))
+            requests.append(qe.QueryRequest(query=qe.Query.Nearest(keywords, using=KEYWORDS), with_vector=[DENSE], **common))
         with self._use() as shard:
-            responses = shard.query_batch(qe.QueryBatchRequest(requests))
-        by_meaning, *by_keywords = ([hit_of(p.payload, p.vector[DENSE], dense) for p in found] for found in responses)
-        return by_meaning, by_keywords[0] if by_keywords else []
+            meaning, *keyword = shard.query_batch(qe.QueryBatchRequest(requests))
+        return ranked_hits(dense, meaning, keyword[0] if keyword else [])
 
     def records(self, doc_id: str) -> Iterator[ChunkRecord]:
         offset = None

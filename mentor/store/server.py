@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from . import DENSE, KEYWORDS, ChunkRecord, Hit, Keywords, hit_of, point_id, record_of
+from . import DENSE, KEYWORDS, ChunkRecord, Hit, Keywords, point_id, ranked_hits, record_of
 
 SCROLL_BATCH = 256
 
@@ -85,14 +85,14 @@ class ServerIndex:
 
         if not doc_ids:
             return [], []
-        common = dict(filter=_only(doc_ids), limit=limit, with_payload=True, with_vector=[DENSE])
-        requests = [models.QueryRequest(query=dense, using=DENSE, **common)]
+        common = dict(filter=_only(doc_ids), limit=limit, with_payload=True)
+        # Only the keyword hits bring their vectors back (ranked_hits).
+        requests = [models.QueryRequest(query=dense, using=DENSE, with_vector=False, **common)]
         keywords = self._keywords.query(question)
         if keywords[0]:
-            requests.append(models.QueryRequest(query=_sparse(keywords), using=KEYWORDS, **common))
-        responses = self.client.query_batch_points(self.name, requests=requests)
-        by_meaning, *by_keywords = ([hit_of(p.payload, p.vector[DENSE], dense) for p in r.points] for r in responses)
-        return by_meaning, by_keywords[0] if by_keywords else []
+            requests.append(models.QueryRequest(query=_sparse(keywords), using=KEYWORDS, with_vector=[DENSE], **common))
+        meaning, *keyword = self.client.query_batch_points(self.name, requests=requests)
+        return ranked_hits(dense, meaning.points, keyword[0].points if keyword else [])
 
     def records(self, doc_id: str) -> Iterator[ChunkRecord]:
         offset = None
