@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,10 +49,20 @@ CHROMIUM_FLAGS = [
 def app_url(tmp_path_factory):
     """``python app.py`` on a free loopback port with an empty course."""
     root = tmp_path_factory.mktemp("browser")
+    with running_app(root, MAX_ANSWER_TOKENS="48") as url:
+        yield url
+
+
+@contextmanager
+def running_app(root: Path, **env: str) -> Iterator[str]:
+    """``python app.py`` on a free loopback port, its course in
+    ``root/home`` and its log in ``root/app.log``, until the block ends;
+    yields its URL once it is ready."""
     port = _free_port()
-    env = small_env(root / "home", MAX_ANSWER_TOKENS="48", PORT=str(port), MENTOR_ADMIN_PASSWORD=PASSWORD)
+    environment = small_env(root / "home", PORT=str(port), MENTOR_ADMIN_PASSWORD=PASSWORD, **env)
     log = (root / "app.log").open("w")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    command = [sys.executable, "app.py"]
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process, root / "app.log")

@@ -10,15 +10,12 @@ opens the console and the chat page. Screenshots land in ``test-artifacts/``
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import httpx
 import pytest
 
-from tests.conftest import small_env, small_settings
+from tests.conftest import small_settings
 from tests.pdfs import make_pdf
-from tests.test_browser import ARTIFACTS, PASSWORD, ROOT, _free_port, _wait_ready, browser, page  # noqa: F401 - the fixtures, shared
+from tests.test_browser import ARTIFACTS, PASSWORD, browser, page, running_app  # noqa: F401 - the fixtures, shared
 
 VERIFIED_QUESTION = "When are office hours held?"
 VERIFIED_ANSWER = "Every Thursday, 2 to 4 pm, in room B12 of the physics building. Bring your problem sets."
@@ -60,24 +57,11 @@ def app_url(tmp_path_factory, embedder):
         assert mentor.ingest_file(make_pdf(root / "handbook.pdf")).ok
         office = [h for h in mentor.search(VERIFIED_QUESTION, 3) if h.page_label == "4"]
         mentor.questions.save_verified(VERIFIED_QUESTION, VERIFIED_ANSWER, office[:1])
-    port = _free_port()
-    env = small_env(home, MAX_ANSWER_TOKENS="16", PORT=str(port), MENTOR_ADMIN_PASSWORD=PASSWORD)
-    log = (root / "app.log").open("w")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process, root / "app.log")
+    with running_app(root, MAX_ANSWER_TOKENS="16") as url:
         answers = [httpx.post(f"{url}/api/chat", json={"message": q}, timeout=180).json() for q in QUESTIONS]
         assert [a["verified"] is not None for a in answers].count(True) >= 1
         assert sum(a["refused"] for a in answers) >= 3
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def test_the_insights_page_after_twenty_questions(app_url, page):  # noqa: F811 - the fixture
