@@ -50,8 +50,12 @@ from common import (
     write_result,
 )
 
+from mentor.web.render import waiting_note
+
 API = "/chat"
 FAILED_MARK = "could not finish this answer"
+# How the chat shows a question's place in line: text, not the answer yet.
+WAITING = waiting_note(0).split(":")[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             "completed": sum(1 for s in r["students"] if s["ok"]),
             "errors": sum(1 for s in r["students"] if not s["ok"]),
             "wall_s": round(r["wall_s"], 2),
+            "seen_s": summary([s["seen_s"] for s in r["students"] if s["seen_s"] is not None], digits=2),
             "ttft_s": summary([s["ttft_s"] for s in r["students"] if s["ttft_s"] is not None], digits=2),
             "total_s": summary([s["total_s"] for s in r["students"]], digits=2),
             "wall_vs_serial": round(r["wall_s"] / serial_s, 2) if serial_s else None,
@@ -153,31 +158,36 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def ask(url: str, question: str, barrier: threading.Barrier | None) -> dict:
-    """One student: a fresh session, one question; times to the first
-    non-empty piece of the answer and to its end."""
+    """One student: a fresh session, one question; times to the first text
+    shown (the place in line, or the answer), to the answer's first piece,
+    and to its end."""
     from gradio_client import Client
 
     client = Client(url, verbose=False, download_files=False)
     if barrier:
         barrier.wait()
     began = time.perf_counter()
-    first = None
+    seen = first = None
     last_text = ""
     try:
         job = client.submit(question, [], api_name=API)
         for update in job:
             chat = update[0] if isinstance(update, (list, tuple)) and update and isinstance(update[0], list) else update
             text = _assistant_text(chat)
-            if text and first is None:
+            if text and seen is None:
+                seen = time.perf_counter() - began
+            if text and first is None and not text.startswith(WAITING):
                 first = time.perf_counter() - began
             last_text = text or last_text
         job.result()
         total = time.perf_counter() - began
         ok = bool(last_text) and FAILED_MARK not in last_text
-        return {"ok": ok, "ttft_s": first, "total_s": total, "error": None if ok else f"answer: {last_text[:120]!r}"}
+        error = None if ok else f"answer: {last_text[:120]!r}"
+        return {"ok": ok, "seen_s": seen, "ttft_s": first, "total_s": total, "error": error}
     except Exception as e:  # noqa: BLE001 - a failed student is a figure, not a crash
         return {
             "ok": False,
+            "seen_s": seen,
             "ttft_s": first,
             "total_s": time.perf_counter() - began,
             "error": f"{type(e).__name__}: {e}"[:200],

@@ -1214,6 +1214,7 @@ def load_section(results: dict) -> str:
             f"{r['completed']} / {r['errors']}",
             load_verdict(r),
         ],
+        ["Place in line shown p50 / p95", p50_p95(one.get("seen_s", {})), p50_p95(alone.get("seen_s", {})), p50_p95(r.get("seen_s", {})), ""],
         ["Time to first token p50 / p95", p50_p95(one.get("ttft_s", {})), p50_p95(alone["ttft_s"]), p50_p95(r["ttft_s"]), ""],
         ["Total time per student p50 / p95", p50_p95(one.get("total_s", {})), p50_p95(alone["total_s"]), p50_p95(r["total_s"]), ""],
         ["Wall time for all", fmt(one.get("wall_s"), 1, " s"), fmt(alone["wall_s"], 1, " s"), fmt(r["wall_s"], 1, " s"), ""],
