@@ -66,6 +66,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("document", metavar="NAME_OR_ID")
     command("reindex", cmd_reindex, "rebuild the index from the stored files (resumes an interrupted rebuild)")
     command("resume", cmd_resume, "finish the uploads a crash or a restart cut off")
+    command("optimize", cmd_optimize, "build the index's search structures for chunks the app added (stop the app first)")
     command("fetch-model", cmd_fetch_model, "download the model into MENTOR_HOME/models once")
     c = command("export", cmd_export, "write the whole index (files, vectors, course page) to one archive")
     c.add_argument("folder", type=Path, nargs="?", default=Path("."), help="where to write it (default: here)")
@@ -169,6 +170,14 @@ def cmd_resume(args, settings: Settings) -> int:
     if not results and not args.json:
         print("no interrupted uploads")
     return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_optimize(args, settings: Settings) -> int:
+    with open_mentor(settings, with_model=False) as mentor:
+        optimize_index(mentor, quiet=True)
+        chunks = mentor.stats()["chunks"]
+    print(json.dumps({"optimized": True, "chunks": chunks}) if args.json else f"index optimized: {chunks:,} chunks")
+    return 0
 
 
 def cmd_fetch_model(args, settings: Settings) -> int:

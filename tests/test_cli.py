@@ -48,6 +48,8 @@ def test_ingest_then_ask_cites_the_right_file_and_page_label(run, tmp_path):
 
 def test_search_json_and_stdin_keep_their_contract(run, tmp_path):
     run("ingest", str(make_pdf(tmp_path / "handbook.pdf")))
+    # What an instructor runs after uploads through the app, which never optimizes.
+    assert run("optimize").stdout == "index optimized: 6 chunks\n"
 
     [hit, *_] = json.loads(run("search", "escape velocity of the Earth", "-k", "2", "--json").stdout)
     assert set(hit) == {"file", "page", "page_label", "score", "text", "section", "doc_id"}
