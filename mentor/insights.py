@@ -57,8 +57,26 @@ PERIODS = {"Last 7 days": 7, "Last 30 days": 30, "Everything kept": None}
 DAILY_UP_TO = 31
 
 
+class _Tally:
+    """Counts over ``questions``, for a group and for a whole period alike."""
+
+    questions: tuple[Asked, ...]
+
+    @property
+    def refused(self) -> int:
+        return sum(q.refused for q in self.questions)
+
+    @property
+    def helpful(self) -> int:
+        return sum(q.rating == HELPFUL for q in self.questions)
+
+    @property
+    def unhelpful(self) -> int:
+        return sum(q.rating == UNHELPFUL for q in self.questions)
+
+
 @dataclass(frozen=True)
-class Group:
+class Group(_Tally):
     """Questions that ask the same thing, most typical first."""
 
     questions: tuple[Asked, ...]
@@ -72,18 +90,6 @@ class Group:
     @property
     def asked(self) -> int:
         return len(self.questions)
-
-    @property
-    def refused(self) -> int:
-        return sum(q.refused for q in self.questions)
-
-    @property
-    def unhelpful(self) -> int:
-        return sum(q.rating == UNHELPFUL for q in self.questions)
-
-    @property
-    def helpful(self) -> int:
-        return sum(q.rating == HELPFUL for q in self.questions)
 
     @property
     def verified(self) -> int:
@@ -100,25 +106,13 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Insights:
+class Insights(_Tally):
     """What students asked in a period, summed up for the console."""
 
     questions: tuple[Asked, ...]
     groups: tuple[Group, ...]
     timeline: tuple[tuple[date, int, int], ...]  # (first day of the bar, asked, refused)
     grouped_from: int  # questions grouped (the most recent MAX_GROUPED)
-
-    @property
-    def refused(self) -> int:
-        return sum(q.refused for q in self.questions)
-
-    @property
-    def helpful(self) -> int:
-        return sum(q.rating == HELPFUL for q in self.questions)
-
-    @property
-    def unhelpful(self) -> int:
-        return sum(q.rating == UNHELPFUL for q in self.questions)
 
     @property
     def not_covered(self) -> list[Group]:
