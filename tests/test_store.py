@@ -89,6 +89,21 @@ def test_search_stays_within_the_documents_asked_for(index, records, embedder):
     assert index.search(embedder.embed_query(question), question, [], 50) == ([], [])
 
 
+def test_every_hit_is_scored_by_its_cosine_to_the_question(index, records, embedder):
+    """Keyword hits too: the refusal reads one scale whichever ranking found a chunk."""
+    index.add(records)
+    question = "escape velocity of the Earth"
+    query = embedder.embed_query(question)
+    cosine = {r.text: sum(a * b for a, b in zip(query, r.dense)) for r in records}
+
+    by_meaning, by_keywords = index.search(query, question, ["a" * 64, "b" * 64], 50)
+
+    assert by_keywords and len(by_meaning) == len(records)
+    assert [h.score for h in by_meaning + by_keywords] == pytest.approx(
+        [cosine[h.text] for h in by_meaning + by_keywords], abs=2e-4
+    )
+
+
 def test_both_backends_give_the_same_results_for_the_same_question(tmp_path, records, embedder):
     found = {}
     for kind in ("edge", "server"):
