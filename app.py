@@ -18,9 +18,9 @@ import sys
 # Before Gradio is imported: a course pod phones nobody home.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from mentor.embed import EmbedderUnavailable  # noqa: E402
+from mentor.index.embed import EmbedderUnavailable  # noqa: E402
+from mentor.index.store import StoreLocked  # noqa: E402
 from mentor.settings import Settings, SettingsError  # noqa: E402
-from mentor.store import StoreLocked  # noqa: E402
 
 log = logging.getLogger("mentor.app")
 

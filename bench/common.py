@@ -176,7 +176,7 @@ def page_sources(pdf: Path, page: int) -> list:
     """Five hits cut from consecutive pages of ``pdf``, starting at ``page``."""
     from pypdf import PdfReader
 
-    from mentor.store import Hit
+    from mentor.index.store import Hit
 
     reader = PdfReader(pdf)
     pages = range(page - 1, min(page - 1 + SOURCES, len(reader.pages)))

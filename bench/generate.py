@@ -103,8 +103,8 @@ def prompt_figures(path: Path, args, settings) -> dict:
     """Part 1: ours and the baseline, one answer at a time, alternating."""
     from llama_cpp import Llama
 
-    from mentor.answer import Answerer
-    from mentor.llm import LlamaCppModel
+    from mentor.generate.answer import Answerer
+    from mentor.generate.llm import LlamaCppModel
 
     try:
         pdf = args.pdf.resolve() if args.pdf else corpus("octave")[0]
@@ -144,7 +144,7 @@ def prompt_figures(path: Path, args, settings) -> dict:
 
 
 def _raw_stream(llama, messages: list[dict], max_tokens: int):
-    from mentor.llm import TEMPERATURE
+    from mentor.generate.llm import TEMPERATURE
 
     for chunk in llama.create_chat_completion(messages, max_tokens=max_tokens, temperature=TEMPERATURE, stream=True):
         if text := chunk["choices"][0]["delta"].get("content"):
@@ -186,7 +186,7 @@ def aggregate(runs: list[dict]) -> dict:
 
 def stream_figures(path: Path, counts: list[int], tokens: int, n_gpu_layers: int) -> dict:
     """Part 2: for each stream count, batched, serial and raw llama.cpp."""
-    from mentor.llm import LlamaCppModel
+    from mentor.generate.llm import LlamaCppModel
 
     # Room for a short prompt and the answer; a slot per stream at most.
     n_ctx = 256 + tokens
@@ -234,7 +234,7 @@ def chat_prompt(model, topic: str, n: int) -> list[int]:
 def run_streams(model, prompts: list[list[int]], tokens: int) -> dict:
     """Submits every prompt at once (greedy) and reads each reply on its own
     thread; returns time to first token, wall time and decode tokens/s."""
-    from mentor.scheduler import Sampling
+    from mentor.generate.scheduler import Sampling
 
     began = time.perf_counter()
     streams = [model.scheduler.submit(p, tokens, Sampling(0.0)) for p in prompts]
@@ -273,7 +273,7 @@ def raw_streams(model, prompts: list[list[int]], tokens: int, n_gpu_layers: int)
     context of len(prompts) sequences, greedy, every sequence every step."""
     import llama_cpp
 
-    from mentor.llm import available_cores
+    from mentor.generate.llm import available_cores
 
     n = len(prompts)
     params = llama_cpp.llama_context_default_params()

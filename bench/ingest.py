@@ -166,7 +166,7 @@ def _chunk_texts(mentor) -> list[str]:
 
 
 def run_embed(files: list[Path], work: Path, args) -> dict:
-    from mentor.embed import Embedder
+    from mentor.index.embed import Embedder
 
     settings = mentor_settings(work / "unused")
     texts = json.loads((work / "chunks.json").read_text())

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     homes["synthetic-small"] = synthetic_home(synthetic[0], homes["real-large"])
     homes["synthetic-large"] = synthetic_home(synthetic[1], homes["real-large"])
     questions = write_questions(homes["real-small"], load_jsonl(args.devset), work / "questions.json")
-    from mentor.retrieve import DEPTH
+    from mentor.index.retrieve import DEPTH
 
     settings = {"reps": args.reps, "whole_reps": args.whole_reps, "budget_s": args.budget_s, "depth": DEPTH}
     sizes = {}
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_questions(home: Path, devset: list[dict], path: Path) -> list[dict]:
     """Each question with its MiniLM vector and its BM25 query vector, made
     once, so that the store's part is timed without loading an embedder."""
-    from mentor.store import Keywords
+    from mentor.index.store import Keywords
 
     keywords = Keywords()
     with open_mentor(home) as mentor:
@@ -169,8 +169,8 @@ def _current(home: Path) -> bool:
 def _write_synthetic(home: Path, chunks: int, source: Path) -> None:
     import numpy as np
 
-    from mentor.registry import Document
-    from mentor.store import ChunkRecord
+    from mentor.course.registry import Document
+    from mentor.index.store import ChunkRecord
 
     texts = Texts.of(source)
     rng = np.random.default_rng(SEED)
@@ -230,8 +230,8 @@ def local_copy(home: Path) -> Path:
 def _write_local(folder: Path, home: Path) -> None:
     from qdrant_client import QdrantClient
 
-    from mentor.store import Keywords
-    from mentor.store.server import ServerStore
+    from mentor.index.store import Keywords
+    from mentor.index.store.server import ServerStore
 
     # Local mode commits every point on its own; on a disk that syncs each
     # commit, 100k points take half an hour. Written in memory (tmpfs), then

@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
 
 
 def measure_index(spec: dict, questions: list[dict]) -> dict:
-    from mentor.store import DENSE, KEYWORDS, Keywords
+    from mentor.index.store import DENSE, KEYWORDS, Keywords
 
     engine = EdgeEngine(spec, DENSE, KEYWORDS) if spec["engine"] == "edge" else LocalEngine(spec, DENSE, KEYWORDS)
     result: dict = {"engine": spec["engine"]}
@@ -107,7 +107,7 @@ def measure_index(spec: dict, questions: list[dict]) -> dict:
 
 def measure_whole(spec: dict, questions: list[dict]) -> dict:
     """``{key: {state: whole_search(...)}}`` for each of ``spec["homes"]``."""
-    from mentor.embed import Embedder
+    from mentor.index.embed import Embedder
 
     embedder = Embedder(str(minilm_folder()))
     asked = [q["question"] for q in questions]
@@ -167,7 +167,7 @@ class EdgeEngine:
     def index(self, keywords):
         """The same shard as the mentor's store class holds it (opened again:
         one process may hold a shard once)."""
-        from mentor.store.edge import EdgeStore
+        from mentor.index.store.edge import EdgeStore
 
         self.shard.close()
         self.shard = None
@@ -211,7 +211,7 @@ class LocalEngine:
         return {"points": self.client.count(self.spec["name"], exact=True).count}
 
     def index(self, keywords):
-        from mentor.store.server import ServerStore
+        from mentor.index.store.server import ServerStore
 
         with warnings.catch_warnings():  # "payload indexes have no effect in the local Qdrant"
             warnings.simplefilter("ignore")
@@ -312,7 +312,7 @@ def _time_inside(mentor) -> dict[str, list[float]]:
 def embed_alone(questions: list[str]) -> dict:
     """MiniLM embedding each question in this process (ms), with the
     garbage collector's pauses meanwhile."""
-    from mentor.embed import Embedder
+    from mentor.index.embed import Embedder
 
     embedder = Embedder(str(minilm_folder()))
     for q in questions[:WARMUP]:

@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.pages, args.scan_dpi = 1, 100
 
-    from mentor.documents import read_pages
-    from mentor.ocr import OcrOptions, check_engine
+    from mentor.ingest.documents import read_pages
+    from mentor.ingest.ocr import OcrOptions, check_engine
 
     options = OcrOptions(args.languages)
     check_engine(options)
@@ -119,7 +119,7 @@ def split(pdf: Path, options) -> dict:
     a page (rendering and Tesseract), outside the page reader."""
     from pypdf import PdfReader
 
-    from mentor.ocr import read_page, render
+    from mentor.ingest.ocr import read_page, render
 
     rendering, reading = [], []
     for index in range(len(PdfReader(pdf).pages)):

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 def _wrap(mentor) -> dict[str, float]:
     """Adds up the calling thread's time in the embedder, the store and the
     keyword vectors, by wrapping them on this mentor (mentor/ is untouched)."""
-    from mentor.store import Keywords
+    from mentor.index.store import Keywords
 
     spent = {"embed": 0.0, "store_add": 0.0, "keyword_vectors": 0.0}
 
@@ -104,7 +104,7 @@ def _wrap(mentor) -> dict[str, float]:
 def _producer_alone(mentor, files: list[Path]) -> dict:
     """The producer thread's two jobs, timed apart: receiving pages from the
     parsing child, and chunking them (token counting included)."""
-    from mentor.documents import PageLimits, read_pages
+    from mentor.ingest.documents import PageLimits, read_pages
 
     with timed() as parse:
         pages = [page for f in files for page in read_pages(f, PageLimits())]

@@ -210,7 +210,7 @@ LEVERS = {
 
 def lever_figures(mentor, answerable: list[dict]) -> dict:
     """hit@1, hit@5, MRR@5 of each row of LEVERS."""
-    from mentor.retrieve import KEYWORD_WEIGHT, fuse_pages
+    from mentor.index.retrieve import KEYWORD_WEIGHT, fuse_pages
 
     ranks: dict[str, list[dict]] = {name: [] for name in LEVERS}
     for q in answerable:
@@ -261,8 +261,8 @@ def refusal_figures(questions: list[dict], by_id: dict, settings) -> dict:
 
 def followup_figures(mentor, baseline: Baseline, files: list[Path], dialogues: list[dict], args) -> dict:
     """hit@5 of each way of searching for a follow-up's pages."""
-    from mentor.answer import Answerer, recent_turns
-    from mentor.llm import LlamaCppModel
+    from mentor.generate.answer import Answerer, recent_turns
+    from mentor.generate.llm import LlamaCppModel
 
     settings = mentor.settings.replace(max_answer_tokens=args.answer_tokens)
     gguf = args.model or tiny_gguf()

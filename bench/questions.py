@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     begin()
 
-    from mentor.embed import Embedder
+    from mentor.index.embed import Embedder
 
     sets = load_jsonl(args.devset)
     embedder = Embedder(str(minilm_folder()), batch_size=64)
@@ -104,7 +104,7 @@ def flatten(sets: list[dict]) -> tuple[list[str], list[str], dict[str, int]]:
 
 
 def grouping_sweep(vectors: np.ndarray, labels: list[str]) -> list[dict]:
-    from mentor.insights import cluster
+    from mentor.course.insights import cluster
 
     rows = []
     for similarity in GROUP_GRID:

@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         args.questions, args.max_tokens = min(args.questions, 2), 16
     begin()
 
-    from mentor import scheduler
-    from mentor.answer import Answerer
-    from mentor.llm import LlamaCppModel
-    from mentor.scheduler import Sampling
+    from mentor.generate import scheduler
+    from mentor.generate.answer import Answerer
+    from mentor.generate.llm import LlamaCppModel
+    from mentor.generate.scheduler import Sampling
 
     try:
         pdf = args.pdf.resolve() if args.pdf else corpus("octave")[0]

@@ -193,8 +193,8 @@ def first_stage_cache(prepare, questions: list[dict], work: Path, env: dict) -> 
     chunk of the index (for the other embedder). Read once, then cached
     under the index's build stamp; ``prepare()`` builds or checks the index
     (and returns its home) only when the cache must be made."""
-    from mentor.retrieve import query_text
-    from mentor.store import Hit
+    from mentor.index.retrieve import query_text
+    from mentor.index.store import Hit
 
     path = work / "candidates.json"
     cached = json.loads(path.read_text()) if path.exists() else {}
@@ -250,8 +250,8 @@ def qdrant_fusions(shard_path: Path, doc_ids: list[str], questions: list[dict], 
     searches + ``Fusion.Rrf``, chunk by chunk), each page at its best chunk."""
     import qdrant_edge as qe
 
-    from mentor.retrieve import DEPTH
-    from mentor.store import DENSE, KEYWORDS, Keywords
+    from mentor.index.retrieve import DEPTH
+    from mentor.index.store import DENSE, KEYWORDS, Keywords
 
     keywords = Keywords()
     only = qe.Filter(must=[qe.FieldCondition(key="doc_id", match=qe.MatchAny(any=doc_ids))])
@@ -281,7 +281,7 @@ def qdrant_fusions(shard_path: Path, doc_ids: list[str], questions: list[dict], 
 
 
 def fused(cand: dict, config: dict, dense: list | None = None) -> list:
-    from mentor.retrieve import fuse
+    from mentor.index.retrieve import fuse
 
     rankings = [(dense if dense is not None else cand["dense"], 1.0)]
     if config["keyword_weight"]:
@@ -420,7 +420,7 @@ def embed_chunks(model: OnnxEmbedder, chunks: list[dict], path: Path, step: int 
     (the rows done so far are saved every ``step`` chunks)."""
     import numpy as np
 
-    from mentor.store import indexed_text
+    from mentor.index.store import indexed_text
 
     done = np.load(path) if path.exists() else np.zeros((0, 384), dtype=np.float32)
     if len(done) > len(chunks):
@@ -438,8 +438,8 @@ def embedder_figures(questions: list[dict], cands: dict, chunks: list[dict], con
     """MiniLM against bge-small on the same chunks: dense alone and fused."""
     import numpy as np
 
-    from mentor.retrieve import DEPTH
-    from mentor.store import Hit
+    from mentor.index.retrieve import DEPTH
+    from mentor.index.store import Hit
 
     model = OnnxEmbedder(bge_folder())
     matrix = embed_chunks(model, chunks, work / "bge-small.npy")
@@ -473,8 +473,8 @@ def reranker_figures(questions: list[dict], cands: dict, work: Path, first_p95: 
     """The reranker over each first stage of RERANK_OVER: every (first
     stage, pages, length, first-stage weight) by half, the cost of each
     (pages, length), and the choice per device, made on the tuning half."""
-    from mentor.rerank import Reranker
-    from mentor.retrieve import passage, reorder
+    from mentor.index.rerank import Reranker
+    from mentor.index.retrieve import passage, reorder
 
     answerable = [q for q in questions if not q.get("unanswerable")]
     model_name = name or str(reranker_folder())

@@ -7,7 +7,7 @@
 ...     print("".join(answer), answer.cited())
 """
 
-from .settings import Settings
+from mentor.settings import Settings
 
 __all__ = ["Mentor", "Settings"]
 
@@ -16,7 +16,7 @@ def __getattr__(name: str):
     # Imported on first use, so that the page-extraction child process
     # (which imports mentor.documents) does not load the whole engine.
     if name == "Mentor":
-        from .engine import Mentor
+        from mentor.engine import Mentor
 
         return Mentor
     raise AttributeError(name)

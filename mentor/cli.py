@@ -12,15 +12,15 @@ import json
 import sys
 from pathlib import Path
 
-from .answer import QuestionError
-from .backup import BackupError, export_backup, import_backup
-from .engine import Mentor
-from .ingest import Outcome, Progress
-from .llm import ModelNotFound, resolve_model_path
-from .library import RebuildRunning
-from .registry import UnknownDocument
-from .settings import Settings, SettingsError
-from .store import StoreLocked
+from mentor.course.backup import BackupError, export_backup, import_backup
+from mentor.course.library import RebuildRunning
+from mentor.course.registry import UnknownDocument
+from mentor.engine import Mentor
+from mentor.generate.answer import QuestionError
+from mentor.generate.llm import ModelNotFound, resolve_model_path
+from mentor.index.store import StoreLocked
+from mentor.ingest.pipeline import Outcome, Progress
+from mentor.settings import Settings, SettingsError
 
 # Errors whose message tells the user what to do: printed without a traceback.
 USER_ERRORS = (

@@ -13,18 +13,18 @@ import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .answer import Answer, Answerer
-from .course import CourseInfo
-from .embed import Embedder, Embedders
-from .ingest import IngestResult, ProgressCallback
-from .library import HomeLock, Library, RebuildStatus
-from .llm import ChatModel, ModelNotFound, load_chat_model
-from .questions import QuestionStore
-from .registry import Document, Registry
-from .rerank import Reranker, load_reranker
-from .retrieve import Retriever
-from .settings import Settings
-from .store import Hit, Index, open_store
+from mentor.course.info import CourseInfo
+from mentor.course.library import HomeLock, Library, RebuildStatus
+from mentor.course.questions import QuestionStore
+from mentor.course.registry import Document, Registry
+from mentor.generate.answer import Answer, Answerer
+from mentor.generate.llm import ChatModel, ModelNotFound, load_chat_model
+from mentor.index.embed import Embedder, Embedders
+from mentor.index.rerank import Reranker, load_reranker
+from mentor.index.retrieve import Retriever
+from mentor.index.store import Hit, Index, open_store
+from mentor.ingest.pipeline import IngestResult, ProgressCallback
+from mentor.settings import Settings
 
 log = logging.getLogger(__name__)
 

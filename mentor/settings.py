@@ -85,7 +85,7 @@ class Settings:
     # Converting Numbers"); the sections fill the rest of the window.
     section_context: bool = True
 
-    # The reranker (mentor/rerank.py): a cross-encoder's ONNX export, as a
+    # The reranker (mentor/index/rerank.py): a cross-encoder's ONNX export, as a
     # Hub repo id (cross-encoder/ms-marco-MiniLM-L12-v2) or a local folder;
     # "" (RERANK_MODEL=off, the default): no reranking. On the held-out
     # Octave questions that cross-encoder ranks worse than the first stage

@@ -95,7 +95,7 @@ def served(app):
 
 @pytest.fixture(scope="session")
 def embedder():
-    from mentor.embed import Embedder
+    from mentor.index.embed import Embedder
 
     return Embedder(str(minilm_folder()), batch_size=16)
 
@@ -104,7 +104,7 @@ def embedder():
 def tiny_model():
     """The one batched model of the session: the CPU's default slots (4),
     each with a 2,048-token context."""
-    from mentor.llm import LlamaCppModel
+    from mentor.generate.llm import LlamaCppModel
 
     with LlamaCppModel(tiny_gguf(), n_ctx=2048, n_gpu_layers=0) as model:
         yield model

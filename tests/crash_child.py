@@ -58,7 +58,7 @@ def hook(step: str, when: str, nth: int, signal_name: str) -> None:
 def hook_read(signal_name: str) -> None:
     """Dies in the middle of copying a file into ``files/``: the copy is read
     in small blocks, and the second block never comes."""
-    from mentor import originals
+    from mentor.course import originals
 
     class Reader(io.RawIOBase):
         def __init__(self, stream):
@@ -82,7 +82,7 @@ def hook_read(signal_name: str) -> None:
 
 def run(operation: str, argument: str) -> None:
     from mentor import Mentor
-    from mentor.backup import import_backup
+    from mentor.course.backup import import_backup
 
     with Mentor.open(with_model=False) as mentor:
         if operation == "ingest":

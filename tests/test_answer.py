@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mentor.answer import NOT_COVERED, Answer, QuestionError, refusal
-from mentor.store import Hit
+from mentor.generate.answer import Answer, QuestionError, refusal
+from mentor.generate.prompts import NOT_COVERED
+from mentor.index.store import Hit
 from tests.spies import ModelSpy
 
 
@@ -79,7 +80,7 @@ class Answers:
 
 
 def test_a_rewrite_that_is_no_question_falls_back_to_the_earlier_question(mentor, handbook):
-    from mentor.answer import Answerer
+    from mentor.generate.answer import Answerer
 
     mentor.ingest([handbook])
     history = [
@@ -94,7 +95,7 @@ def test_a_rewrite_that_is_no_question_falls_back_to_the_earlier_question(mentor
 
 
 def test_sources_and_history_always_fit_the_context(mentor, tiny_model):
-    from mentor.answer import Answerer
+    from mentor.generate.answer import Answerer
 
     answerer = Answerer(mentor.retriever, tiny_model, mentor.settings.replace(max_answer_tokens=256))
     big = "Orbital mechanics explained at length. " * 120

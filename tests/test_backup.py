@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-from mentor.backup import BackupError, export_backup, import_backup
-from mentor.course import CourseInfo
+from mentor.course.backup import BackupError, export_backup, import_backup
+from mentor.course.info import CourseInfo
 from tests.pdfs import make_pdf
 
 QUESTIONS = ["When are office hours held?", "What is escape velocity?", "midterm exam date"]
@@ -177,7 +177,7 @@ def test_verified_answers_open_questions_flags_and_answer_style_go_into_the_back
 ):
     from dataclasses import replace
 
-    from mentor.course import GUIDE, Teaching
+    from mentor.course.info import GUIDE, Teaching
 
     office = course.search(QUESTIONS[0], 1)
     kept = course.questions.save_verified(QUESTIONS[0], "Thursdays, 2 to 4 pm, room B12.", office)

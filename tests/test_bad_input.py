@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from mentor import Mentor
-from mentor.documents import PageLimits, read_pages
-from mentor.ingest import Outcome
+from mentor.ingest.documents import PageLimits, read_pages
+from mentor.ingest.pipeline import Outcome
 from tests.conftest import minilm_folder, small_env
 from tests.materials import make_docx, make_pptx
 from tests.pdfs import HANDBOOK, make_pdf

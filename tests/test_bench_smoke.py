@@ -306,7 +306,7 @@ def test_report_renders_every_section_from_the_smoke_results(inputs):
 
 
 def test_questions_smoke_chooses_the_thresholds_the_code_uses(inputs):
-    from mentor.insights import GROUP_SIMILARITY
+    from mentor.course.insights import GROUP_SIMILARITY
     from mentor.settings import Settings
 
     r = bench("questions", inputs=inputs)

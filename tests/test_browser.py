@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from mentor.store import Hit
+from mentor.index.store import Hit
 from mentor.web.ui import NO_MATERIALS
 from tests.conftest import small_env
 from tests.materials import make_pptx

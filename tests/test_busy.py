@@ -26,7 +26,7 @@ SHORT_TIMEOUT = 3.0
 def app(tmp_path_factory, embedder):
     """(url, mentor) of a served app whose model holds 2 answers and 2 waiting."""
     from mentor import Mentor
-    from mentor.llm import LlamaCppModel
+    from mentor.generate.llm import LlamaCppModel
     from mentor.web import create_app
     from mentor.web.auth import AdminAuth
 

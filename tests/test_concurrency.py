@@ -13,7 +13,7 @@ import time
 import pytest
 
 from mentor import Mentor
-from mentor.ingest import Outcome
+from mentor.ingest.pipeline import Outcome
 from tests.pdfs import HANDBOOK, make_pdf
 
 QUESTIONS = [

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mentor.course import (
+from mentor.course.info import (
     ASSIGNMENTS,
     COURSE_FILE,
     DEFAULT_NAME,

@@ -18,10 +18,10 @@ import pytest
 from reportlab.pdfgen import canvas
 
 from mentor import Mentor
-from mentor import llm as llm_module
-from mentor.documents import sha256_of
-from mentor.ingest import Outcome
-from mentor.llm import LlamaCppModel, ModelNotFound, resolve_model_path
+from mentor.generate import llm as llm_module
+from mentor.generate.llm import LlamaCppModel, ModelNotFound, resolve_model_path
+from mentor.ingest.documents import sha256_of
+from mentor.ingest.pipeline import Outcome
 from tests.conftest import small_env, tiny_gguf
 from tests.fakehub import FILE, HUB_CHUNK, REPO, hub, hub_settings, payload  # noqa: F401 - hub is a fixture
 from tests.pdfs import HANDBOOK
@@ -189,7 +189,7 @@ def _partials(settings, at_least: int = 0) -> list[Path]:
 DOWNLOAD = """
 import sys
 from pathlib import Path
-from mentor.llm import resolve_model_path
+from mentor.generate.llm import resolve_model_path
 from mentor.settings import Settings
 home, repo, file = sys.argv[1:]
 resolve_model_path(Settings(home=Path(home), model_repo=repo, model_file=file), progress=False)

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from mentor import Mentor
-from mentor.backup import export_backup, import_backup
-from mentor.registry import UnknownDocument
+from mentor.course.backup import export_backup, import_backup
+from mentor.course.registry import UnknownDocument
 from tests.conftest import small_env, small_settings
 from tests.pdfs import make_pdf
 
@@ -112,12 +112,12 @@ SIGNALS = ["KILL", "INT"]
 # --- ingest --------------------------------------------------------------------
 
 INGEST_STEPS = [
-    ("mentor.registry:Registry.begin", "after"),
+    ("mentor.course.registry:Registry.begin", "after"),
     ("read", "after"),  # in the middle of copying the original
-    ("mentor.originals:os.fsync", "before"),  # the copy written, not yet renamed
-    ("mentor.store.edge:EdgeIndex.add", "after"),  # the first batch of points written
-    ("mentor.registry:Registry.finish", "before"),
-    ("mentor.registry:Registry.finish", "after"),
+    ("mentor.course.originals:os.fsync", "before"),  # the copy written, not yet renamed
+    ("mentor.index.store.edge:EdgeIndex.add", "after"),  # the first batch of points written
+    ("mentor.course.registry:Registry.finish", "before"),
+    ("mentor.course.registry:Registry.finish", "after"),
 ]
 
 
@@ -140,10 +140,10 @@ def test_ingest_killed_at_each_step(course, base, embedder, signal, step, when):
 # --- replace -------------------------------------------------------------------
 
 REPLACE_STEPS = [
-    ("mentor.store.edge:EdgeIndex.add", "after"),
-    ("mentor.registry:Registry.finish", "after"),  # new version live, old one marked for deletion
-    ("mentor.store.edge:EdgeIndex.delete_documents", "after"),  # the old version's points gone
-    ("mentor.originals:Originals.delete", "after"),  # and its file
+    ("mentor.index.store.edge:EdgeIndex.add", "after"),
+    ("mentor.course.registry:Registry.finish", "after"),  # new version live, old one marked for deletion
+    ("mentor.index.store.edge:EdgeIndex.delete_documents", "after"),  # the old version's points gone
+    ("mentor.course.originals:Originals.delete", "after"),  # and its file
 ]
 
 
@@ -169,9 +169,9 @@ def test_replace_killed_at_each_step(course, base, embedder, signal, step, when)
 # --- delete --------------------------------------------------------------------
 
 DELETE_STEPS = [
-    ("mentor.registry:Registry.set_status", "after"),
-    ("mentor.store.edge:EdgeIndex.delete_documents", "after"),
-    ("mentor.originals:Originals.delete", "after"),
+    ("mentor.course.registry:Registry.set_status", "after"),
+    ("mentor.index.store.edge:EdgeIndex.delete_documents", "after"),
+    ("mentor.course.originals:Originals.delete", "after"),
 ]
 
 
@@ -193,11 +193,11 @@ def test_delete_killed_at_each_step(course, embedder, signal, step, when):
 # --- reindex -------------------------------------------------------------------
 
 REINDEX_STEPS = [
-    ("mentor.store.edge:EdgeIndex.add", "after"),  # the first document half rebuilt
-    ("mentor.registry:Registry.record_rebuilt", "after"),  # one document done
-    ("mentor.registry:Registry.activate", "before"),  # all done, not swapped
-    ("mentor.registry:Registry.activate", "after"),  # swapped, the old index not yet dropped
-    ("mentor.store.edge:shutil.rmtree", "before"),  # the old index closed, its folder still there
+    ("mentor.index.store.edge:EdgeIndex.add", "after"),  # the first document half rebuilt
+    ("mentor.course.registry:Registry.record_rebuilt", "after"),  # one document done
+    ("mentor.course.registry:Registry.activate", "before"),  # all done, not swapped
+    ("mentor.course.registry:Registry.activate", "after"),  # swapped, the old index not yet dropped
+    ("mentor.index.store.edge:shutil.rmtree", "before"),  # the old index closed, its folder still there
 ]
 
 
@@ -220,8 +220,8 @@ def test_reindex_killed_at_each_step(course, embedder, signal, step, when):
 def test_a_document_that_fails_to_rebuild_keeps_its_old_chunks_and_is_reported(course, embedder, monkeypatch):
     """Say a new pypdf cannot read one of the PDFs (this test's subject is
     that failure, so it is made here)."""
-    import mentor.ingest as ingest
-    from mentor.documents import DocumentError
+    import mentor.ingest.pipeline as ingest
+    from mentor.ingest.documents import DocumentError
 
     kept = originals_of(course, embedder)
     count_pages = ingest.count_pages
@@ -253,10 +253,10 @@ def test_a_document_that_fails_to_rebuild_keeps_its_old_chunks_and_is_reported(c
 # --- import --------------------------------------------------------------------
 
 IMPORT_STEPS = [
-    ("mentor.registry:Registry.begin", "after"),
+    ("mentor.course.registry:Registry.begin", "after"),
     ("read", "after"),  # in the middle of writing the original out of the archive
-    ("mentor.store.edge:EdgeIndex.add", "after"),
-    ("mentor.registry:Registry.finish", "before"),
+    ("mentor.index.store.edge:EdgeIndex.add", "after"),
+    ("mentor.course.registry:Registry.finish", "before"),
 ]
 
 

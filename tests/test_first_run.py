@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mentor.answer import SOURCES_ONLY
+from mentor.generate.prompts import SOURCES_ONLY
 from tests.conftest import minilm_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def refuse(self, address, *a, **k):
     raise OSError("no network in this test")
 socket.socket.connect = refuse
 socket.create_connection = lambda address, *a, **k: refuse(None, address)
-from mentor.embed import Embedder
+from mentor.index.embed import Embedder
 from mentor.settings import DEFAULT_EMBED_MODEL
 embedder = Embedder(DEFAULT_EMBED_MODEL)
 vector = embedder.embed_query("What is escape velocity?")
@@ -124,7 +124,7 @@ def test_offline_without_a_model_the_app_serves_the_passages_with_their_pages(tm
 
 
 def test_the_default_model_is_the_cpu_one_without_a_gpu_and_the_settings_win(tmp_path):
-    from mentor.model_files import CPU_MODEL, GPU_MODEL, choose_model
+    from mentor.generate.model_files import CPU_MODEL, GPU_MODEL, choose_model
     from mentor.settings import Settings
 
     cpu = choose_model(Settings(home=tmp_path, n_gpu_layers=0))
@@ -139,7 +139,7 @@ def test_the_default_model_is_the_cpu_one_without_a_gpu_and_the_settings_win(tmp
 
 DISK_FULL = """
 import errno, runpy, sys
-import mentor.library
+import mentor.course.library
 def full(self, home):
     raise OSError(errno.ENOSPC, "No space left on device")
 mentor.library.HomeLock.__init__ = full
@@ -164,7 +164,7 @@ def test_each_start_up_failure_is_one_line_that_says_the_fix(tmp_path, failure, 
         taken.listen()
         env["PORT"] = str(taken.getsockname()[1])
     elif failure == "course locked":
-        from mentor.library import HomeLock
+        from mentor.course.library import HomeLock
 
         held.callback(HomeLock(home).release)
     elif failure == "disk full":

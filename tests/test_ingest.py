@@ -5,7 +5,7 @@ from __future__ import annotations
 from pypdf.generic import NameObject
 
 from mentor import Mentor
-from mentor.ingest import Outcome
+from mentor.ingest.pipeline import Outcome
 from tests.pdfs import HANDBOOK, make_pdf
 
 
@@ -134,7 +134,7 @@ def test_changed_chunking_is_rebuilt_beside_the_old_index(settings, embedder, ti
 
 
 def _record(doc_id, embedder):
-    from mentor.store import ChunkRecord
+    from mentor.index.store import ChunkRecord
 
     text = "half written chunk"
     return ChunkRecord(doc_id, "crashed.pdf", 0, 1, "1", text, embedder.embed_query(text))
@@ -150,7 +150,7 @@ def test_contents_and_index_listings_are_not_indexed(mentor, tmp_path):
 
 
 def test_pages_carry_the_pdf_bookmarks_in_force_and_chunks_are_searched_with_them(mentor, tmp_path):
-    from mentor.documents import read_pages
+    from mentor.ingest.documents import read_pages
 
     pages = ["Cover.", "We meet on Tuesdays from 10am to noon in room A4.", "We meet on Thursdays from 2pm to 4pm in room B12."]
     outline = [("Schedule", 2, [("Lab sessions", 2), ("Office hours", 3)])]
@@ -165,8 +165,8 @@ def test_pages_carry_the_pdf_bookmarks_in_force_and_chunks_are_searched_with_the
 
 
 def test_a_section_trail_too_long_for_the_window_keeps_its_deepest_titles(mentor, tmp_path):
-    from mentor.chunking import Chunker
-    from mentor.documents import Page
+    from mentor.ingest.chunking import Chunker
+    from mentor.ingest.documents import Page
 
     embedder = mentor.embedder
     chunker = Chunker(embedder.tokenize, embedder.max_tokens, chunk_tokens=200, overlap=0)
@@ -182,7 +182,7 @@ def test_a_section_trail_too_long_for_the_window_keeps_its_deepest_titles(mentor
 def test_a_bookmark_that_points_nowhere_is_ignored(tmp_path):
     from pypdf import PdfReader, PdfWriter
 
-    from mentor.documents import read_pages
+    from mentor.ingest.documents import read_pages
 
     path = make_pdf(tmp_path / "broken.pdf", ["One.", "Two."], 0, [("Intro", 1), ("Next", 2)])
     writer = PdfWriter(clone_from=PdfReader(path))

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from mentor.answer import Answer
-from mentor.insights import WEAK_MARGIN, groups_csv, questions_csv, summarize, timeline
-from mentor.questions import QUESTIONS_FILE, QuestionStore
-from mentor.store import Hit
+from mentor.course.insights import WEAK_MARGIN, groups_csv, questions_csv, summarize, timeline
+from mentor.course.questions import QUESTIONS_FILE, QuestionStore
+from mentor.generate.answer import Answer
+from mentor.index.store import Hit
 from tests.conftest import small_settings
 
 PARAPHRASES = Path(__file__).resolve().parent.parent / "bench" / "devset" / "paraphrases.jsonl"

@@ -11,11 +11,11 @@ import threading
 import pytest
 
 from mentor import Mentor
-from mentor.embed import Embedders
-from mentor.library import Library
-from mentor.registry import MIGRATIONS, Registry
-from mentor.store import DENSE, Keywords, point_id
-from mentor.store.server import ServerStore
+from mentor.course.library import Library
+from mentor.course.registry import MIGRATIONS, Registry
+from mentor.index.embed import Embedders
+from mentor.index.store import DENSE, Keywords, point_id
+from mentor.index.store.server import ServerStore
 from tests.conftest import small_settings
 from tests.pdfs import HANDBOOK, make_pdf
 

@@ -18,7 +18,7 @@ import pytest
 from huggingface_hub import constants as hub_constants
 from llama_cpp.llama_chat_format import MISTRAL_INSTRUCT_CHAT_TEMPLATE, Jinja2ChatFormatter
 
-from mentor.llm import (
+from mentor.generate.llm import (
     LlamaCppModel,
     ModelNotFound,
     OpenAICompatibleModel,

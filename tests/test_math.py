@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from mentor.store import Hit
+from mentor.index.store import Hit
 from mentor.web.render import LATEX_DELIMITERS, render_answer, safe_markdown, source_item
 from tests.pdfs import make_pdf
 

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mentor.documents import read_pages
-from mentor.ocr import OcrOptions, engine_status
+from mentor.ingest.documents import read_pages
+from mentor.ingest.ocr import OcrOptions, engine_status
 from tests.conftest import small_env
 from tests.materials import make_scan
 

@@ -15,9 +15,9 @@ import zipfile
 import pytest
 
 from mentor import Mentor
-from mentor.answer import source_block
-from mentor.documents import DocumentError, PageLimits, read_pages
-from mentor.ingest import Outcome
+from mentor.generate.answer import source_block
+from mentor.ingest.documents import DocumentError, PageLimits, read_pages
+from mentor.ingest.pipeline import Outcome
 from mentor.web.render import source_item
 from tests.materials import DECK, PICTURE_SLIDE, WORD_PAGES, make_docx, make_pptx, make_sectioned_docx
 
@@ -157,7 +157,7 @@ def test_a_batch_of_slides_and_word_files_ingests_the_good_ones_and_says_why_not
 
 
 def test_a_backup_restores_slides_and_word_files(mentor, settings, embedder, tmp_path):
-    from mentor.backup import export_backup, import_backup
+    from mentor.course.backup import export_backup, import_backup
 
     mentor.ingest([make_pptx(tmp_path / "deck.pptx"), make_sectioned_docx(tmp_path / "guide.docx")])
     archive = export_backup(mentor, tmp_path / "backups")

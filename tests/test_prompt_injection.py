@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pytest
 
-from mentor.answer import NOT_COVERED
+from mentor.generate.prompts import NOT_COVERED
 from tests.pdfs import make_pdf
 from tests.spies import ModelSpy
 

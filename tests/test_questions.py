@@ -12,9 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mentor.answer import NOT_COVERED
-from mentor.course import CourseInfo, Teaching
-from mentor.questions import FEEDBACK_FILE, MIGRATIONS, QUESTIONS_FILE, QuestionStore
+from mentor.course.info import CourseInfo, Teaching
+from mentor.course.questions import FEEDBACK_FILE, MIGRATIONS, QUESTIONS_FILE, QuestionStore
+from mentor.generate.prompts import NOT_COVERED
 from tests.conftest import minilm_folder, small_settings
 from tests.spies import ModelSpy
 
@@ -200,8 +200,8 @@ def test_the_store_migrates_itself_to_the_current_schema(tmp_path, embedder):
 KILLED_CHILD = """
 import os, signal, sys
 from pathlib import Path
-from mentor.embed import Embedder
-from mentor.questions import QuestionStore
+from mentor.index.embed import Embedder
+from mentor.course.questions import QuestionStore
 store = QuestionStore.open(Path(sys.argv[1]), Embedder(sys.argv[2]), 0.78)
 store.ask_instructor("Is the midterm open book?", "", "")
 store.save_verified("When are office hours held?", "Thursdays 2-4 pm.")

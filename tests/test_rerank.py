@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from mentor.rerank import Reranker, RerankerError, load_reranker
-from mentor.retrieve import Page, reorder
-from mentor.store import Hit
+from mentor.index.rerank import Reranker, RerankerError, load_reranker
+from mentor.index.retrieve import Page, reorder
+from mentor.index.store import Hit
 from tests.conftest import reranker_folder, small_settings
 from tests.pdfs import make_pdf
 
@@ -45,7 +45,7 @@ def test_the_reranker_puts_first_the_page_that_dense_retrieval_ranks_second(rera
     assert first_stage[:2] == [1, 2]
 
     # The reranker's order alone: it reads the answer and moves it up.
-    monkeypatch.setattr("mentor.retrieve.FIRST_STAGE_WEIGHT", 0.0)
+    monkeypatch.setattr("mentor.index.retrieve.FIRST_STAGE_WEIGHT", 0.0)
     assert [h.page for h in reranked.search(QUESTION, k=3)][:2] == [2, 1]
     # Fused with the first stage at the default weight, a reranker that
     # prefers the second page by one rank does not outvote it.
@@ -54,7 +54,7 @@ def test_the_reranker_puts_first_the_page_that_dense_retrieval_ranks_second(rera
 
 
 def _first_stage(mentor) -> list[Hit]:
-    from mentor.retrieve import KEYWORD_WEIGHT, fuse_pages
+    from mentor.index.retrieve import KEYWORD_WEIGHT, fuse_pages
 
     by_meaning, by_keywords = mentor.retriever.candidates(QUESTION)
     return fuse_pages([(by_meaning, 1.0), (by_keywords, KEYWORD_WEIGHT)])
@@ -88,7 +88,7 @@ def test_a_reranker_that_cannot_be_loaded_is_logged_and_searches_go_on(tmp_path,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     settings = small_settings(tmp_path, rerank_model="nobody/no-such-reranker")
 
-    with caplog.at_level(logging.ERROR, logger="mentor.rerank"):
+    with caplog.at_level(logging.ERROR, logger="mentor.index.rerank"):
         assert load_reranker(settings) is None
     assert "RERANK_MODEL" in caplog.text
     assert load_reranker(settings.replace(rerank_model="")) is None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mentor.retrieve import merge_pages
-from mentor.store import Hit
+from mentor.index.retrieve import merge_pages
+from mentor.index.store import Hit
 from tests.pdfs import label_of
 
 
@@ -70,7 +70,7 @@ def _chunks(*pages: int) -> list[Hit]:
 
 
 def test_a_page_cut_into_many_chunks_outranks_the_best_page_only_when_chunks_are_summed():
-    from mentor.retrieve import fuse_pages
+    from mentor.index.retrieve import fuse_pages
 
     # Page 1 is first in both rankings; page 7's six chunks fill ranks 3 to 8.
     by_meaning = _chunks(1, 2, 7, 7, 7, 7, 7, 7)
@@ -82,7 +82,7 @@ def test_a_page_cut_into_many_chunks_outranks_the_best_page_only_when_chunks_are
 
 
 def test_fuse_keeps_each_page_s_best_chunk_for_the_reranker():
-    from mentor.retrieve import fuse
+    from mentor.index.retrieve import fuse
 
     dense = [Hit("d", "f.pdf", 4, "4", "the second-best chunk", 0.6), Hit("d", "f.pdf", 4, "4", "another", 0.5)]
     keywords = [Hit("d", "f.pdf", 4, "4", "the best keyword chunk", 0.4)]
@@ -101,6 +101,6 @@ def test_fuse_keeps_each_page_s_best_chunk_for_the_reranker():
     ],
 )
 def test_a_query_gets_the_instruction_its_embedder_was_trained_with(model, expected):
-    from mentor.retrieve import query_text
+    from mentor.index.retrieve import query_text
 
     assert query_text(model, "what is a cell?") == expected

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from mentor import scheduler as scheduler_module
-from mentor.admission import Admission, ClientBusy, QueueFull, Request
-from mentor.answer import Answerer
-from mentor.scheduler import RepeatGuard, Sampling
-from mentor.store import Hit
+from mentor.generate import scheduler as scheduler_module
+from mentor.generate.admission import Admission, ClientBusy, QueueFull, Request
+from mentor.generate.answer import Answerer
+from mentor.generate.scheduler import RepeatGuard, Sampling
+from mentor.index.store import Hit
 from tests.conftest import eventually, small_settings
 from tests.pdfs import HANDBOOK
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mentor.store import ChunkRecord, IndexClosed, Keywords, StoreLocked
-from mentor.store.edge import EdgeStore
-from mentor.store.server import ServerStore
+from mentor.index.store import ChunkRecord, IndexClosed, Keywords, StoreLocked
+from mentor.index.store.edge import EdgeStore
+from mentor.index.store.server import ServerStore
 from tests.pdfs import HANDBOOK
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,8 +14,9 @@ from contextlib import closing
 import httpx
 import pytest
 
-from mentor.answer import GUIDE_RULES, NOT_COVERED, RULES, refusal
-from mentor.course import ASSIGNMENTS, DIRECT, GUIDE, WHOLE_COURSE, CourseInfo, Teaching
+from mentor.course.info import ASSIGNMENTS, DIRECT, GUIDE, WHOLE_COURSE, CourseInfo, Teaching
+from mentor.generate.answer import refusal
+from mentor.generate.prompts import GUIDE_RULES, NOT_COVERED, RULES
 from mentor.web.auth import AdminAuth
 from mentor.web.ui import Conversation, MentorUI
 from tests.conftest import served, small_settings

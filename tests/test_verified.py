@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mentor.questions import QuestionsError
+from mentor.course.questions import QuestionsError
 from tests.spies import ModelSpy
 
 VERIFIED = "When are office hours held?"
@@ -79,7 +79,7 @@ def test_verified_answers_work_in_sources_only_mode(settings, embedder, course):
     """Without a model the instructor's answer is still given whole; any
     other question gets the passages, and both are kept for the insights."""
     from mentor import Mentor
-    from mentor.answer import SOURCES_ONLY
+    from mentor.generate.prompts import SOURCES_ONLY
 
     course.close()
     with Mentor.open(settings, embedder=embedder, with_model=False) as sources_only:

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mentor.course import COURSE_FILE, CourseInfo
+from mentor.course.info import COURSE_FILE, CourseInfo
+from mentor.index.store import Hit
 from mentor.settings import Settings
-from mentor.store import Hit
 from mentor.web.auth import AdminAuth, LoginRefused, admin_password
 from mentor.web.client import client_address
 from mentor.web.render import message_text, render_answer, safe_markdown

@@ -25,7 +25,7 @@ import carry
 from carry import MINILM_FILES, Cache
 
 sys.path.insert(0, str(carry.ROOT))
-from mentor.embed import Embedder  # noqa: E402
+from mentor.index.embed import Embedder  # noqa: E402
 from mentor.settings import Settings  # noqa: E402
 
 SETTINGS = Settings()

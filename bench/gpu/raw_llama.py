@@ -22,7 +22,7 @@ from pathlib import Path
 import carry
 
 sys.path.insert(0, str(carry.ROOT))
-from mentor.llm import TEMPERATURE  # noqa: E402
+from mentor.generate.llm import TEMPERATURE  # noqa: E402
 from mentor.settings import Settings  # noqa: E402
 
 

@@ -2,6 +2,9 @@
 
 ``create_app(mentor)`` returns one FastAPI app; ``app.py`` serves it with
 uvicorn, and the tests serve it on loopback the same way.
+
+The top of the tree: it may import the engine and the parts below it (their
+value types and errors); nothing below imports it.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from ..course import CourseInfo
-from ..engine import Mentor
-from .auth import AdminAuth, admin_password
+from mentor.course.info import CourseInfo
+from mentor.engine import Mentor
+from mentor.web.auth import AdminAuth, admin_password
 
 STYLE = Path(__file__).with_name("style.css")
 # System fonts only: the page loads nothing from other sites, which keeps
@@ -27,8 +30,8 @@ def create_app(mentor: Mentor, auth: AdminAuth | None = None) -> FastAPI:
     instructor password (see ``auth.admin_password``)."""
     import gradio as gr
 
-    from .routes import create_router
-    from .ui import MentorUI
+    from mentor.web.routes import create_router
+    from mentor.web.ui import MentorUI
 
     if auth is None:
         auth = AdminAuth(admin_password(mentor.settings)[0])

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..settings import Settings
+from mentor.settings import Settings
 
 PASSWORD_FILE = "admin_password"
 # Clients and sessions kept in memory at most; older ones are forgotten.

@@ -9,10 +9,10 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from ..insights import Group, Insights, page_name
-from ..questions import Request, Verified
-from ..store import Hit
-from .render import snippet, when
+from mentor.course.insights import Group, Insights, page_name
+from mentor.course.questions import Request, Verified
+from mentor.index.store import Hit
+from mentor.web.render import snippet, when
 
 # Groups shown in the console (the CSV has them all).
 SHOWN_GROUPS = 30

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..course import CourseError, Teaching
-from ..engine import Mentor
-from ..insights import PERIODS, Group, groups_csv, questions_csv, since, summarize
-from ..questions import QuestionsError
-from ..store import Hit
-from .insights_render import (
+from mentor.course.info import CourseError, Teaching
+from mentor.course.insights import PERIODS, Group, groups_csv, questions_csv, since, summarize
+from mentor.course.questions import QuestionsError
+from mentor.engine import Mentor
+from mentor.index.store import Hit
+from mentor.web.insights_render import (
     citation_key,
     citation_label,
     group_label,
@@ -34,7 +34,7 @@ from .insights_render import (
     verified_html,
     verified_label,
 )
-from .render import note
+from mentor.web.render import note
 
 DEFAULT_PERIOD = "Last 30 days"
 # Pages offered as citations for a verified answer.

@@ -19,11 +19,11 @@ import re
 from datetime import datetime
 from urllib.parse import quote
 
-from ..answer import CITATION
-from ..course import DEFAULT_NAME, CourseInfo
-from ..documents import SUPPORTED
-from ..registry import Document
-from ..store import Hit
+from mentor.course.info import DEFAULT_NAME, CourseInfo
+from mentor.course.registry import Document
+from mentor.generate.prompts import CITATION
+from mentor.index.store import Hit
+from mentor.ingest.pages import SUPPORTED
 
 SNIPPET_CHARS = 240
 # Runpod's proxy cuts one upload request at about this size, and Gradio

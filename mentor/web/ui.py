@@ -23,20 +23,20 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import backup
-from ..admission import QueueFull
-from ..answer import QuestionError
-from ..course import ASSIGNMENTS, DIRECT, GUIDE, WHOLE_COURSE, CourseError, CourseInfo, Teaching
-from ..documents import SUPPORTED
-from ..engine import Mentor
-from ..ingest import SUFFIXES, IngestResult
-from ..ocr import OcrOptions, engine_status
-from ..questions import QuestionsError
-from ..registry import Document, UnknownDocument
-from .auth import AdminAuth, LoginRefused
-from .client import client_address
-from .insights_ui import InsightsConsole
-from .render import (
+from mentor.course import backup
+from mentor.course.info import ASSIGNMENTS, DIRECT, GUIDE, WHOLE_COURSE, CourseError, CourseInfo, Teaching
+from mentor.course.questions import QuestionsError
+from mentor.course.registry import Document, UnknownDocument
+from mentor.engine import Mentor
+from mentor.generate.admission import QueueFull
+from mentor.generate.answer import QuestionError
+from mentor.ingest.ocr import OcrOptions, engine_status
+from mentor.ingest.pages import SUFFIXES, SUPPORTED
+from mentor.ingest.pipeline import IngestResult
+from mentor.web.auth import AdminAuth, LoginRefused
+from mentor.web.client import client_address
+from mentor.web.insights_ui import InsightsConsole
+from mentor.web.render import (
     GUIDE_NOTE,
     LATEX_DELIMITERS,
     documents_table,

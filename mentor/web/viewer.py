@@ -14,7 +14,8 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-from ..documents import Page, place
+from mentor.index.labels import place
+from mentor.ingest.pages import Page
 
 STYLE = """
 body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #1f2328; }

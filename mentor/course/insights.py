@@ -30,8 +30,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
-from .documents import place
-from .questions import HELPFUL, UNHELPFUL, Asked, CitedPage
+from mentor.course.questions import HELPFUL, UNHELPFUL, Asked, CitedPage
+from mentor.index.labels import place
 
 # Chosen with MiniLM on bench/devset/paraphrases.jsonl (bench/questions.py):
 # course questions asked six ways each, questions that sound alike but ask

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from . import DENSE, KEYWORDS, ChunkRecord, Hit, Keywords, point_id, ranked_hits, record_of
+from mentor.index.store import DENSE, KEYWORDS, ChunkRecord, Hit, Keywords, point_id, ranked_hits, record_of
 
 SCROLL_BATCH = 256
 

@@ -37,12 +37,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from .documents import DocumentError, sha256_of
-from .embed import Embedders
-from .ingest import IngestResult, Outcome, Pipeline, Progress, ProgressCallback, check_file, expand, safe_name
-from .manifest import SCHEMA, IndexSpec, describe
-from .originals import Originals
-from .registry import (
+from mentor.course.originals import Originals
+from mentor.course.registry import (
     ACTIVE,
     BUILDING,
     DELETING,
@@ -54,9 +50,21 @@ from .registry import (
     IndexRow,
     Registry,
 )
-from .settings import Settings
-from .store import ChunkRecord, Index, Store, StoreLocked
-from .store import legacy
+from mentor.index.embed import Embedder, Embedders
+from mentor.index.manifest import SCHEMA, IndexSpec, describe
+from mentor.index.store import ChunkRecord, Index, Store, StoreLocked, legacy
+from mentor.ingest.documents import DocumentError, sha256_of
+from mentor.ingest.pipeline import (
+    IngestResult,
+    Outcome,
+    Pipeline,
+    Progress,
+    ProgressCallback,
+    check_file,
+    expand,
+    safe_name,
+)
+from mentor.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +85,10 @@ class LiveIndex:
     spec: IndexSpec
     index: Index
     pipeline: Pipeline
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.pipeline.embedder
 
 
 @dataclass
@@ -175,6 +187,12 @@ class Library:
         from: all but the instructor-only ones. Every student-facing path
         (retrieval, ``/files``, the chat's example questions) asks this."""
         return [d for d in self.registry.ready() if not d.instructor_only]
+
+    def student_doc_ids(self) -> list[str]:
+        return [d.doc_id for d in self.student_documents()]
+
+    def assignment_doc_ids(self) -> list[str]:
+        return [d.doc_id for d in self.registry.ready() if d.assignment]
 
     def interrupted(self) -> list[Document]:
         """Uploads a crash cut off; ``resume`` finishes them."""

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .schema import migrate
-from .store import Hit
+from mentor.course.schema import migrate, now
+from mentor.index.store import Hit
 
 log = logging.getLogger(__name__)
 
@@ -511,10 +511,6 @@ class QuestionStore:
             self._db.close()
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def _blob(vector) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
 
@@ -537,11 +533,14 @@ def _verified(row) -> Verified:
     return Verified(row[0], row[1], row[2], citations, row[4], row[5])
 
 
+# The words the mentor refused with when feedback was kept as JSON. A
+# migration reads old data, so it keeps the text of its own day.
+OLD_REFUSAL = "the course materials don't cover this."
+
+
 def _feedback_row(key: str, entry: dict) -> tuple:
     """An ``asked`` row from an old feedback entry (which knew no refusal
     flag: the answer's own words say it)."""
-    from .answer import NOT_COVERED
-
     answer = str(entry.get("answer") or "")
     sources = [s for s in entry.get("sources") or [] if isinstance(s, dict) and "doc_id" in s]
     scores = [float(s["score"]) for s in sources if isinstance(s.get("score"), (int, float))]
@@ -553,7 +552,7 @@ def _feedback_row(key: str, entry: dict) -> tuple:
         question,
         question,
         answer,
-        int(NOT_COVERED.lower() in answer.lower()),
+        int(OLD_REFUSAL in answer.lower()),
         max(scores) if scores else None,
         json.dumps(cited),
         _rating(entry["rating"]),

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import llama_cpp
 
-from .admission import END, Admission, Request, Stream
+from mentor.generate.admission import END, Admission, Request, Stream
 
 log = logging.getLogger(__name__)
 

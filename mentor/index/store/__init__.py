@@ -24,8 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..documents import place
-from ..settings import Settings
+from mentor.index.labels import place
+from mentor.settings import Settings
 
 DENSE = "dense"
 KEYWORDS = "bm25"
@@ -159,10 +159,10 @@ def open_store(settings: Settings) -> Store:
     else Edge shards under ``MENTOR_HOME/index``."""
     keywords = Keywords()
     if settings.qdrant_url:
-        from .server import ServerStore
+        from mentor.index.store.server import ServerStore
 
         return ServerStore.connect(settings.qdrant_url, settings.qdrant_api_key, keywords)
-    from .edge import EdgeStore
+    from mentor.index.store.edge import EdgeStore
 
     return EdgeStore(Path(settings.index_dir), keywords)
 

@@ -39,11 +39,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
-from .manifest import IndexSpec
-from .schema import migrate
+from mentor.course.schema import migrate, now
+from mentor.index.manifest import IndexSpec
 
 INGESTING = "ingesting"
 INTERRUPTED = "interrupted"
@@ -294,7 +293,3 @@ class Registry:
                 args,
             ).fetchall()
         return [Document(*row[:7], bool(row[7]), bool(row[8])) for row in rows]
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

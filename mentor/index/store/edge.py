@@ -16,7 +16,18 @@ from pathlib import Path
 
 import qdrant_edge as qe
 
-from . import DENSE, KEYWORDS, ChunkRecord, Hit, IndexClosed, Keywords, StoreLocked, point_id, ranked_hits, record_of
+from mentor.index.store import (
+    DENSE,
+    KEYWORDS,
+    ChunkRecord,
+    Hit,
+    IndexClosed,
+    Keywords,
+    StoreLocked,
+    point_id,
+    ranked_hits,
+    record_of,
+)
 
 # Points fetched per scroll call (backups, upgrades).
 SCROLL_BATCH = 256

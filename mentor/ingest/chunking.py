@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from .documents import SECTION_SEPARATOR, Page
-from .store import indexed_text
+from mentor.index.store import indexed_text
+from mentor.ingest.pages import SECTION_SEPARATOR, Page
 
 # [CLS] and [SEP] take two places in the embedder's window.
 SPECIAL_TOKENS = 2

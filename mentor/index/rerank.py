@@ -20,7 +20,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from .settings import Settings
+from mentor.settings import Settings
 
 log = logging.getLogger(__name__)
 

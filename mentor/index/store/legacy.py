@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import DENSE, ChunkRecord, StoreLocked, point_id
+from mentor.index.store import DENSE, ChunkRecord, StoreLocked, point_id
 
 COLLECTION = "course"
 SCROLL_BATCH = 256

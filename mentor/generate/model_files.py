@@ -15,6 +15,8 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,8 +25,8 @@ import httpx2
 from huggingface_hub import HfFileMetadata, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import (
     GatedRepoError,
-    HFValidationError,
     HfHubHTTPError,
+    HFValidationError,
     OfflineModeIsEnabled,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
@@ -33,7 +35,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import WeakFileLock, build_hf_headers, silent_tqdm
 
-from .settings import Settings
+from mentor.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +134,7 @@ def _download(settings: Settings, choice: ModelChoice, progress: bool) -> Path:
     where = f"{repo}/{file}"
     target = settings.models_dir / file
     log.info("downloading %s into %s", where, settings.models_dir)
-    try:
+    with _explained(choice, settings.models_dir):
         url = hf_hub_url(repo, file, endpoint=endpoint)
         meta = get_hf_file_metadata(url, endpoint=endpoint)
         if not meta.etag or meta.size is None:
@@ -143,6 +145,18 @@ def _download(settings: Settings, choice: ModelChoice, progress: bool) -> Path:
         with WeakFileLock(settings.models_dir / f".{file}.lock"):
             if not target.is_file():
                 _resume(url, meta, target, progress)
+    return target
+
+
+@contextmanager
+def _explained(choice: ModelChoice, models_dir: Path) -> Iterator[None]:
+    """Turns the Hub's and the network's errors while fetching ``choice``
+    into a ModelNotFound that says what to do."""
+    repo, file = choice.repo, choice.file
+    where = f"{repo}/{file}"
+    target = models_dir / file
+    try:
+        yield
     except GatedRepoError as e:  # before RepositoryNotFoundError, its parent
         raise ModelNotFound(
             f"MODEL_REPO={repo} is gated: accept its terms on its Hub page, then set HF_TOKEN to a token "
@@ -172,10 +186,9 @@ def _download(settings: Settings, choice: ModelChoice, progress: bool) -> Path:
         ) from e
     except (httpx2.TransportError, OSError) as e:  # a lost connection, a full disk
         raise ModelNotFound(
-            f"Downloading {where} into {settings.models_dir} failed: {e}. Start again to resume, "
+            f"Downloading {where} into {models_dir} failed: {e}. Start again to resume, "
             "or set MODEL_PATH to a GGUF file on this machine."
         ) from e
-    return target
 
 
 def _resume(url: str, meta: HfFileMetadata, target: Path, progress: bool) -> None:

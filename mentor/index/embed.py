@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from .settings import DEFAULT_EMBED_MODEL
+from mentor.settings import DEFAULT_EMBED_MODEL
 
 log = logging.getLogger(__name__)
 

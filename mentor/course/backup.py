@@ -38,12 +38,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .course import COURSE_FILE, CourseError, CourseInfo, Teaching
-from .ingest import safe_name
-from .library import RestoreSkipped
-from .manifest import IndexSpec, describe
-from .registry import Document
-from .store import ChunkRecord, Hit
+from mentor.course.info import COURSE_FILE, CourseError, CourseInfo, Teaching
+from mentor.course.library import RestoreSkipped
+from mentor.course.originals import DOC_ID
+from mentor.course.registry import Document
+from mentor.index.manifest import IndexSpec, describe
+from mentor.index.store import ChunkRecord, Hit
+from mentor.ingest.pages import SUFFIXES
+from mentor.ingest.pipeline import safe_name
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +55,10 @@ FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)
 HEADER = "backup.json"
 INSTRUCTOR = "instructor.json"
-SUFFIXES = (".pdf", ".pptx", ".docx", ".txt", ".md", ".markdown")
 MEMBER = re.compile(
     r"(?:backup\.json|course\.json|instructor\.json"
-    r"|files/[0-9a-f]{64}\.(?:pdf|pptx|docx|txt|md|markdown)|points/[0-9a-f]{64}\.jsonl)"
+    rf"|files/[0-9a-f]{{64}}\.(?:{'|'.join(sorted(s.lstrip('.') for s in SUFFIXES))})|points/[0-9a-f]{{64}}\.jsonl)"
 )
-DOC_ID = re.compile(r"[0-9a-f]{64}")
 HIT_FIELDS = ("doc_id", "file", "page", "page_label", "text", "score", "section")
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 
@@ -269,7 +269,7 @@ def _import_document(mentor, tar, members, row, dimension: int, summary: ImportS
         raise BackupError(f"{HEADER} lists a document with a malformed id: {str(doc.doc_id)[:80]!r}")
     if not all(isinstance(n, int) and n >= 0 for n in (doc.size, doc.pages, doc.chunks)):
         raise BackupError(f"{HEADER} lists {name} with malformed counts.")
-    original = next((members[f"files/{doc.doc_id}{s}"] for s in SUFFIXES if f"files/{doc.doc_id}{s}" in members), None)
+    original = next((members[f"files/{doc.doc_id}{s}"] for s in sorted(SUFFIXES) if f"files/{doc.doc_id}{s}" in members), None)
     points = members.get(f"points/{doc.doc_id}.jsonl")
     if original is None or points is None:
         summary.skipped.append((name, "its file or its vectors are missing from the backup"))

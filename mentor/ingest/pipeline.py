@@ -18,26 +18,16 @@ from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 
-from .chunking import Chunk, Chunker
-from .documents import (
-    OFFICE_SUFFIXES,
-    TEXT,
-    TEXT_SUFFIXES,
-    DocumentError,
-    Page,
-    PageLimits,
-    count_pages,
-    detect_kind,
-    place,
-    read_pages,
-)
-from .embed import Embedder
-from .manifest import IndexSpec
-from .ocr import OcrOptions
-from .settings import Settings
-from .store import ChunkRecord, Index
+from mentor.index.embed import Embedder
+from mentor.index.labels import place
+from mentor.index.manifest import IndexSpec
+from mentor.index.store import ChunkRecord, Index
+from mentor.ingest.chunking import Chunk, Chunker
+from mentor.ingest.documents import DocumentError, PageLimits, count_pages, detect_kind, read_pages
+from mentor.ingest.ocr import OcrOptions
+from mentor.ingest.pages import SUFFIXES, TEXT, Page
+from mentor.settings import Settings
 
-SUFFIXES = {".pdf", *OFFICE_SUFFIXES, *TEXT_SUFFIXES}
 # How often progress is reported while pages are read more slowly than a
 # batch of chunks fills (OCR takes seconds a page).
 REPORT_SECONDS = 1.0

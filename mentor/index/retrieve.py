@@ -15,11 +15,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from .library import Library
-from .rerank import Reranker
-from .settings import Settings
-from .store import Hit, IndexClosed, indexed_text
+from mentor.index.embed import Embedder
+from mentor.index.manifest import IndexSpec
+from mentor.index.rerank import Reranker
+from mentor.index.store import Hit, Index, IndexClosed, indexed_text
+from mentor.settings import Settings
 
 # Chunks fetched from each of the two searches before fusing.
 DEPTH = 50
@@ -74,10 +76,34 @@ class Retrieval:
     covered: bool
 
 
+class Searchable(Protocol):
+    """The index students search now, as retrieval reads it."""
+
+    spec: IndexSpec
+    index: Index
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+
+class CourseView(Protocol):
+    """What answering reads of a course, and nothing that writes: the
+    documents students may be answered from, which of them are
+    assignments, and the live index."""
+
+    settings: Settings
+
+    def student_doc_ids(self) -> list[str]: ...
+
+    def assignment_doc_ids(self) -> list[str]: ...
+
+    def live(self) -> Searchable: ...
+
+
 class Retriever:
-    def __init__(self, library: Library, settings: Settings | None = None, reranker: Reranker | None = None):
-        self.library = library
-        self.settings = settings or library.settings
+    def __init__(self, course: CourseView, settings: Settings | None = None, reranker: Reranker | None = None):
+        self.course = course
+        self.settings = settings or course.settings
         self.reranker = reranker
 
     @property
@@ -114,15 +140,15 @@ class Retriever:
         """The chunks nearest in meaning and the best keyword matches, before fusion."""
         # Students' documents only: instructor-only text never reaches a
         # prompt, a source or a link.
-        ready = [d.doc_id for d in self.library.student_documents()]
+        ready = self.course.student_doc_ids()
         try:
             return self._search(question, ready)
         except IndexClosed:  # a rebuilt index was swapped in meanwhile: ask the new one
             return self._search(question, ready)
 
     def _search(self, question: str, ready: list[str]) -> tuple[list[Hit], list[Hit]]:
-        live = self.library.live()
-        dense = live.pipeline.embedder.embed_query(query_text(live.spec.embed_model, question))
+        live = self.course.live()
+        dense = live.embedder.embed_query(query_text(live.spec.embed_model, question))
         return live.index.search(dense, question, ready, DEPTH)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 
 def migrate(db: sqlite3.Connection, migrations: Sequence[str]) -> int:
@@ -29,3 +30,8 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[str]) -> int:
             db.execute("ROLLBACK")
             raise
     return len(migrations)
+
+
+def now() -> str:
+    """The time a row is written, as the course's databases store it (UTC, ISO 8601)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

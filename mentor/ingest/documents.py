@@ -21,42 +21,33 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .ocr import OcrOptions, OcrUnavailable, needs_ocr, read_page
+from mentor.ingest import office
+from mentor.ingest.ocr import OcrOptions, OcrUnavailable, needs_ocr, read_page
+from mentor.ingest.pages import (
+    DOCX,
+    OFFICE_NAMES,
+    OFFICE_SUFFIXES,
+    PDF,
+    PPTX,
+    SUPPORTED,
+    TEXT,
+    TEXT_SUFFIXES,
+    Page,
+    section_trail,
+)
 
 log = logging.getLogger(__name__)
 
-PDF = "pdf"
-TEXT = "text"
-PPTX = "pptx"
-DOCX = "docx"
-TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
-OFFICE_SUFFIXES = {".pptx", ".docx"}
-SUPPORTED = "PDF, .pptx, .docx, .txt or .md"
-# Labels that carry their own unit; any other label is a printed page label.
-UNITS = ("slide", "section")
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # Starting a page reader (a fresh interpreter importing pypdf) and opening
 # the PDF; the parent has already opened the same file once.
 OPEN_SECONDS = 120
-# Bookmark titles joined into a page's section trail; deeper levels and
-# longer titles are not headings any more.
-SECTION_SEPARATOR = " › "
+# Bookmarks deeper than this are not headings any more.
 MAX_OUTLINE_DEPTH = 8
-MAX_TITLE_CHARS = 150
 
 
 class DocumentError(ValueError):
     """A file that cannot be read as course material; the message says why."""
-
-
-@dataclass(frozen=True)
-class Page:
-    index: int  # 1-based physical page
-    label: str  # the printed page label
-    text: str
-    problem: str = ""  # why the text is missing, when it is
-    section: str = ""  # the PDF bookmarks in force here: "Strings › Converting Numbers"
-    ocr: bool = False  # the text was read by OCR from the page's image
 
 
 @dataclass(frozen=True)
@@ -82,11 +73,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def place(label: str) -> str:
-    """Where a citation points, in words: "page iv", "slide 12", "section 3"."""
-    return label if label.split(" ", 1)[0] in UNITS else f"page {label}"
-
-
 def detect_kind(path: Path, limits: PageLimits | None = None) -> str:
     """Tells PDF, slides, Word and text apart by content, so a renamed file
     cannot pass as what it is not."""
@@ -99,7 +85,6 @@ def detect_kind(path: Path, limits: PageLimits | None = None) -> str:
     if path.suffix.lower() == ".pdf":
         raise DocumentError("not a PDF: the file does not start with a PDF header")
     if path.suffix.lower() in OFFICE_SUFFIXES:
-        from . import office
 
         try:
             return office.check(path, (limits or PageLimits()).memory_mb)
@@ -228,10 +213,10 @@ def _outline_starts(reader, items: list, parents: tuple[str, ...], depth: int = 
             if depth < MAX_OUTLINE_DEPTH:
                 yield from _outline_starts(reader, item, trail, depth + 1)
             continue
-        trail = (*parents, " ".join(str(item.title).split())[:MAX_TITLE_CHARS])
+        trail = (*parents, str(item.title))
         page = reader.get_destination_page_number(item)
         if page is not None and page >= 0:
-            yield page, SECTION_SEPARATOR.join(trail)
+            yield page, section_trail(trail)
 
 
 class _PageLost(Exception):
@@ -304,7 +289,6 @@ def _office_pages(path: Path, kind: str, limits: PageLimits) -> tuple[Page, ...]
 
 @functools.lru_cache(maxsize=4)
 def _office_pages_of(path: str, size: int, mtime_ns: int, kind: str, limits: PageLimits) -> tuple[Page, ...]:
-    from .office import NAMES
 
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
@@ -313,11 +297,11 @@ def _office_pages_of(path: str, size: int, mtime_ns: int, kind: str, limits: Pag
     sender.close()
     try:
         if not receiver.poll(OPEN_SECONDS):
-            raise DocumentError(f"reading the {NAMES[kind]} took over {OPEN_SECONDS} s")
+            raise DocumentError(f"reading the {OFFICE_NAMES[kind]} took over {OPEN_SECONDS} s")
         try:
             pages, problem = receiver.recv()
         except EOFError:
-            raise DocumentError(f"reading the {NAMES[kind]} crashed (out of memory?)") from None
+            raise DocumentError(f"reading the {OFFICE_NAMES[kind]} crashed (out of memory?)") from None
     finally:
         worker.kill()
         worker.join()
@@ -329,10 +313,9 @@ def _office_pages_of(path: str, size: int, mtime_ns: int, kind: str, limits: Pag
 
 def _read_office(path: str, kind: str, sender, limits: PageLimits) -> None:
     """Child process: sends (pages, "") or ((), why not)."""
-    from . import office
 
     _limit_memory(limits)
-    name = office.NAMES[kind]
+    name = OFFICE_NAMES[kind]
     try:
         sender.send((tuple(_office_page_list(Path(path), kind, limits)), ""))
     except MemoryError:
@@ -342,7 +325,6 @@ def _read_office(path: str, kind: str, sender, limits: PageLimits) -> None:
 
 
 def _office_page_list(path: Path, kind: str, limits: PageLimits) -> Iterator[Page]:
-    from . import office
 
     if kind == PPTX:
         rows = ((label, "", text, problem) for label, text, problem in office.slides(path))

@@ -22,9 +22,9 @@ from typing import Protocol
 import httpx
 from jinja2 import TemplateError
 
-from .admission import END, Admission, QueueFull, Request, Stream
-from .model_files import ModelNotFound, choose_model, resolve_model_path
-from .settings import Settings
+from mentor.generate.admission import END, Admission, QueueFull, Request, Stream
+from mentor.generate.model_files import ModelNotFound, choose_model, resolve_model_path
+from mentor.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class LlamaCppModel:
         from llama_cpp._internals import LlamaModel
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        from .scheduler import Scheduler
+        from mentor.generate.scheduler import Scheduler
 
         path = Path(path)
         # What Llama(verbose=False) does: llama.cpp logs errors only.
@@ -220,7 +220,7 @@ class LlamaCppModel:
         """Queues the reply to ``messages`` and returns its stream of pieces;
         ``max_tokens`` is cut to the room the prompt leaves in ``n_ctx``.
         Raises ``QueueFull`` when every slot is busy and the line is full."""
-        from .scheduler import Sampling
+        from mentor.generate.scheduler import Sampling
 
         formatted = self._format(messages)
         prompt = self._llama.tokenize(formatted.prompt.encode(), add_bos=not formatted.added_special, special=True)

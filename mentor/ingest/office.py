@@ -31,16 +31,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
 
-from .documents import MAX_TITLE_CHARS, SECTION_SEPARATOR
+from mentor.ingest.pages import DOCX, OFFICE_NAMES, PPTX, section_trail
 
-PPTX = "pptx"
-DOCX = "docx"
 MAIN_TYPES = {
     "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml": PPTX,
     "application/vnd.ms-powerpoint.presentation.macroEnabled.main+xml": PPTX,
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml": DOCX,
 }
-NAMES = {PPTX: "PowerPoint file", DOCX: "Word file"}
 # An encrypted Office file is an OLE compound file holding these streams.
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
@@ -58,7 +55,7 @@ def check(path: Path, max_unpacked_mb: int) -> str:
     refusing what cannot be read: an encrypted or old binary file, a
     damaged zip, another kind of package, or one that unpacks to more than
     ``max_unpacked_mb``."""
-    named = NAMES.get(path.suffix.lower().lstrip("."), "Office file")
+    named = OFFICE_NAMES.get(path.suffix.lower().lstrip("."), "Office file")
     with path.open("rb") as f:
         head = f.read(len(OLE_MAGIC))
     if head == OLE_MAGIC:
@@ -71,7 +68,7 @@ def check(path: Path, max_unpacked_mb: int) -> str:
         raise OfficeError(f"the {named} is damaged or truncated and cannot be read ({e})") from e
     if unpacked > max_unpacked_mb << 20:
         raise OfficeError(
-            f"the {NAMES[kind]} unpacks to {unpacked / 2**20:,.0f} MB, more than the {max_unpacked_mb:,} MB "
+            f"the {OFFICE_NAMES[kind]} unpacks to {unpacked / 2**20:,.0f} MB, more than the {max_unpacked_mb:,} MB "
             "a document may take while it is read: split it into smaller files (or, if it should be small, it is damaged)"
         )
     return kind
@@ -232,7 +229,7 @@ def _sections(document) -> Iterator[tuple[str, str, str]]:
         text = _table_text(block) if isinstance(block, Table) else block.text.strip()
         if level is not None and text:
             if has_body:
-                yield f"section {number}", _trail(trail), "\n".join(lines)
+                yield f"section {number}", section_trail(title for _, title in trail), "\n".join(lines)
                 number, lines, has_body = number + 1, [], False
             trail = [(lvl, title) for lvl, title in trail if lvl < level] + [(level, text)]
         elif text:
@@ -240,7 +237,7 @@ def _sections(document) -> Iterator[tuple[str, str, str]]:
         if text:
             lines.append(text)
     if lines:
-        yield f"section {number}", _trail(trail), "\n".join(lines)
+        yield f"section {number}", section_trail(title for _, title in trail), "\n".join(lines)
 
 
 def _heading_level(paragraph) -> int | None:
@@ -249,10 +246,6 @@ def _heading_level(paragraph) -> int | None:
     name = paragraph.style.name if paragraph.style is not None else ""
     found = HEADING.fullmatch(name.strip())
     return int(found[1]) if found else None
-
-
-def _trail(trail: list[tuple[int, str]]) -> str:
-    return SECTION_SEPARATOR.join(" ".join(title.split())[:MAX_TITLE_CHARS] for _, title in trail)
 
 
 def _table_text(table) -> str:
