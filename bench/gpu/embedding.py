@@ -5,7 +5,7 @@
 A BERT of all-MiniLM-L6-v2's configuration (6 layers, 384 wide, 12 heads),
 initialised at random by transformers, is saved beside MiniLM's own
 tokenizer and sentence-transformers files (carried; the 90 MB of weights
-are not) and loaded by ``mentor.embed.Embedder`` as the app loads a model
+are not) and loaded by ``mentor.index.embed.Embedder`` as the app loads a model
 folder. Chunks of about 150 word pieces, the app's chunk size, cut from the
 repository's prose, are embedded at the app's batch size and at a larger one.
 """
