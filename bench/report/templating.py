@@ -8,7 +8,7 @@ import functools
 from pathlib import Path
 
 import jinja2
-from jinja2.utils import missing
+from jinja2.utils import missing as NO_OBJECT
 
 from .formatting import FILTERS
 from .verdicts import GOALS, VERDICTS
@@ -24,7 +24,7 @@ class NotMeasured(jinja2.StrictUndefined):
     __slots__ = ()
 
     def _file_missing(self) -> bool:
-        return self._undefined_obj is missing and self._undefined_hint is None
+        return self._undefined_obj is NO_OBJECT and self._undefined_hint is None
 
     def __str__(self) -> str:
         if self._file_missing():
