@@ -186,6 +186,44 @@ def page_sources(pdf: Path, page: int) -> list:
     ]
 
 
+# ---------------------------------------------------------------- answering dev-set questions
+
+
+def answering_options(p, name: str) -> None:
+    """The options of a benchmark in which a GGUF model answers dev-set
+    questions from pages of the Octave manual (generate.py, repetition.py)."""
+    p.add_argument("--model", type=Path, help="the GGUF file (default: the tiny SmolLM2 model)")
+    p.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all; default 0, the CPU)")
+    p.add_argument("--pdf", type=Path, help="where the sources come from (default: the Octave manual)")
+    p.add_argument("--devset", type=Path, default=DEVSET / "octave.jsonl")
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--out", type=Path, help=f"result JSON (default bench/results/{name}.json)")
+    p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
+
+
+def answering_model(args, name: str) -> tuple[Path, object]:
+    """The GGUF file (--model, or the tiny SmolLM2 model) and the mentor's
+    settings for it. Only the prompt's settings are used: no embedder is
+    loaded, and the home is never written."""
+    path = (args.model or tiny_gguf()).resolve()
+    return path, mentor_settings(OUT / f"{name}-unused", MODEL_PATH=str(path), EMBED_MODEL="unused")
+
+
+def source_pdf(args) -> Path:
+    """Where the prompts' sources are cut from: --pdf, or the Octave manual
+    (CorpusMissing where it is not installed)."""
+    return args.pdf.resolve() if args.pdf else corpus("octave")[0]
+
+
+def devset_prompts(answerer, pdf: Path, devset: Path, count: int) -> Iterator[tuple[dict, list[dict], list]]:
+    """The first ``count`` dev-set questions that name a page, each with the
+    messages ``answerer`` writes for it from ``pdf`` at that page, and the
+    sources it used."""
+    for q in [q for q in load_jsonl(devset) if q.get("pages")][:count]:
+        messages, used = answerer.prompt(q["question"], page_sources(pdf, q["pages"][0]), [], "GNU Octave")
+        yield q, messages, used
+
+
 def fresh_dir(path: Path) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
