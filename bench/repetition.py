@@ -22,7 +22,16 @@ import argparse
 import re
 import sys
 
-from common import CorpusMissing, answering_model, answering_options, begin, devset_prompts, log, source_pdf, write_result
+from common import (
+    CorpusMissing,
+    answering_model,
+    answering_options,
+    begin,
+    devset_prompts,
+    log,
+    source_pdf,
+    write_result,
+)
 
 CITATION = re.compile(r"\[(\d+)\]")
 UNGUARDED = 10**9

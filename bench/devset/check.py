@@ -41,7 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,7 +204,7 @@ class Pages:
 def _read(path: Path, reading: str) -> list[str]:
     if reading == "ocr":
         return _ocr_texts(path)
-    from mentor.documents import read_pages
+    from mentor.ingest.documents import read_pages
 
     return [page.text for page in read_pages(path)]
 
@@ -214,8 +214,8 @@ def _ocr_texts(path: Path) -> list[str]:
     and the Tesseract version (another version reads differently)."""
     from common import OUT
 
-    from mentor.documents import read_pages
-    from mentor.ocr import OcrOptions, check_engine
+    from mentor.ingest.documents import read_pages
+    from mentor.ingest.ocr import OcrOptions, check_engine
 
     options = OcrOptions()
     check_engine(options)
