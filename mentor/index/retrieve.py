@@ -33,9 +33,17 @@ RRF_K = 5
 # hybrid did not pay (0.575 against 0.595). The keyword search still runs
 # (0.1 ms), so a weight can come back without a reindex.
 KEYWORD_WEIGHT = 0.0
-# "sum": every chunk of a page adds its share, so a page that several
-# chunks match rises; "best": only a page's best chunk in each ranking
-# counts. Summing ranked better on both halves.
+# How a page's chunks add up (``fuse``):
+#   "sum": every chunk adds its share, so a page that several chunks match
+#     rises, and a long page of weak chunks can outrank a short page whose
+#     one chunk matches exactly (a scanned note beside a manual);
+#   "best": only a page's best chunk in each ranking counts, at its rank
+#     among pages;
+#   "floor:<c>": the best chunk counts, and another chunk of the page only
+#     when its cosine is within c of the chunk nearest the question, so
+#     weak chunks add nothing however many there are;
+#   "decay:<f>": the page's shares, largest first, weighted 1, f, f², …
+PAGE_RULES = ("sum", "best", "floor", "decay")
 PER_PAGE = "sum"
 # After reranking, the first stage's rank is fused in at this weight
 # against the reranker's rank (0: the reranker's order alone, which ranked
@@ -168,26 +176,40 @@ def passage(chunk: Hit) -> str:
 def fuse(
     rankings: Sequence[tuple[list[Hit], float]], *, k: int = RRF_K, per_page: str = PER_PAGE
 ) -> list[Page]:
-    """Pages ranked by weighted reciprocal rank fusion of chunk rankings
-    (see PER_PAGE), each with its best chunk: the one with the largest share."""
-    score: dict[tuple[str, int], float] = defaultdict(float)
-    best: dict[tuple[str, int], tuple[float, Hit]] = {}
+    """Pages ranked by weighted reciprocal rank fusion of chunk rankings,
+    a page's chunks added up by the rule ``per_page`` (see PAGE_RULES),
+    each page with its best chunk: the one with the largest share."""
+    rule, _, arg = per_page.partition(":")
+    if rule not in PAGE_RULES or bool(arg) != (rule in ("floor", "decay")):
+        raise ValueError(f"per_page={per_page!r}: one of sum, best, floor:<cosine>, decay:<factor>")
+    # The cosine of the chunk nearest the question, for "floor".
+    top = max((h.score for hits, _ in rankings for h in hits), default=0.0)
+    shares: dict[tuple[str, int], list[tuple[float, Hit]]] = defaultdict(list)
     for hits, weight in rankings:
         seen: set[tuple[str, int]] = set()
         for rank, hit in enumerate(hits, start=1):
             key = (hit.doc_id, hit.page)
-            if per_page == "best":  # the rank among pages, each page once
+            if rule == "best":  # the rank among pages, each page once
                 if key in seen:
                     continue
                 seen.add(key)
                 rank = len(seen)
-            share = weight / (k + rank)
-            score[key] += share
-            if key not in best or share > best[key][0]:
-                best[key] = (share, hit)
+            shares[key].append((weight / (k + rank), hit))
+    score, best = {}, {}
+    for key, found in shares.items():
+        ordered = sorted(found, key=lambda s: s[0], reverse=True)  # stable: ties keep rank order
+        best[key] = ordered[0][1]
+        if rule == "decay":
+            score[key] = sum(share * float(arg) ** i for i, (share, _) in enumerate(ordered))
+        elif rule == "floor":
+            # The best share always counts; another chunk only when its
+            # cosine is within ``arg`` of the nearest chunk's.
+            score[key] = ordered[0][0] + sum(s for s, h in ordered[1:] if h.score >= top - float(arg))
+        else:
+            score[key] = sum(share for share, _ in ordered)
     pages = {(h.doc_id, h.page): h for h in merge_pages([h for hits, _ in rankings for h in hits])}
-    ordered = sorted(score, key=score.get, reverse=True)
-    return [Page(pages[key], best[key][1], score[key]) for key in ordered if key in pages]
+    ordered_keys = sorted(score, key=score.get, reverse=True)
+    return [Page(pages[key], best[key], score[key]) for key in ordered_keys if key in pages]
 
 
 def fuse_pages(rankings: Sequence[tuple[list[Hit], float]], **how) -> list[Hit]:
