@@ -165,30 +165,45 @@ def check(pdf: Path, devsets: list[Path]) -> tuple[dict[str, int], list[str]]:
 
 
 class Pages:
-    """The page texts of one course file, read once, as the corpus reads them."""
+    """The page texts of one course file, as the corpus reads them: a PDF
+    with a text layer page by page as needed, any other file whole, once."""
 
     def __init__(self, path: Path, reading: str):
         self.path, self.reading = path, reading
-        self._texts: list[str] | None = None
+        self._pdf = PdfReader(path) if reading == "text" and path.suffix.lower() == ".pdf" else None
+        self._texts: dict[int, str] = {}
         self._variants: dict[int, set[str]] = {}
 
-    @property
+    def __len__(self) -> int:
+        if self._pdf is not None:
+            return len(self._pdf.pages)
+        self._read_all()
+        return len(self._texts)
+
+    def text(self, page: int) -> str:
+        if page not in self._texts:
+            if self._pdf is not None:
+                self._texts[page] = self._pdf.pages[page - 1].extract_text() or ""
+            else:
+                self._read_all()
+        return self._texts[page]
+
     def texts(self) -> list[str]:
-        if self._texts is None:
-            self._texts = _read(self.path, self.reading)
-        return self._texts
+        return [self.text(page) for page in range(1, len(self) + 1)]
 
     def variants(self, page: int) -> set[str]:
         if page not in self._variants:
-            self._variants[page] = page_variants(self.texts[page - 1])
+            self._variants[page] = page_variants(self.text(page))
         return self._variants[page]
+
+    def _read_all(self) -> None:
+        if not self._texts:
+            self._texts = dict(enumerate(_read(self.path, self.reading), 1))
 
 
 def _read(path: Path, reading: str) -> list[str]:
     if reading == "ocr":
         return _ocr_texts(path)
-    if path.suffix.lower() == ".pdf":
-        return [page.extract_text() or "" for page in PdfReader(path).pages]
     from mentor.documents import read_pages
 
     return [page.text for page in read_pages(path)]
@@ -247,14 +262,14 @@ def check_corpus(
             errors.append(f"file {named!r} is not in the corpus ({', '.join(sorted(by_name))})")
         elif kind != "unanswerable":
             pages = by_name[named] if named is not None else next(iter(by_name.values()))
-        errors += shape_errors(rec, len(pages.texts) if pages else 10**9)
+        errors += shape_errors(rec, len(pages) if pages else 10**9)
         if not errors and pages is not None:
             page = rec["pages"][0]
             if not any(squash(rec["evidence"]) in text for text in pages.variants(page)):
                 errors.append(f"evidence not on page {page} of {pages.path.name}: {rec['evidence']!r}")
         for word in rec.get("absent", []):
             where_found = [
-                f"{p.path.name} p.{i}" for p in by_name.values() for i, t in enumerate(p.texts, 1) if word.lower() in t.lower()
+                f"{p.path.name} p.{i}" for p in by_name.values() for i, t in enumerate(p.texts(), 1) if word.lower() in t.lower()
             ]
             if where_found:
                 errors.append(f"{word!r} is not absent: {', '.join(where_found[:3])}")

@@ -13,8 +13,9 @@ filling the page. The mentor reads such pages by OCR (``mentor/ocr.py``),
 so the dev set's evidence (``scanned.jsonl``) is what Tesseract reads, not
 the source's text layer.
 
-Deterministic: the same source and script give the same bytes (fixed PDF
-dates, no random noise).
+Deterministic: the same source, script and libraries give the same bytes
+(fixed PDF dates, no random noise). Another Pillow version writes other bytes
+but the same images: Tesseract reads the same text.
 """
 
 from __future__ import annotations
