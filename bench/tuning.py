@@ -17,8 +17,8 @@ reported on the same corpus:
   on the other corpora (the mean of their MRR@5, each corpus weighing the
   same) and reported on the corpus left out, beside the defaults of before.
   A lever's new value ships only if, chosen this way, it wins on the
-  corpora left out: better on more of them than it is worse, worse on none
-  by more than ``MIN_GAIN``, and better on their mean.
+  corpora left out: better on more of them than it is worse, and better
+  on their mean (by ``MIN_GAIN`` for the reranker, which costs time).
 - **Refusal**: the nearest chunk's cosine (``MIN_SCORE``), the gap between
   it and the tenth chunk's, the reranker's best score; thresholds chosen
   on the other corpora, refusal recall on off-course questions and false
@@ -392,12 +392,16 @@ def _means(rows: list[dict]) -> dict:
     }
 
 
-def verdict(rows: list[dict], new: str = "chosen_figures", old: str = "before") -> dict:
-    """Does the choice win on the corpora left out: worse MRR@5 on none of
-    them by more than MIN_GAIN (one question), better on their mean."""
+def verdict(rows: list[dict], new: str = "chosen_figures", old: str = "before", min_mean: float = 0.0) -> dict:
+    """Does the choice win on the corpora left out: better MRR@5 on more of
+    them than worse, and better on their mean (by ``min_mean`` or more:
+    MIN_GAIN for a lever that costs time). Not "no loss anywhere": the
+    defaults of before were chosen on the Octave manual, so on that corpus
+    they are measured on their own tuning questions."""
     gains = [round(row[new]["mrr@5"] - row[old]["mrr@5"], 3) for row in rows]
     wins, losses = sum(g > 0 for g in gains), sum(g < 0 for g in gains)
-    ships = min(gains) >= -MIN_GAIN and statistics.fmean(gains) > 0
+    mean = statistics.fmean(gains)
+    ships = wins > losses and mean > 0 and mean >= min_mean
     return {"gains": gains, "wins": wins, "losses": losses, "ships": ships}
 
 
@@ -434,7 +438,7 @@ def lever_tables(r: Rankings, corpora: list[Corpus], default: dict, rerank: bool
         tables[lever] = {
             "before": _lever_value(lever, before_value),
             "per_corpus": per_corpus,
-            "leave_one_out": {"rows": rows, "verdict": verdict(rows)},
+            "leave_one_out": {"rows": rows, "verdict": verdict(rows, min_mean=MIN_GAIN if lever == "reranker" else 0.0)},
         }
     return tables
 
@@ -587,6 +591,11 @@ def tune(corpora: list[Corpus], reranker: Rerank | None, first_p95: float | None
         if not reverted:
             break
     levers = lever_tables(r, corpora, default, rerank)
+    # On a GPU the reranker costs a few ms: it ships there if, chosen on the
+    # other corpora, it wins on the ones left out by MIN_GAIN on their mean.
+    gpu_default = default
+    if rerank and levers["reranker"]["leave_one_out"]["verdict"]["ships"]:
+        gpu_default = max(levers["reranker"]["per_corpus"], key=lambda row: r.mean(corpora, row["setting"]))["setting"]
     refusal = refusal_figures(r, corpora, first_stage_of(default), max(RERANK_PAGES) if rerank else 0)
     if rerank:
         reranker.save()
@@ -608,13 +617,14 @@ def tune(corpora: list[Corpus], reranker: Rerank | None, first_p95: float | None
                  "first_stage_weight": FIRST_STAGE_WEIGHTS},
         "how_chosen": "each setting maximizes the mean over corpora of MRR@5 (then hit@5, hit@1), each corpus weighing the same; "
         f"the reranker is kept if it adds {MIN_GAIN} to that mean (and, on a CPU, fits the budget); a choice ships if, "
-        "made leaving each corpus out, it wins on the corpora left out (more wins than losses, no loss over "
-        f"{MIN_GAIN}, a better mean)",
+        "made leaving each corpus out, it wins on the corpora left out (more wins than losses and a better mean; "
+        f"for the reranker a mean gain of {MIN_GAIN}); then each lever alone must win so too, or it goes back to "
+        "its value of before",
         "per_corpus": {
             c.name: {"before": r.metrics(c, BEFORE), "chosen": r.metrics(c, default)} for c in corpora
         },
         "leave_one_out": cpu["leave_one_out"],
-        "chosen": {"cpu": cpu["on_all"], "gpu": by_device["gpu"]["on_all"], "ships": default, "sent_back": reverted},
+        "chosen": {"cpu": cpu["on_all"], "gpu": by_device["gpu"]["on_all"], "ships": default, "ships_on_gpu": gpu_default, "sent_back": reverted},
         "leave_one_out_gpu": by_device["gpu"]["leave_one_out"],
         "levers": levers,
         "reranker": {

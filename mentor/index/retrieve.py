@@ -29,15 +29,15 @@ from mentor.settings import Settings
 # Chunks fetched from each of the two searches before fusing.
 DEPTH = 50
 # Reciprocal rank fusion: a page's share from a ranking is
-# weight / (RRF_K + rank). A small k lets the first ranks dominate. 2
-# ranked a little better on average but lost on two corpora left out, so 5
-# stays.
-RRF_K = 5
-# The keyword ranking's weight, against meaning's 1. 1.0 won on every
-# corpus left out (MRR@5 +0.01 to +0.07 over 0, chosen on the others).
-# The weight of 0 chosen on the Octave manual alone did not carry over:
-# slides and handouts name things by their words.
-KEYWORD_WEIGHT = 1.0
+# weight / (RRF_K + rank). A small k lets the first ranks dominate. 2,
+# chosen on the other corpora, was better than 5 on all five left out
+# (MRR@5 +0.001 to +0.024).
+RRF_K = 2
+# The keyword ranking's weight, against meaning's 1. 0.5, chosen on the
+# other corpora, beat 0 on four of the five left out (MRR@5 +0.02 to
+# +0.05; the Octave manual -0.002). The 0 chosen on the Octave manual
+# alone did not carry over: slides and handouts name things by their words.
+KEYWORD_WEIGHT = 0.5
 # How a page's chunks add up (``fuse``):
 #   "sum": every chunk adds its share, so a page that several chunks match
 #     rises, and a long page of weak chunks can outrank a short page whose
@@ -48,16 +48,20 @@ KEYWORD_WEIGHT = 1.0
 #     when its cosine is within c of the chunk nearest the question, so
 #     weak chunks add nothing however many there are;
 #   "decay:<f>": the page's shares, largest first, weighted 1, f, f², …
-# "floor:0.1" won on the corpora left out (MRR@5 +0.03 to +0.05 over
-# "sum", equal on the slides) and ranks best on their mean; it is also the
-# rule under which a scanned one-chunk note comes first for its own
-# sentence beside a manual (tests/test_retrieve.py).
+# "best", chosen on the other corpora, beat "sum" on three of the five
+# left out (MRR@5 +0.009 to +0.037, equal on the slides, the Octave manual
+# -0.022, where "sum" had been chosen) and ranks best on their mean; and a
+# scanned one-chunk note comes first for its own sentence beside a manual
+# (tests/test_retrieve.py), which "sum" does not do.
 PAGE_RULES = ("sum", "best", "floor", "decay")
-PER_PAGE = "floor:0.1"
+PER_PAGE = "best"
 # After reranking, the first stage's rank is fused in at this weight
 # against the reranker's rank (0: the reranker's order alone, which ranked
 # worse than the first stage on both halves).
 FIRST_STAGE_WEIGHT = 2.0
+# The k of that fusion of the reranker's rank with the first stage's (as
+# bench/tuning.py measured it; not the first stage's RRF_K).
+RERANK_RRF_K = 5
 
 # Instructions an embedder was trained to see before a query (and not
 # before a passage), by the start of its name.
@@ -238,9 +242,9 @@ def reorder(pages: list[Page], scores: Sequence[float], first_stage_weight: floa
     """``pages`` (in first-stage order) ordered by the reranker's ``scores``,
     the first-stage rank fused in at ``first_stage_weight`` (by RRF)."""
     by_reranker = sorted(range(len(pages)), key=lambda i: scores[i], reverse=True)
-    fused = {i: 1 / (RRF_K + r) for r, i in enumerate(by_reranker, start=1)}
+    fused = {i: 1 / (RERANK_RRF_K + r) for r, i in enumerate(by_reranker, start=1)}
     for i in range(len(pages)):
-        fused[i] += first_stage_weight / (RRF_K + i + 1)
+        fused[i] += first_stage_weight / (RERANK_RRF_K + i + 1)
     # Ties (equal weights) go to the reranker's order.
     order = sorted(by_reranker, key=lambda i: fused[i], reverse=True)
     return [pages[i] for i in order]
