@@ -67,3 +67,19 @@ def _add_bookmarks(writer, outline, parent=None) -> None:
 def label_of(physical: int, front_matter: int = FRONT_MATTER) -> str:
     romans = ["i", "ii", "iii", "iv", "v"]
     return romans[physical - 1] if physical <= front_matter else str(physical - front_matter)
+
+
+# Real manuals: Debian's r-doc-pdf (scripts/install.sh --dev installs it).
+R_MANUAL_DIRS = [Path("/usr/share/R/doc/manual"), Path("/usr/share/doc/r-doc-pdf/manual")]
+
+
+def r_manual(name: str = "R-data.pdf") -> Path:
+    """One of R's manuals as Debian ships it: a real PDF with running
+    headers, code and long pages. R-data.pdf (41 pages, ~180 chunks) is
+    the smallest."""
+    import pytest
+
+    found = next((folder / name for folder in R_MANUAL_DIRS if (folder / name).is_file()), None)
+    if found is None:
+        pytest.fail(f"{name} is missing: apt-get install r-doc-pdf (scripts/install.sh --dev does)")
+    return found
