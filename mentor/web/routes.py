@@ -27,12 +27,12 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 
+from mentor.course.views import CONTENT_SECURITY_POLICY, document_html
 from mentor.engine import Mentor
 from mentor.generate.admission import ClientBusy, QueueFull
 from mentor.generate.answer import Answer, QuestionError
 from mentor.ingest.documents import DocumentError, read_pages
 from mentor.web.client import client_address
-from mentor.web.viewer import CONTENT_SECURITY_POLICY, document_html
 
 log = logging.getLogger(__name__)
 
