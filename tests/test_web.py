@@ -165,8 +165,8 @@ def test_pdf_text_and_file_names_are_escaped_wherever_they_are_shown():
     assert "<script>" not in shown and "<img" not in shown and "<b>ii" not in shown and "<i>" not in shown
     assert '<div class="source-section">&lt;i&gt;Intro</div>' in shown
     assert "&lt;img src=x onerror=alert(1)&gt;.pdf" in shown
-    assert "`x <- 5`" in shown  # code stays literal: Markdown shows it as typed
-    assert safe_markdown("a < b & c") == "a &lt; b &amp; c"
+    assert "<code>x &lt;- 5</code>" in shown  # code stays literal, as typed
+    assert safe_markdown("a < b & c") == "<p>a &lt; b &amp; c</p>"
 
 
 # --- Gradio endpoints over HTTP (gradio_client) --------------------------------------
