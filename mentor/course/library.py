@@ -37,7 +37,8 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -183,6 +184,13 @@ class Library:
         name = f"{self.settings.collection}-{self.registry.course_id()}-{stamp}"
         self.registry.add_index(name, spec, state)
         return IndexRow(name, spec, state)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Holds the library's lock for a block: no upload, delete or rebuild
+        step runs meanwhile (a backup reads a still course)."""
+        with self._lock:
+            yield
 
     # --- reading -------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ def create_app(mentor: Mentor, auth: AdminAuth | None = None, class_key: ClassKe
     (see ``auth.admin_password``), ``class_key`` to the configured key."""
     import gradio as gr
 
+    from mentor.web.exports import Exports, create_export_router
     from mentor.web.render import PROXY_UPLOAD_MB
     from mentor.web.routes import create_router
     from mentor.web.ui import MentorUI
@@ -46,7 +47,10 @@ def create_app(mentor: Mentor, auth: AdminAuth | None = None, class_key: ClassKe
     app.state.class_key = class_key
     # Registered before the UI is mounted at "/", so these paths win.
     app.include_router(create_router(mentor, lambda: CourseInfo.load(settings.home).name))
-    blocks = MentorUI(mentor, auth).build()
+    exports = Exports(settings.home / "exports")
+    exports.sweep()
+    app.include_router(create_export_router(exports))
+    blocks = MentorUI(mentor, auth, exports, class_key).build()
     # Around everything, the outermost last: the size of a body is checked
     # before anything reads it, then the key before anything answers.
     app.add_middleware(ClassGate, key=class_key, auth=auth, behind_proxy=settings.behind_proxy)
