@@ -97,7 +97,7 @@ def test_the_chat_handler_streams_a_growing_answer_that_ends_with_a_link_to_the_
 
     contents = [chat[-1]["content"] for chat, _ in steps]
     assert len(steps) > 2
-    assert steps[0][0][0] == {"role": "user", "content": OFFICE_HOURS}
+    assert steps[0][0][0] == {"role": "user", "content": f"<p>{OFFICE_HOURS}</p>"}
     assert all(len(a) <= len(b) for a, b in zip(contents[:-2], contents[1:-1]))  # grows while streaming
     final = contents[-1]
     assert '<div class="sources">' in final
@@ -113,7 +113,7 @@ def test_follow_ups_get_the_plain_answer_text_as_history_not_the_sources_html(ui
     assert [m["role"] for m in conversation.history] == ["user", "assistant"]
     assert conversation.history[0]["content"] == OFFICE_HOURS
     assert "<div" not in conversation.history[1]["content"]
-    assert conversation.history[1]["content"] in chat[-1]["content"]
+    assert safe_markdown(conversation.history[1]["content"]) in chat[-1]["content"]
 
     *_, (chat, conversation) = ui.answer("Which room is that in?", chat, conversation)
     assert len(chat) == 4 and len(conversation.history) == 4
