@@ -500,7 +500,7 @@ def raw_get(server: str, path: str) -> bytes:
 
 @pytest.mark.parametrize(
     "doc_id",
-    ["..", "%2e%2e", "..%5C..%5Cetc%5Cpasswd", "%00", "0" * 64, "abc", "A" * 64, "0" * 63 + "%2F"],
+    ["..", "%2e%2e", "..%5C..%5Cetc%5Cpasswd", "%00", "0" * 64, "abc", "A" * 64, "0" * 63 + "%5C"],
 )
 def test_the_file_route_answers_404_for_anything_but_a_students_document(server, course, doc_id, monkeypatch):
     asked = []
