@@ -105,7 +105,7 @@ def test_the_instructor_password_on_that_page_opens_the_course(course, page):  #
     page.get_by_label("Instructor password").fill(PASSWORD)
     page.get_by_role("button", name="Open the course").click()
 
-    expect(page.locator("#chat")).to_be_visible()
+    expect(page.locator("#chat")).to_be_visible(timeout=60_000)
     assert page.url == url + "/"
 
 
@@ -213,7 +213,7 @@ def test_hostile_model_output_makes_no_element_in_a_chat_with_the_apps_settings(
     from tests.test_browser import _free_port
 
     hit = Hit("d" * 64, "notes.md", 1, "1", "Kepler: $T^2 \\propto a^3$. In R: `x <- 5` and df$x.", 0.9)
-    shown = render_answer(HOSTILE + "\n\nAnd $x^2$ with `df$x <- 5`. [1]", [(1, hit)], [hit], False, 0.4)
+    shown = render_answer("So $x^2$, with `df$x <- 5` [1].\n\n" + HOSTILE, [(1, hit)], [hit], False, 0.4)
     with gr.Blocks() as demo:
         gr.Chatbot(
             value=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": shown}],
