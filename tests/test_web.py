@@ -293,7 +293,6 @@ def _instructor_calls(tmp_path, handbook_id):
     fake_backup.write_bytes(b"not really")
     return {
         "/upload": ([handle_file(str(notes))], False),
-        "/new_link": (),
         "/delete_document": (handbook_id,),
         "/save_course": ("Hacked", "Owned", "Nothing?"),
         "/export_backup": (),
@@ -686,3 +685,55 @@ def test_uploads_dropped_into_gradios_cache_are_deleted_after_indexing(ui, tmp_p
     discard_upload(cached)
     discard_upload(outside)
     assert not cached.exists() and outside.exists()
+
+
+# --- The class link, and limits on what a student writes -------------------------------
+
+
+def test_new_link_replaces_the_key_and_the_old_link_and_its_cookies_stop_working(course, tmp_path):
+    from mentor.web import create_app
+    from mentor.web.access import KEY_FILE, NEW_LINK, ClassKey
+
+    key, auth = ClassKey.from_settings(course.settings.replace(home=tmp_path)), AdminAuth(PASSWORD)
+    old = key.key
+    with served(create_app(course, auth, key)) as url, httpx.Client(base_url=url) as browser:
+        assert browser.get(f"/api/stats?key={old}").status_code == 200
+        assert browser.get("/api/stats").status_code == 200  # its cookie
+        assert browser.post(NEW_LINK, data={"session": "forged"}).status_code == 401 and key.key == old
+
+        made = browser.post(NEW_LINK, data={"session": auth.login(PASSWORD, "10.0.0.4")})
+
+        new = key.key
+        assert made.status_code == 303 and made.headers["location"] == f"/?key={new}" and new != old
+        assert (tmp_path / KEY_FILE).read_text().strip() == new
+        assert browser.get("/api/stats").status_code == 401  # the old cookie
+        assert httpx.get(f"{url}/api/stats", headers={"Authorization": f"Bearer {old}"}).status_code == 401
+        assert browser.get(made.headers["location"]).status_code == 200  # the new link, which sets the new cookie
+        assert browser.get("/api/stats").status_code == 200
+
+
+def test_the_console_shows_the_link_and_a_key_set_by_the_setting_is_not_replaced_from_it(course):
+    from mentor.web.access import ClassKey
+
+    ui = MentorUI(course, AdminAuth(PASSWORD), class_key=ClassKey.from_settings(course.settings.replace(class_key="k")))
+    token = ui.auth.login(PASSWORD, "10.0.0.4")
+
+    assert ui.share.class_link(token) == f"{course.settings.share_url}/?key=k" and ui.share.class_link("") == ""
+    assert "MENTOR_CLASS_KEY" in ui.share.new_link_button(token) and ui.share.new_link_button("") == ""
+    keyed_ui = MentorUI(course, AdminAuth(PASSWORD), class_key=ClassKey("k2"))
+    assert 'action="/class/new-link"' in keyed_ui.share.new_link_button(keyed_ui.auth.login(PASSWORD, "10.0.0.4"))
+
+
+def test_one_client_passes_at_most_ten_questions_an_hour_to_the_instructor(course):
+    from mentor.web.ui import ASKS_PER_HOUR, SLOW_DOWN
+
+    ui = MentorUI(course, AdminAuth(PASSWORD))
+    student, classmate = http_request("10.0.0.5"), http_request("10.0.0.6")
+    asked = course.questions.requests()
+
+    sent = [ui.ask_instructor(f"Question {n}?", "", Conversation(), [], student)[2] for n in range(ASKS_PER_HOUR + 1)]
+    other = ui.ask_instructor("Mine?", "", Conversation(), [], classmate)[2]
+
+    assert all("Sent to your instructor" in s for s in sent[:-1])
+    assert SLOW_DOWN.split(".")[0] in sent[-1] and "Sent to your instructor" in other
+    assert len(course.questions.requests()) == len(asked) + ASKS_PER_HOUR + 1

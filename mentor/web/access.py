@@ -46,6 +46,10 @@ COOKIE_SECONDS = 365 * 24 * 3600
 # The one path open to anyone: a health check says nothing about the course.
 OPEN_PATHS = frozenset({"/healthz"})
 INSTRUCTOR_LOGIN = "/class/instructor"
+# "New link" is a plain form post, not a Gradio event: the page that asks
+# holds the old key, so its answer could not come back through the gate;
+# the redirect to the new link gives this browser the new cookie.
+NEW_LINK = "/class/new-link"
 MAX_LOGIN_BODY = 4096
 REFUSED = "Ask your instructor for the class link."
 
@@ -134,8 +138,9 @@ class ClassGate:
         if scope["type"] not in ("http", "websocket") or not self.key.enabled or scope["path"] in OPEN_PATHS:
             return await self.app(scope, receive, send)
         conn = HTTPConnection(scope)
-        if scope["type"] == "http" and scope["path"] == INSTRUCTOR_LOGIN:
-            response = await self._instructor_login(conn, receive)
+        if scope["type"] == "http" and scope["path"] in (INSTRUCTOR_LOGIN, NEW_LINK):
+            answer = self._instructor_login if scope["path"] == INSTRUCTOR_LOGIN else self._new_link
+            response = await answer(conn, receive)
             return await response(scope, receive, send)
         linked = self.key.accepts(conn.query_params.get("key"))
         bearer = conn.headers.get("authorization", "")
@@ -181,8 +186,7 @@ class ClassGate:
         """The refusal page's form: the instructor password opens the course."""
         if conn.scope["method"] != "POST":
             return refusal(conn)
-        body = await _read_body(receive, MAX_LOGIN_BODY)
-        password = (parse_qs(body.decode("utf-8", "replace")).get("password") or [""])[0]
+        password = await _form_field(receive, "password")
         try:
             token = self.auth.login(password, client_address(conn, self.behind_proxy))
         except LoginRefused as e:
@@ -193,13 +197,37 @@ class ClassGate:
         return response
 
 
-async def _read_body(receive, limit: int) -> bytes:
+    async def _new_link(self, conn: HTTPConnection, receive) -> Response:
+        """The console's "New link": with a live instructor session, a new
+        key, and this browser sent to the new link (which gives it the cookie)."""
+        session = await _form_field(receive, "session") if conn.scope["method"] == "POST" else ""
+        if not self.auth.is_admin(session):
+            return refusal(conn, "Log in as the instructor first (Instructor tab).")
+        try:
+            key = self.key.renew()
+        except KeyFixed as e:
+            return HTMLResponse(refusal_page(str(e)), status_code=409, headers={"Cache-Control": "no-store"})
+        return RedirectResponse(f"/?key={quote(key, safe='')}", status_code=303, headers={"Cache-Control": "no-store"})
+
+
+async def _form_field(receive, name: str) -> str:
+    """One field of a small url-encoded form body (at most ``MAX_LOGIN_BODY`` bytes read)."""
     body = b""
     while True:
         message = await receive()
         body += message.get("body", b"")
-        if len(body) > limit or not message.get("more_body"):
-            return body[:limit]
+        if len(body) > MAX_LOGIN_BODY or not message.get("more_body"):
+            break
+    return (parse_qs(body[:MAX_LOGIN_BODY].decode("utf-8", "replace")).get(name) or [""])[0]
+
+
+def new_link_form(session: str) -> str:
+    """The console's "New link" button, a form that carries the instructor's session."""
+    return (
+        f'<form method="post" action="{NEW_LINK}" class="new-link">'
+        f'<input type="hidden" name="session" value="{html.escape(session)}">'
+        '<button type="submit" class="lg secondary">New link</button></form>'
+    )
 
 
 def refusal(conn: HTTPConnection, problem: str = "") -> Response:

@@ -16,7 +16,7 @@ import gradio as gr
 
 from mentor.course import backup
 from mentor.engine import Mentor
-from mentor.web.access import ClassKey, KeyFixed
+from mentor.web.access import ClassKey, new_link_form
 from mentor.web.exports import Exports
 from mentor.web.materials import discard_upload, document_choices
 from mentor.web.render import documents_table, human_size, note, results_html, stats_markdown
@@ -41,16 +41,17 @@ class Share:
             return ""  # logged out: the link leaves the page
         return self.class_key.link(self.mentor.settings.share_url)
 
-    def new_link(self, token: str) -> tuple:
-        """Replaces the class key: the old link, and every browser that
-        opened it, are refused from now on."""
-        self.require(token)
+    def new_link_button(self, token: str) -> str:
+        """The "New link" button (a form: ``access.NEW_LINK``), for the
+        logged-in instructor; it replaces the key, so the old link and every
+        browser that opened it are refused from then on."""
         try:
-            self.class_key.renew()
-        except KeyFixed as e:
-            return gr.skip(), note(str(e), "error")
-        said = "New link made. The old link no longer opens the course: share this one with your class."
-        return self.class_link(token), note(said, "ok")
+            self.require(token)
+        except gr.Error:
+            return ""
+        if self.class_key.source in ("env", "off"):
+            return note("The key is set by MENTOR_CLASS_KEY: change it there and restart to replace the link.", "ok")
+        return new_link_form(token)
 
     def export_backup(self, token: str) -> tuple:
         """Exports the course into a folder of its own; the console gets a
@@ -99,8 +100,7 @@ class Share:
                     elem_id="class-link",
                     scale=4,
                 )
-                new_link = gr.Button("New link", size="md", scale=0, min_width=120)
-            link_message = gr.HTML()
+                new_link = gr.HTML(elem_id="new-link")
             gr.Markdown(
                 "**Back up** everything (documents, index, course page) into one file, and "
                 "**restore** it on a new pod without re-indexing. Only `/workspace` survives a pod; "
@@ -125,7 +125,7 @@ class Share:
                     import_message = gr.HTML()
         # Filled in once logged in: the key is never part of the page itself.
         admin.change(self.class_link, [admin], [link], api_visibility="private")
-        new_link.click(self.new_link, [admin], [link, link_message], api_name="new_link")
+        admin.change(self.new_link_button, [admin], [new_link], api_visibility="private")
         export_button.click(self.export_backup, [admin], [export_file, export_message], api_name="export_backup")
         import_button.click(
             self.import_backup,
