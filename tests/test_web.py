@@ -737,3 +737,54 @@ def test_one_client_passes_at_most_ten_questions_an_hour_to_the_instructor(cours
     assert all("Sent to your instructor" in s for s in sent[:-1])
     assert SLOW_DOWN.split(".")[0] in sent[-1] and "Sent to your instructor" in other
     assert len(course.questions.requests()) == len(asked) + ASKS_PER_HOUR + 1
+
+
+def test_the_class_key_and_its_cookie_are_compared_in_constant_time(monkeypatch):
+    from mentor.web.access import ClassKey
+
+    calls = []
+    original = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append((a, b)) or original(a, b))
+    key = ClassKey("s3cret")
+
+    assert key.accepts("s3cret") and not key.accepts("s3creT") and not key.accepts(None)
+    assert key.accepts_cookie(key.cookie_value()) and not key.accepts_cookie("s3cret")
+    assert calls[:2] == [(b"s3cret", b"s3cret"), (b"s3creT", b"s3cret")] and len(calls) == 4
+
+
+def test_an_upload_ticked_instructor_only_is_listed_as_such_and_never_for_students(course, tmp_path):
+    ui = MentorUI(course, AdminAuth(PASSWORD))
+    token = ui.auth.login(PASSWORD, "10.0.0.7")
+    manual = tmp_path / "answers.md"
+    manual.write_text("# Answers\nProblem 9: the answer is 42 kilometres per second.\n")
+
+    *_, (results, _, table, *_) = ui.materials.upload([str(manual)], True, token, progress=lambda *a, **k: None)
+
+    doc = course.library.find("answers.md")
+    try:
+        assert "answers.md: added" in results and doc.instructor_only
+        assert ["answers.md", "Instructor only"] == table[0][:2]
+        assert doc.doc_id not in course.library.student_doc_ids()
+    finally:
+        course.remove(doc.doc_id)
+
+
+def test_an_export_waits_for_the_librarys_lock_keeps_its_own_folder_and_expires(course, tmp_path):
+    from mentor.web.exports import Exports
+
+    exports = Exports(tmp_path / "exports")
+    done = []
+    with course.library.exclusive():  # an upload or a delete in progress
+        waiting = threading.Thread(target=lambda: done.append(exports.create(course)))
+        waiting.start()
+        waiting.join(1)
+        assert waiting.is_alive() and not done
+    waiting.join(120)
+    (first, archive), (second, other) = done[0], exports.create(course)
+
+    assert archive.is_file() and other.is_file() and archive.parent != other.parent
+    exports.remove(first)
+    assert exports.archive(first) is None and exports.archive(second) == other
+    brief = Exports(tmp_path / "brief", keep_seconds=0.5)
+    token, _ = brief.create(course)
+    assert eventually(lambda: brief.archive(token) is None, 10)
