@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import served, small_settings, tiny_gguf
+from tests.conftest import eventually, served, small_settings, tiny_gguf
 from tests.pdfs import make_pdf
 
 QUESTION = "When are office hours held?"
@@ -125,6 +125,13 @@ def test_a_client_that_already_has_every_slot_is_told_to_wait_with_a_429_whateve
     question = [{"role": "user", "content": "Tell me everything about the planets."}]
     # The fair share counts the address: a new conversation id is the same client.
     client = "127.0.0.1 api:c1"
+    scheduler = mentor.model.scheduler
+
+    def idle() -> bool:  # a closed stream leaves its slot at the scheduler's next step
+        with scheduler._lock:
+            return not scheduler._admission.running + scheduler._admission.waiting
+
+    assert eventually(idle, 60)
     mine = [mentor.model.stream_chat(question, 900, client=client) for _ in range(2)]
     try:
         reply = keyed.post(f"{url}/api/chat", json={"message": QUESTION, "conversation_id": conversation}, timeout=30)
