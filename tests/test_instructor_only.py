@@ -34,18 +34,21 @@ def test_an_upload_marked_instructor_only_is_flagged_from_the_row_that_registers
     assert all(h.doc_id != result.doc_id for h in mentor.search("comet period 76 years Kepler"))
 
 
-def test_a_new_version_keeps_the_flag_even_when_it_is_set_while_the_new_version_is_indexed(mentor, tmp_path):
-    first = make_pdf(tmp_path / "v1" / "solutions.pdf", SOLUTIONS, 0)
-    second = make_pdf(tmp_path / "v2" / "solutions.pdf", [SOLUTIONS[0] + " Corrected."], 0)
-    mentor.library.add(first)
+def test_a_new_version_keeps_the_flag_set_before_it_and_the_one_set_while_it_is_indexed(mentor, tmp_path):
+    versions = [make_pdf(tmp_path / f"v{n}" / "solutions.pdf", [f"{SOLUTIONS[0]} Version {n}."], 0) for n in range(3)]
+    mentor.library.add(versions[0], instructor_only=True)
+
+    second = mentor.library.add(versions[1])  # no flag asked: the earlier version's stays
+
+    assert second.outcome.value == "replaced" and mentor.library.find("solutions.pdf").instructor_only
+    mentor.library.set_flags("solutions.pdf", instructor_only=False, assignment=False)
 
     def flag_meanwhile(progress):
         mentor.library.set_flags("solutions.pdf", instructor_only=True, assignment=False)
 
-    result = mentor.library.add(second, progress=flag_meanwhile)
+    third = mentor.library.add(versions[2], progress=flag_meanwhile)
 
-    assert result.ok and result.outcome.value == "replaced"
-    assert mentor.library.find("solutions.pdf").doc_id == result.doc_id
+    assert third.ok and mentor.library.find("solutions.pdf").doc_id == third.doc_id
     assert mentor.library.find("solutions.pdf").instructor_only
     assert mentor.library.student_doc_ids() == []
 
