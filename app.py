@@ -2,7 +2,8 @@
 
 Builds the settings and the ``Mentor`` (index, embedder, model) once for
 the process, says in the log where the data lives, which model answers,
-the link to share and how the instructor logs in, then serves the web app
+the link to share (with the class key: ``mentor.web.access``) and how
+the instructor logs in, then serves the web app
 on 0.0.0.0:$PORT (7860 by default).
 """
 
@@ -119,12 +120,16 @@ def serve(mentor) -> None:
     import uvicorn
 
     from mentor.web import create_app
+    from mentor.web.access import ClassKey
     from mentor.web.auth import AdminAuth, admin_password, login_instructions
 
     settings = mentor.settings
     password, source = admin_password(settings)
-    app = create_app(mentor, AdminAuth(password))
-    log.info("Link to share with students: %s", settings.share_url)
+    class_key = ClassKey.from_settings(settings)
+    app = create_app(mentor, AdminAuth(password), class_key)
+    log.info("Link to share with students: %s", class_key.link(settings.share_url))
+    if not class_key.enabled:
+        log.warning("MENTOR_CLASS_KEY=off: anyone who finds the address can use the course")
     log.info(login_instructions(settings, password, source))
     log.info("serving on http://%s:%d", HOST, settings.port)
     # No access log: the UI's streaming requests would drown what matters.

@@ -739,6 +739,9 @@ class App:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.password = "bench-password"
+        # No class key: the bench's clients are its own scripts on loopback
+        # (the key costs one comparison per request, nothing to measure).
+        env = {"MENTOR_CLASS_KEY": "off", **env}
         full_env = {
             **os.environ,
             **mentor_env(home, PORT=str(self.port), MENTOR_ADMIN_PASSWORD=self.password, **env),

@@ -295,7 +295,7 @@ class Upload(threading.Thread):
             client.predict(self.app.password, api_name="/login")
             began = time.perf_counter()
             self.started.set()
-            result = client.predict([handle_file(str(f)) for f in self.files], api_name="/upload")
+            result = client.predict([handle_file(str(f)) for f in self.files], False, api_name="/upload")
             html = str(result[0] if isinstance(result, (list, tuple)) else result)
             self.figures = {"seconds": round(time.perf_counter() - began, 1), "outcome": _outcome(html)}
         except Exception as e:  # noqa: BLE001

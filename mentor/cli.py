@@ -55,6 +55,11 @@ def parser() -> argparse.ArgumentParser:
 
     c = command("ingest", cmd_ingest, "add PDFs, .txt and .md files or folders of them")
     c.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    c.add_argument(
+        "--instructor-only",
+        action="store_true",
+        help="for the instructor only (a solution manual): never retrieved, quoted, cited or served to students",
+    )
     c = command("search", cmd_search, "show the best matching pages for a question")
     c.add_argument("question", nargs="?")
     c.add_argument("-k", type=int, default=None, help="how many pages (default TOP_K)")
@@ -93,7 +98,9 @@ def optimize_index(mentor: Mentor, quiet: bool) -> None:
 
 def cmd_ingest(args, settings: Settings) -> int:
     with open_mentor(settings, with_model=False) as mentor:
-        results = mentor.ingest(args.paths, progress=None if args.json else show_progress)
+        results = mentor.ingest(
+            args.paths, progress=None if args.json else show_progress, instructor_only=args.instructor_only
+        )
         if any(r.outcome in (Outcome.ADDED, Outcome.REPLACED) for r in results):
             optimize_index(mentor, args.json)
     for r in results:

@@ -98,11 +98,21 @@ class Mentor:
             raise
         return cls(settings, library, model, questions, lock, problem, reranker)
 
-    def ingest(self, paths: Iterable[Path], progress: ProgressCallback | None = None) -> list[IngestResult]:
-        return self.library.add_paths(paths, progress)
+    def ingest(
+        self, paths: Iterable[Path], progress: ProgressCallback | None = None, *, instructor_only: bool = False
+    ) -> list[IngestResult]:
+        return self.library.add_paths(paths, progress, instructor_only=instructor_only)
 
-    def ingest_file(self, path: Path, name: str | None = None, progress: ProgressCallback | None = None) -> IngestResult:
-        return self.library.add(path, name, progress)
+    def ingest_file(
+        self,
+        path: Path,
+        name: str | None = None,
+        progress: ProgressCallback | None = None,
+        *,
+        instructor_only: bool = False,
+    ) -> IngestResult:
+        """Adds one file; ``instructor_only`` keeps it from students from its first byte."""
+        return self.library.add(path, name, progress, instructor_only=instructor_only)
 
     def documents(self) -> list[Document]:
         return self.library.documents()
@@ -135,8 +145,10 @@ class Mentor:
     def stored_file(self, doc_id: str) -> Path | None:
         return self.library.stored_file(doc_id)
 
-    def stats(self) -> dict:
-        docs = self.documents()
+    def stats(self, students: bool = False) -> dict:
+        """The course's size and its model; ``students``: counting only the
+        documents students may get answers from (what a student may be told)."""
+        docs = self.library.student_documents() if students else self.documents()
         return {
             "documents": len(docs),
             "chunks": sum(d.chunks for d in docs),

@@ -140,6 +140,9 @@ class Settings:
     ocr: bool = True
     ocr_languages: str = "eng"
     admin_password: str | None = None
+    # The key in the class link (MENTOR_CLASS_KEY): None makes one on the
+    # first start, kept in MENTOR_HOME/class_key; "off" opens the course.
+    class_key: str | None = None
     port: int = 7860
     runpod_pod_id: str | None = None
     # Served behind a reverse proxy (BEHIND_PROXY=1, or on Runpod): a
@@ -240,6 +243,7 @@ class Settings:
             ocr=get("OCR", flag, d.ocr),
             ocr_languages=get("OCR_LANGUAGES", str, d.ocr_languages),
             admin_password=get("MENTOR_ADMIN_PASSWORD"),
+            class_key=get("MENTOR_CLASS_KEY"),
             port=get("PORT", int, d.port),
             runpod_pod_id=get("RUNPOD_POD_ID"),
             proxied=get("BEHIND_PROXY", flag, d.proxied),

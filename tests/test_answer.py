@@ -56,14 +56,35 @@ def test_a_follow_up_is_rewritten_before_retrieval(spied):
     answer.finish()
 
     assert spy.calls[0][0]["content"].startswith("Rewrite the student's last question")
-    # The query is the rewrite when the model gave a question, else the
-    # earlier question with the follow-up: which, the model's reply decides.
-    rewritten = spy.replies[0].strip().splitlines()[0].strip(' "') if spy.replies[0].strip() else ""
-    if rewritten.endswith("?"):
-        assert answer.query == f"{rewritten} (What is escape velocity?)"
-    else:
-        assert answer.query == "What is escape velocity? And what is it for the Earth?"
+    assert "Student: What is escape velocity?" in spy.calls[0][-1]["content"]
+    assert answer.query != "And what is it for the Earth?"  # never the follow-up alone
     assert answer.sources[0].page == 4
+
+
+class Rewrites:
+    """A model that rewrites the follow-up as asked, always the same way."""
+
+    name, n_ctx = "rewrites", 2048
+
+    def count_tokens(self, text):
+        return len(text) // 3
+
+    def stream_chat(self, messages, max_tokens, **options):
+        yield ' "What is the escape velocity of the Earth?"\nAnything after the first line is dropped.'
+
+
+def test_a_rewrite_that_is_a_question_is_the_query_with_the_earlier_question_beside_it(mentor):
+    from mentor.generate.answer import Answerer
+
+    history = [
+        {"role": "user", "content": "What is escape velocity?"},
+        {"role": "assistant", "content": "It is the speed needed to leave a body's gravity [1]."},
+    ]
+    answerer = Answerer(mentor.retriever, Rewrites(), mentor.settings)
+
+    query = answerer.standalone("And what is it for the Earth?", history)
+
+    assert query == "What is the escape velocity of the Earth? (What is escape velocity?)"
 
 
 class Answers:

@@ -283,8 +283,12 @@ def test_ocr_smoke_reads_every_word_of_a_scanned_page(inputs):
 
 def test_report_renders_every_section_from_the_smoke_results(inputs):
     results = inputs["results"]
-    if not any(results.glob("*.json")):
-        pytest.skip("runs after the other smoke tests")
+    # Run alone, it makes the smoke results it reads itself (never a skip:
+    # a skipped report test would hide a broken report).
+    if not (results / "ingest.json").exists() and not (results / "ingest-r-manuals.json").exists():
+        bench("ingest", "--files", inputs["pdf"], inputs=inputs)
+    if not (results / "ocr.json").exists():
+        bench("ocr", inputs=inputs)
     for name in ("ingest",):  # report.py reads ingest-<corpus>.json
         if (results / f"{name}.json").exists():
             (results / f"{name}.json").rename(results / "ingest-r-manuals.json")

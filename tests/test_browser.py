@@ -35,6 +35,7 @@ OFFICE_HOURS_PAGE = next(n for n, text in enumerate(HANDBOOK, start=1) if text.s
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "browser-test-password"
+CLASS_KEY = "browser-class-key"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -59,6 +60,7 @@ def running_app(root: Path, **env: str) -> Iterator[str]:
     ``root/home`` and its log in ``root/app.log``, until the block ends;
     yields its URL once it is ready."""
     port = _free_port()
+    env = {"MENTOR_CLASS_KEY": CLASS_KEY, **env}
     environment = small_env(root / "home", PORT=str(port), MENTOR_ADMIN_PASSWORD=PASSWORD, **env)
     log = (root / "app.log").open("w")
     command = [sys.executable, "app.py"]
@@ -100,7 +102,7 @@ def test_instructor_uploads_a_pdf_and_a_student_follows_a_streamed_answer_to_the
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    page.goto(app_url + "/")
+    page.goto(f"{app_url}/?key={CLASS_KEY}")
     expect(page.locator("#chat")).to_contain_text(NO_MATERIALS)
 
     # The instructor logs in and drops the handbook.
@@ -122,7 +124,8 @@ def test_instructor_uploads_a_pdf_and_a_student_follows_a_streamed_answer_to_the
         link.click()
     pdf = opened.value
     assert re.fullmatch(rf"{re.escape(app_url)}/files/[0-9a-f]{{64}}#page={OFFICE_HOURS_PAGE}", pdf.url), pdf.url
-    with urllib.request.urlopen(pdf.url.split("#")[0], timeout=10) as response:
+    request = urllib.request.Request(pdf.url.split("#")[0], headers={"Authorization": f"Bearer {CLASS_KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         assert response.headers["content-type"] == "application/pdf"
         assert response.read() == (tmp_path / "handbook.pdf").read_bytes()
 
@@ -140,7 +143,7 @@ def test_a_student_follows_a_citation_to_a_slide_and_its_formula_renders(app_url
         notes={},
         picture_slide=None,
     )
-    page.goto(app_url + "/")
+    page.goto(f"{app_url}/?key={CLASS_KEY}")
     _upload(page, deck, "orbits.pptx: added (2 slides, 2 chunks)")
 
     bot = _ask(page, "What does Kepler's third law say about a planet's period?")

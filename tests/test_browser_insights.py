@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import small_settings
 from tests.pdfs import make_pdf
-from tests.test_browser import ARTIFACTS, PASSWORD, browser, page, running_app  # noqa: F401 - the fixtures, shared
+from tests.test_browser import ARTIFACTS, CLASS_KEY, PASSWORD, browser, page, running_app  # noqa: F401 - the fixtures, shared
 
 VERIFIED_QUESTION = "When are office hours held?"
 VERIFIED_ANSWER = "Every Thursday, 2 to 4 pm, in room B12 of the physics building. Bring your problem sets."
@@ -58,7 +58,8 @@ def app_url(tmp_path_factory, embedder):
         office = [h for h in mentor.search(VERIFIED_QUESTION, 3) if h.page_label == "4"]
         mentor.questions.save_verified(VERIFIED_QUESTION, VERIFIED_ANSWER, office[:1])
     with running_app(root, MAX_ANSWER_TOKENS="16") as url:
-        answers = [httpx.post(f"{url}/api/chat", json={"message": q}, timeout=180).json() for q in QUESTIONS]
+        keyed = {"Authorization": f"Bearer {CLASS_KEY}"}
+        answers = [httpx.post(f"{url}/api/chat", json={"message": q}, headers=keyed, timeout=180).json() for q in QUESTIONS]
         assert [a["verified"] is not None for a in answers].count(True) >= 1
         assert sum(a["refused"] for a in answers) >= 3
         yield url
@@ -68,7 +69,7 @@ def test_the_insights_page_after_twenty_questions(app_url, page):  # noqa: F811 
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    page.goto(app_url + "/")
+    page.goto(f"{app_url}/?key={CLASS_KEY}")
     page.get_by_role("tab", name="Instructor").click()
     page.get_by_label("Instructor password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
@@ -101,7 +102,7 @@ def test_a_student_gets_the_verified_answer_marked_as_the_instructors(app_url, p
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    page.goto(app_url + "/")
+    page.goto(f"{app_url}/?key={CLASS_KEY}")
     page.locator("#question textarea").fill("When are the office hours held?")
     page.locator("#question textarea").press("Enter")
 

@@ -66,12 +66,16 @@ def test_the_default_embedder_loads_its_bundled_copy_without_any_network_call(tm
 # --- app.py, offline, without a model --------------------------------------------
 
 
+KEY = "first-run-class-key"
+KEYED = {"Authorization": f"Bearer {KEY}"}
+
+
 def start_app(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path, int]:
     port = closed_port()
     log = tmp_path / "app.log"
     app = subprocess.Popen(
         [sys.executable, "app.py"],
-        env=env | {"PORT": str(port), "MENTOR_ADMIN_PASSWORD": "pw", "PYTHONUNBUFFERED": "1"},
+        env=env | {"PORT": str(port), "MENTOR_ADMIN_PASSWORD": "pw", "MENTOR_CLASS_KEY": KEY, "PYTHONUNBUFFERED": "1"},
         cwd=ROOT,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
@@ -80,13 +84,17 @@ def start_app(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Pa
 
 
 def healthz(port: int, app: subprocess.Popen, log: Path, seconds: float) -> dict:
-    """/healthz's answer, waited for; fails with the log if it never comes."""
+    """/healthz's answer, waited for, with /api/stats's (the model, its
+    problem, the course's size: /healthz tells nothing about the course);
+    fails with the log if it never comes."""
     import httpx
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and app.poll() is None:
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+            stats = httpx.get(f"http://127.0.0.1:{port}/api/stats", headers=KEYED, timeout=10).json()
+            return {**health, "problem": stats["model_problem"] or None, **stats}
         except httpx.HTTPError:
             time.sleep(0.25)
     raise AssertionError(f"no /healthz within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
@@ -105,7 +113,9 @@ def test_offline_without_a_model_the_app_serves_the_passages_with_their_pages(tm
         started = time.monotonic()
         health = healthz(port, app, log, 60)
         assert time.monotonic() - started < 60
-        answer = httpx.post(f"http://127.0.0.1:{port}/api/chat", json={"message": "When are office hours held?"}, timeout=60)
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/api/chat", json={"message": "When are office hours held?"}, headers=KEYED, timeout=60
+        )
     finally:
         app.terminate()
         app.wait(30)

@@ -25,32 +25,33 @@ from tests.pdfs import make_pdf
     ],
 )
 def test_each_kind_of_formula_reaches_katex_between_delimiters_it_renders(written, shown):
-    assert safe_markdown(written) == shown
+    assert safe_markdown(written) == f"<p>{shown}</p>"
     lefts = {d["left"] for d in LATEX_DELIMITERS}
     # No single "$": KaTeX would pair any two of them.
     assert lefts == {"$$", "\\[", "\\("}
 
 
 @pytest.mark.parametrize(
-    "text",
+    "text, shown",
     [
-        "A ticket costs $5 and $10 with the discount.",
-        "Prices: $5-$10, or $20.",
-        "It costs $5.",
-        "In R, df$x + df$y adds two columns.",
-        "Run `echo $HOME` and `echo $PATH`.",
-        "An escaped \\$5 and another \\$6.",
+        ("A ticket costs $5 and $10 with the discount.", "A ticket costs $5 and $10 with the discount."),
+        ("Prices: $5-$10, or $20.", "Prices: $5-$10, or $20."),
+        ("It costs $5.", "It costs $5."),
+        ("In R, df$x + df$y adds two columns.", "In R, df$x + df$y adds two columns."),
+        ("Run `echo $HOME` and `echo $PATH`.", "Run <code>echo $HOME</code> and <code>echo $PATH</code>."),
+        ("An escaped \\$5 and another \\$6.", "An escaped $5 and another $6."),  # Markdown's escape
+        ("In R: `x <- 5` then `df$x`", "In R: <code>x &lt;- 5</code> then <code>df$x</code>"),
     ],
 )
-def test_prices_code_and_r_columns_stay_text(text):
-    assert safe_markdown(text) == text
+def test_prices_code_and_r_columns_stay_text(text, shown):
+    assert safe_markdown(text) == f"<p>{shown}</p>"
 
 
 def test_markup_inside_a_formula_cannot_become_a_tag_and_still_reads_as_math():
     shown = safe_markdown('If $a<b$ then <img src=x onerror="alert(1)"> and \\(c>d\\)')
 
-    assert shown == 'If \\(a\\lt b\\) then &lt;img src=x onerror="alert(1)"&gt; and \\(c\\gt d\\)'
-    assert "<" not in shown
+    assert shown == '<p>If \\(a\\lt b\\) then &lt;img src=x onerror=&quot;alert(1)&quot;&gt; and \\(c\\gt d\\)</p>'
+    assert "<img" not in shown
 
 
 def test_a_source_snippet_keeps_its_formulas_and_escapes_the_rest():
@@ -66,7 +67,7 @@ def test_an_answer_with_formulas_keeps_them_beside_its_sources():
 
     shown = render_answer("It is $v = \\sqrt{2GM/r}$ [1], about $11 a kilogram.", [(1, hit)], [hit], False, 0.4)
 
-    assert shown.startswith("It is \\(v = \\sqrt{2GM/r}\\) [1], about $11 a kilogram.\n\n")
+    assert shown.startswith("<p>It is \\(v = \\sqrt{2GM/r}\\) [1], about $11 a kilogram.</p>\n\n")
     assert "Escape velocity is \\(\\sqrt{2GM/r}\\)." in shown
 
 

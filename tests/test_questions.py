@@ -210,3 +210,18 @@ def test_what_was_written_survives_kill_9(tmp_path, embedder):
     assert [r.question for r in store.requests()] == ["Is the midterm open book?"]
     assert [v.answer for v in store.verified_answers()] == ["Thursdays 2-4 pm."]
     store.close()
+
+
+def test_a_question_for_the_instructor_is_capped_on_the_server(tmp_path, embedder):
+    from mentor.course.questions import MAX_REQUEST_CHARS, QuestionsError
+
+    store = QuestionStore(tmp_path / QUESTIONS_FILE, embedder, 0.78)
+    try:
+        with pytest.raises(QuestionsError, match=f"the limit is {MAX_REQUEST_CHARS}"):
+            store.ask_instructor("why " * MAX_REQUEST_CHARS)
+        assert store.requests() == []
+        store.ask_instructor("why " * (MAX_REQUEST_CHARS // 5), "x" * 10**6)
+        (kept,) = store.requests()
+        assert len(kept.mentor_answer) < 10**5
+    finally:
+        store.close()

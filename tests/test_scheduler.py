@@ -194,3 +194,26 @@ def test_a_looping_answer_stops_at_its_first_repeated_block_and_is_otherwise_unc
     assert unguarded.startswith(guarded) and len(guarded) < len(unguarded)
     # Cut a few words into the first repeat of the paragraph.
     assert guarded.count(opening) == 2 and guarded[-80:] in guarded[:-80]
+
+
+def test_a_script_that_makes_up_a_new_conversation_for_every_question_gets_one_clients_share():
+    line = Admission(slots=4, queue_limit=10)
+    script = [Request(f"6.6.6.6 api:{n}") for n in range(4)]
+    student = Request("81.2.69.160 session:s1")
+    for r in (*script, student):
+        line.enqueue(r)
+
+    started = line.admit()
+
+    assert student in started and sum(r in started for r in script) == 2  # ceil(4 slots / 2 clients)
+    with pytest.raises(ClientBusy):
+        line.enqueue(Request("6.6.6.6 api:made-up"))
+
+
+def test_within_one_address_the_session_running_fewest_goes_first():
+    line = Admission(slots=2, queue_limit=4)
+    first, again, classmate = Request("10.0.0.1 session:a"), Request("10.0.0.1 session:a"), Request("10.0.0.1 session:b")
+    for r in (first, again, classmate):
+        line.enqueue(r)
+
+    assert line.admit() == [first, classmate]

@@ -158,18 +158,21 @@ def test_an_instructor_only_document_is_not_served_linked_or_suggested_through_t
     assert manual.doc_id not in json.dumps(chat) and leaks(json.dumps(chat)) == []
     assert all("solutions" not in e["text"].lower() for e in ui.page()[1].examples)
 
-    with served(create_app(course, AdminAuth("pw"))) as url:
-        assert httpx.get(f"{url}/files/{manual.doc_id}").status_code == 404
+    from mentor.web.access import ClassKey
+
+    keyed = httpx.Client(headers={"Authorization": "Bearer k"}, timeout=180)
+    with served(create_app(course, AdminAuth("pw"), ClassKey("k"))) as url:
+        assert keyed.get(f"{url}/files/{manual.doc_id}").status_code == 404
         # The questions that ask for the manual most directly, and two it answers.
         asked = [q for q in QUESTIONS if "solution" in q.lower() or "problem" in q.lower()]
         asked += ["What is escape velocity?", "When are office hours held?"]
         assert len(asked) == 7
         for question in asked:
-            body = httpx.post(f"{url}/api/chat", json={"message": question}, timeout=180).json()
+            body = keyed.post(f"{url}/api/chat", json={"message": question}).json()
             assert body["answer"] and manual.doc_id not in json.dumps(body) and leaks(json.dumps(body)) == [], body
             assert all(s["file"] in ("handbook.pdf", "homework-2.md") for s in body["sources"]), body
         handbook = course.library.find("handbook.pdf")
-        assert httpx.get(f"{url}/files/{handbook.doc_id}").status_code == 200
+        assert keyed.get(f"{url}/files/{handbook.doc_id}").status_code == 200
 
 
 def test_the_instructor_can_give_a_document_back_to_students(course):

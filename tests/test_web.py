@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import socket
 import threading
 import time
@@ -29,6 +30,9 @@ from tests.pdfs import make_pdf
 from tests.spies import ModelSpy
 
 PASSWORD = "correct horse battery staple"
+KEY = "class-key-for-tests"
+# What a student's browser or script sends once it has the class link.
+keyed = httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
 OFFICE_HOURS = "When are office hours held?"
 
 
@@ -63,8 +67,9 @@ def ui(course):
 def server(course):
     """The whole app served by uvicorn on a free loopback port, in a thread."""
     from mentor.web import create_app
+    from mentor.web.access import ClassKey
 
-    with served(create_app(course, AdminAuth(PASSWORD))) as url:
+    with served(create_app(course, AdminAuth(PASSWORD), ClassKey(KEY))) as url:
         yield url
 
 
@@ -73,7 +78,7 @@ def client(server):
     """A fresh Gradio client: its own browser session, not logged in."""
     from gradio_client import Client
 
-    return Client(server + "/", verbose=False, download_files=False)
+    return Client(server + "/", verbose=False, download_files=False, headers={"Authorization": f"Bearer {KEY}"})
 
 
 def finishes(fn, seconds: float = 120) -> bool:
@@ -92,7 +97,7 @@ def test_the_chat_handler_streams_a_growing_answer_that_ends_with_a_link_to_the_
 
     contents = [chat[-1]["content"] for chat, _ in steps]
     assert len(steps) > 2
-    assert steps[0][0][0] == {"role": "user", "content": OFFICE_HOURS}
+    assert steps[0][0][0] == {"role": "user", "content": f"<p>{OFFICE_HOURS}</p>"}
     assert all(len(a) <= len(b) for a, b in zip(contents[:-2], contents[1:-1]))  # grows while streaming
     final = contents[-1]
     assert '<div class="sources">' in final
@@ -108,7 +113,7 @@ def test_follow_ups_get_the_plain_answer_text_as_history_not_the_sources_html(ui
     assert [m["role"] for m in conversation.history] == ["user", "assistant"]
     assert conversation.history[0]["content"] == OFFICE_HOURS
     assert "<div" not in conversation.history[1]["content"]
-    assert conversation.history[1]["content"] in chat[-1]["content"]
+    assert safe_markdown(conversation.history[1]["content"]) in chat[-1]["content"]
 
     *_, (chat, conversation) = ui.answer("Which room is that in?", chat, conversation)
     assert len(chat) == 4 and len(conversation.history) == 4
@@ -165,8 +170,8 @@ def test_pdf_text_and_file_names_are_escaped_wherever_they_are_shown():
     assert "<script>" not in shown and "<img" not in shown and "<b>ii" not in shown and "<i>" not in shown
     assert '<div class="source-section">&lt;i&gt;Intro</div>' in shown
     assert "&lt;img src=x onerror=alert(1)&gt;.pdf" in shown
-    assert "`x <- 5`" in shown  # code stays literal: Markdown shows it as typed
-    assert safe_markdown("a < b & c") == "a &lt; b &amp; c"
+    assert "<code>x &lt;- 5</code>" in shown  # code stays literal, as typed
+    assert safe_markdown("a < b & c") == "<p>a &lt; b &amp; c</p>"
 
 
 # --- Gradio endpoints over HTTP (gradio_client) --------------------------------------
@@ -229,16 +234,16 @@ def test_a_closed_tab_gives_up_its_place_in_line(server, course, monkeypatch):
     monkeypatch.setattr(course._answerer, "model", spy)
     blockers = busy_model(course.model, waiting=1)
     try:
-        config = httpx.get(f"{server}/config").json()
+        config = keyed.get(f"{server}/config").json()
         chat = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "chat")
         session = uuid.uuid4().hex
         # What a browser tab does: join the queue, then listen to its events.
-        joined = httpx.post(
+        joined = keyed.post(
             f"{server}/gradio_api/queue/join",
             json={"data": [OFFICE_HOURS, [], None], "fn_index": chat, "session_hash": session},
         )
         assert joined.status_code == 200
-        with httpx.stream("GET", f"{server}/gradio_api/queue/data", params={"session_hash": session}, timeout=60) as events:
+        with keyed.stream("GET", f"{server}/gradio_api/queue/data", params={"session_hash": session}, timeout=60) as events:
             for line in events.iter_lines():
                 if "ahead of yours" in line:
                     break  # the tab closes while its question waits
@@ -257,7 +262,7 @@ def test_an_api_caller_that_hangs_up_gives_up_its_place_in_line(server, course, 
     blockers = busy_model(course.model, waiting=1)
     try:
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(f"{server}/api/chat", json={"message": OFFICE_HOURS}, timeout=httpx.Timeout(10, read=3))
+            keyed.post(f"{server}/api/chat", json={"message": OFFICE_HOURS}, timeout=httpx.Timeout(10, read=3))
         assert spy.streams  # it had joined the line
 
         assert eventually(lambda: spy.streams[0].request.cancelled, 10)
@@ -287,7 +292,7 @@ def _instructor_calls(tmp_path, handbook_id):
     fake_backup = tmp_path / "backup.tar.gz"
     fake_backup.write_bytes(b"not really")
     return {
-        "/upload": ([handle_file(str(notes))],),
+        "/upload": ([handle_file(str(notes))], False),
         "/delete_document": (handbook_id,),
         "/save_course": ("Hacked", "Owned", "Nothing?"),
         "/export_backup": (),
@@ -314,19 +319,24 @@ def _instructor_calls(tmp_path, handbook_id):
     }
 
 
-INSTRUCTOR_ENDPOINTS = [
-    "/upload", "/delete_document", "/save_course", "/export_backup", "/import_backup", "/refresh_console",
-    "/index_status", "/rebuild_index", "/document_flags", "/set_document_flags", "/save_teaching",
-    # Insights, verified answers, questions for the instructor, privacy.
-    "/insights", "/export_insights", "/draft_verified", "/ask_delete", "/delete_student_questions",
-    "/save_retention", "/verified_answers", "/edit_verified", "/find_pages", "/save_verified",
-    "/remove_verified", "/requests", "/reply_request",
-]  # fmt: skip
+# The endpoints a student (or a stranger to the console) may call; every
+# other endpoint the app exposes is the instructor's.
+STUDENT_ENDPOINTS = {"/chat", "/feedback", "/page", "/ask_instructor", "/login", "/logout"}
+
+
+def callable_endpoints(server: str) -> set[str]:
+    """Every endpoint the served app lets a client call by name, from its own config."""
+    config = keyed.get(f"{server}/config").json()
+    return {
+        "/" + d["api_name"]
+        for d in config["dependencies"]
+        if d.get("api_name") and d.get("api_visibility", "public") != "private"
+    }
 
 
 @pytest.mark.parametrize("wrong_password_first", [False, True], ids=["no login", "wrong password"])
 def test_every_instructor_endpoint_refuses_a_session_that_is_not_logged_in(
-    client, course, handbook_id, tmp_path, wrong_password_first
+    client, server, course, handbook_id, tmp_path, wrong_password_first
 ):
     from gradio_client.exceptions import AppError
 
@@ -341,7 +351,8 @@ def test_every_instructor_endpoint_refuses_a_session_that_is_not_logged_in(
         assert "Wrong password" in json.dumps(refused)
 
     calls = _instructor_calls(tmp_path, handbook_id)
-    assert sorted(calls) == sorted(INSTRUCTOR_ENDPOINTS)
+    # Derived from the app: a new instructor endpoint without a call here fails.
+    assert sorted(calls) == sorted(callable_endpoints(server) - STUDENT_ENDPOINTS)
     for api_name, args in calls.items():
         with pytest.raises(AppError, match=LOGIN_REQUIRED.split("(")[0].strip()):
             client.predict(*args, api_name=api_name)
@@ -373,7 +384,7 @@ def test_the_console_rebuilds_the_index_and_shows_its_progress(client, course):
     assert course.index.count() == sum(d.chunks for d in course.documents()) > 0
 
 
-def test_the_instructor_uploads_deletes_edits_the_course_page_and_backs_up(client, course, tmp_path):
+def test_the_instructor_uploads_deletes_edits_the_course_page_and_backs_up(client, server, course, tmp_path):
     from gradio_client import handle_file
 
     calls = _instructor_calls(tmp_path, "unused")
@@ -396,11 +407,15 @@ def test_the_instructor_uploads_deletes_edits_the_course_page_and_backs_up(clien
     assert CourseInfo.load(course.settings.home).examples == ("What is escape velocity?",)
     CourseInfo().save(course.settings.home)
 
-    download, exported = client.predict(api_name="/export_backup")
+    link, exported = client.predict(api_name="/export_backup")
     assert "Backup ready" in exported
-    archive = download["value"] if isinstance(download, dict) and "value" in download else download
-    path = archive["path"] if isinstance(archive, dict) else archive
-    restored, *_ = client.predict(handle_file(path), api_name="/import_backup")
+    href = re.search(r'href="(/exports/[^"]+)"', link)[1]
+    assert keyed.get(server + href.replace("/exports/", "/files/")).status_code == 404
+    path = tmp_path / "backup.tar.gz"
+    path.write_bytes(keyed.get(server + href).content)
+    assert eventually(lambda: keyed.get(server + href).status_code == 404, 10)  # once, then gone
+    assert not any((course.settings.home / "exports").iterdir())
+    restored, *_ = client.predict(handle_file(str(path)), api_name="/import_backup")
     assert "handbook.pdf: skipped — already indexed" in restored
 
     # What the other tests of this module asked, as the insights show it.
@@ -415,21 +430,15 @@ def test_the_instructor_uploads_deletes_edits_the_course_page_and_backs_up(clien
 # --- Plain HTTP routes ------------------------------------------------------------------
 
 
-def test_healthz_says_ready_with_the_model_and_the_course_size(server, course):
-    body = httpx.get(server + "/healthz").json()
+def test_healthz_is_open_and_says_ready_and_nothing_about_the_course(server, course):
+    response = httpx.get(server + "/healthz")  # no key
 
-    assert body == {
-        "ready": True,
-        "mode": "answers",
-        "model": course.model.name,
-        "problem": None,
-        "documents": 1,
-        "chunks": course.documents()[0].chunks,
-    }
+    assert response.status_code == 200
+    assert response.json() == {"ready": True, "mode": "answers"}
 
 
 def test_api_chat_answers_with_the_page_and_its_printed_label(server):
-    response = httpx.post(server + "/api/chat", json={"message": OFFICE_HOURS, "conversation_id": "t1"}, timeout=120)
+    response = keyed.post(server + "/api/chat", json={"message": OFFICE_HOURS, "conversation_id": "t1"}, timeout=120)
 
     body = response.json()
     assert response.status_code == 200
@@ -438,8 +447,8 @@ def test_api_chat_answers_with_the_page_and_its_printed_label(server):
 
 
 def test_api_chat_keeps_the_conversation_for_follow_ups(server):
-    first = httpx.post(server + "/api/chat", json={"message": OFFICE_HOURS}, timeout=120).json()
-    follow = httpx.post(
+    first = keyed.post(server + "/api/chat", json={"message": OFFICE_HOURS}, timeout=120).json()
+    follow = keyed.post(
         server + "/api/chat",
         json={"message": "In which room?", "conversation_id": first["conversation_id"]},
         timeout=120,
@@ -453,45 +462,60 @@ def test_api_chat_keeps_the_conversation_for_follow_ups(server):
 
 
 def test_api_chat_turns_a_refused_question_into_a_400_with_its_message(server):
-    response = httpx.post(server + "/api/chat", json={"message": "   "}, timeout=30)
+    response = keyed.post(server + "/api/chat", json={"message": "   "}, timeout=30)
 
     assert response.status_code == 400
     assert response.json()["detail"] == "Type a question first."
 
 
 def test_api_stats_counts_the_course(server):
-    stats = httpx.get(server + "/api/stats").json()
+    stats = keyed.get(server + "/api/stats").json()
 
     assert stats["documents"] == 1 and stats["pages"] == 6 and stats["model"]
     assert stats["model_status"]["slots"] == 4 and stats["model_status"]["waiting"] == 0
 
 
-def test_files_serves_the_exact_pdf_inline(server, course, handbook_id):
-    response = httpx.get(f"{server}/files/{handbook_id}")
+def test_files_serves_the_exact_pdf_inline_and_never_from_a_cache(server, course, handbook_id):
+    response = keyed.get(f"{server}/files/{handbook_id}")
 
     assert response.status_code == 200
     assert response.content == course.stored_file(handbook_id).read_bytes()
     assert response.headers["content-type"] == "application/pdf"
     assert response.headers["content-disposition"].startswith("inline")
+    # Asked again each time: a flag set later is honoured at once.
+    assert response.headers["cache-control"] in ("no-store", "private, no-cache")
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/files/../etc/passwd",
-        "/files/..%2F..%2Fetc%2Fpasswd",
-        "/files/%2e%2e/%2e%2e/etc/passwd",
-        "/files/" + "0" * 64,
-        "/files/abc",
-    ],
-)
-def test_files_answers_404_for_paths_and_unknown_ids(server, path):
-    # A raw request: an HTTP client would normalise the dots away.
+def raw_get(server: str, path: str) -> bytes:
+    """A raw request with the key: an HTTP client would normalise the dots away."""
     with socket.create_connection(("127.0.0.1", int(server.rsplit(":", 1)[1]))) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        request = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n"
+        s.sendall(request.encode())
         reply = b""
         while chunk := s.recv(65536):
             reply += chunk
+    return reply
+
+
+@pytest.mark.parametrize(
+    "doc_id",
+    ["..", "%2e%2e", "..%5C..%5Cetc%5Cpasswd", "%00", "0" * 64, "abc", "A" * 64, "0" * 63 + "%5C"],
+)
+def test_the_file_route_answers_404_for_anything_but_a_students_document(server, course, doc_id, monkeypatch):
+    asked = []
+    student_documents = course.library.student_documents
+    monkeypatch.setattr(course.library, "student_documents", lambda: asked.append(1) or student_documents())
+
+    reply = raw_get(server, "/files/" + doc_id)
+
+    assert asked, "the request never reached the file route"
+    assert reply.split(b"\r\n", 1)[0].split()[1] == b"404"
+    assert b"root:" not in reply
+
+
+@pytest.mark.parametrize("path", ["/files/../etc/passwd", "/files/..%2F..%2Fetc%2Fpasswd", "/files/%2e%2e/%2e%2e/etc/passwd"])
+def test_paths_that_climb_out_of_files_reach_no_file(server, path):
+    reply = raw_get(server, path)
 
     assert reply.split(b"\r\n", 1)[0].split()[1] == b"404"
     assert b"root:" not in reply
@@ -661,3 +685,106 @@ def test_uploads_dropped_into_gradios_cache_are_deleted_after_indexing(ui, tmp_p
     discard_upload(cached)
     discard_upload(outside)
     assert not cached.exists() and outside.exists()
+
+
+# --- The class link, and limits on what a student writes -------------------------------
+
+
+def test_new_link_replaces_the_key_and_the_old_link_and_its_cookies_stop_working(course, tmp_path):
+    from mentor.web import create_app
+    from mentor.web.access import KEY_FILE, NEW_LINK, ClassKey
+
+    key, auth = ClassKey.from_settings(course.settings.replace(home=tmp_path)), AdminAuth(PASSWORD)
+    old = key.key
+    with served(create_app(course, auth, key)) as url, httpx.Client(base_url=url) as browser:
+        assert browser.get(f"/api/stats?key={old}").status_code == 200
+        assert browser.get("/api/stats").status_code == 200  # its cookie
+        assert browser.post(NEW_LINK, data={"session": "forged"}).status_code == 401 and key.key == old
+
+        made = browser.post(NEW_LINK, data={"session": auth.login(PASSWORD, "10.0.0.4")})
+
+        new = key.key
+        assert made.status_code == 303 and made.headers["location"] == f"/?key={new}" and new != old
+        assert (tmp_path / KEY_FILE).read_text().strip() == new
+        assert browser.get("/api/stats").status_code == 401  # the old cookie
+        assert httpx.get(f"{url}/api/stats", headers={"Authorization": f"Bearer {old}"}).status_code == 401
+        assert browser.get(made.headers["location"]).status_code == 200  # the new link, which sets the new cookie
+        assert browser.get("/api/stats").status_code == 200
+
+
+def test_the_console_shows_the_link_and_a_key_set_by_the_setting_is_not_replaced_from_it(course):
+    from mentor.web.access import ClassKey
+
+    ui = MentorUI(course, AdminAuth(PASSWORD), class_key=ClassKey.from_settings(course.settings.replace(class_key="k")))
+    token = ui.auth.login(PASSWORD, "10.0.0.4")
+
+    assert ui.share.class_link(token) == f"{course.settings.share_url}/?key=k" and ui.share.class_link("") == ""
+    assert "MENTOR_CLASS_KEY" in ui.share.new_link_button(token) and ui.share.new_link_button("") == ""
+    keyed_ui = MentorUI(course, AdminAuth(PASSWORD), class_key=ClassKey("k2"))
+    assert 'action="/class/new-link"' in keyed_ui.share.new_link_button(keyed_ui.auth.login(PASSWORD, "10.0.0.4"))
+
+
+def test_one_client_passes_at_most_ten_questions_an_hour_to_the_instructor(course):
+    from mentor.web.ui import ASKS_PER_HOUR, SLOW_DOWN
+
+    ui = MentorUI(course, AdminAuth(PASSWORD))
+    student, classmate = http_request("10.0.0.5"), http_request("10.0.0.6")
+    asked = course.questions.requests()
+
+    sent = [ui.ask_instructor(f"Question {n}?", "", Conversation(), [], student)[2] for n in range(ASKS_PER_HOUR + 1)]
+    other = ui.ask_instructor("Mine?", "", Conversation(), [], classmate)[2]
+
+    assert all("Sent to your instructor" in s for s in sent[:-1])
+    assert SLOW_DOWN.split(".")[0] in sent[-1] and "Sent to your instructor" in other
+    assert len(course.questions.requests()) == len(asked) + ASKS_PER_HOUR + 1
+
+
+def test_the_class_key_and_its_cookie_are_compared_in_constant_time(monkeypatch):
+    from mentor.web.access import ClassKey
+
+    calls = []
+    original = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append((a, b)) or original(a, b))
+    key = ClassKey("s3cret")
+
+    assert key.accepts("s3cret") and not key.accepts("s3creT") and not key.accepts(None)
+    assert key.accepts_cookie(key.cookie_value()) and not key.accepts_cookie("s3cret")
+    assert calls[:2] == [(b"s3cret", b"s3cret"), (b"s3creT", b"s3cret")] and len(calls) == 4
+
+
+def test_an_upload_ticked_instructor_only_is_listed_as_such_and_never_for_students(course, tmp_path):
+    ui = MentorUI(course, AdminAuth(PASSWORD))
+    token = ui.auth.login(PASSWORD, "10.0.0.7")
+    manual = tmp_path / "answers.md"
+    manual.write_text("# Answers\nProblem 9: the answer is 42 kilometres per second.\n")
+
+    *_, (results, _, table, *_) = ui.materials.upload([str(manual)], True, token, progress=lambda *a, **k: None)
+
+    doc = course.library.find("answers.md")
+    try:
+        assert "answers.md: added" in results and doc.instructor_only
+        assert ["answers.md", "Instructor only"] == table[0][:2]
+        assert doc.doc_id not in course.library.student_doc_ids()
+    finally:
+        course.remove(doc.doc_id)
+
+
+def test_an_export_waits_for_the_librarys_lock_keeps_its_own_folder_and_expires(course, tmp_path):
+    from mentor.web.exports import Exports
+
+    exports = Exports(tmp_path / "exports")
+    done = []
+    with course.library.exclusive():  # an upload or a delete in progress
+        waiting = threading.Thread(target=lambda: done.append(exports.create(course)))
+        waiting.start()
+        waiting.join(1)
+        assert waiting.is_alive() and not done
+    waiting.join(120)
+    (first, archive), (second, other) = done[0], exports.create(course)
+
+    assert archive.is_file() and other.is_file() and archive.parent != other.parent
+    exports.remove(first)
+    assert exports.archive(first) is None and exports.archive(second) == other
+    brief = Exports(tmp_path / "brief", keep_seconds=0.5)
+    token, _ = brief.create(course)
+    assert eventually(lambda: brief.archive(token) is None, 10)

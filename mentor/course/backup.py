@@ -100,9 +100,13 @@ class ImportSummary:
 
 def export_backup(mentor, dest_dir: Path) -> Path:
     """Writes every ready document of ``mentor`` into one new archive in
-    ``dest_dir`` and returns its path. A document deleted while the export
-    runs is left out, never half in."""
-    dest_dir = Path(dest_dir)
+    ``dest_dir`` and returns its path, under the library's lock: no upload
+    or delete changes the course while it is read."""
+    with mentor.library.exclusive():
+        return _export(mentor, Path(dest_dir))
+
+
+def _export(mentor, dest_dir: Path) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     target = dest_dir / f"mentor-backup-{stamp}.tar.gz"

@@ -5,9 +5,11 @@ Every write goes through here, under one lock, in an order that leaves a
 state the next start can finish or undo, wherever a crash (``kill -9``, a
 pod stopped, Ctrl-C) falls:
 
-- **add**: register (ingesting) → keep the original → write the points →
-  ready, with an older version of the same name marked deleting in the same
-  transaction → delete the older version.
+- **add**: register (ingesting, with its flags: an instructor-only upload
+  is never visible to students) → keep the original → write the points →
+  keep its text view (a slide deck, a Word file) → ready, with an older
+  version of the same name marked deleting in the same transaction →
+  delete the older version.
 - **delete**: mark deleting → the points → the original → the row.
 - **rebuild**: a new index beside the live one (building) → each ready
   document into it, recorded as it finishes → activate it (one transaction)
@@ -17,6 +19,10 @@ pod stopped, Ctrl-C) falls:
 - **recover** (every start): finish what was being deleted; take the points
   of what was being ingested out again and keep its original for ``resume``;
   delete half-written copies; drop indexes a swap retired.
+
+The instructor's flags are the exception to the one lock: ``set_flags`` is
+one registry transaction, serialised by the registry itself, so it takes
+effect at once even while an upload batch holds the lock for minutes.
 
 ``_erase`` is the one place that deletes an original, and it refuses a
 document students can see: only one the instructor deleted, or that a
@@ -31,7 +37,8 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,10 +57,11 @@ from mentor.course.registry import (
     IndexRow,
     Registry,
 )
+from mentor.course.views import VIEWED, Views, document_html
 from mentor.index.embed import Embedder, Embedders
 from mentor.index.manifest import SCHEMA, IndexSpec, describe
 from mentor.index.store import ChunkRecord, Index, Store, StoreLocked, legacy
-from mentor.ingest.documents import DocumentError, sha256_of
+from mentor.ingest.documents import DocumentError, read_pages, sha256_of
 from mentor.ingest.pipeline import (
     IngestResult,
     Outcome,
@@ -128,6 +136,7 @@ class Library:
         self.store = store
         self.embedders = embedders
         self.originals = Originals(settings.files_dir)
+        self.views = Views(settings.home / "views")
         self.rebuild_status = RebuildStatus()
         # One write at a time: two uploads of the same name must not race to
         # replace each other, and the CPU is saturated by one anyway. A
@@ -176,6 +185,13 @@ class Library:
         self.registry.add_index(name, spec, state)
         return IndexRow(name, spec, state)
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Holds the library's lock for a block: no upload, delete or rebuild
+        step runs meanwhile (a backup reads a still course)."""
+        with self._lock:
+            yield
+
     # --- reading -------------------------------------------------------------------
 
     def documents(self) -> list[Document]:
@@ -208,6 +224,10 @@ class Library:
     def stored_file(self, doc_id: str) -> Path | None:
         return self.originals.path(doc_id)
 
+    def stored_view(self, doc_id: str) -> Path | None:
+        """The kept text view of a slide deck or a Word file (None: none yet)."""
+        return self.views.path(doc_id)
+
     def optimize(self) -> None:
         """Builds the live index's search structures for what was written
         since the last time. It stops the whole process while it runs (see
@@ -230,41 +250,55 @@ class Library:
 
     # --- adding --------------------------------------------------------------------
 
-    def add_paths(self, paths: Iterable[Path], progress: ProgressCallback | None = None) -> list[IngestResult]:
+    def add_paths(
+        self, paths: Iterable[Path], progress: ProgressCallback | None = None, *, instructor_only: bool = False
+    ) -> list[IngestResult]:
         """Adds files and folders (searched recursively); one result per file."""
-        return [self.add(p, progress=progress) for p in expand(paths)]
+        return [self.add(p, progress=progress, instructor_only=instructor_only) for p in expand(paths)]
 
-    def add(self, path: Path, name: str | None = None, progress: ProgressCallback | None = None) -> IngestResult:
+    def add(
+        self,
+        path: Path,
+        name: str | None = None,
+        progress: ProgressCallback | None = None,
+        *,
+        instructor_only: bool = False,
+    ) -> IngestResult:
         """Adds one file under a display ``name``, or replaces the document of
-        that name once the new version is complete. Never raises for bad input."""
+        that name once the new version is complete. ``instructor_only`` is
+        written with the row that registers it: students never see it, not
+        even while it is being indexed. Never raises for bad input."""
         name = safe_name(name or path.name)
         try:
             suffix = check_file(path, self.settings.max_upload_mb)
             doc_id = sha256_of(path)
             with self._lock:
-                return self._add(path, suffix, doc_id, name, progress)
+                return self._add(path, suffix, doc_id, name, progress, instructor_only)
         except DocumentError as e:
             return IngestResult(name, Outcome.FAILED, reason=str(e))
         except Exception as e:  # noqa: BLE001 - one broken file must not stop a batch
             log.exception("adding %s failed", name)
             return IngestResult(name, Outcome.FAILED, reason=f"unexpected error: {e}")
 
-    def _add(self, path: Path, suffix: str, doc_id: str, name: str, progress) -> IngestResult:
+    def _add(self, path: Path, suffix: str, doc_id: str, name: str, progress, instructor_only: bool) -> IngestResult:
         existing = self.registry.get(doc_id)
         if existing and existing.status == READY:
             same = "" if existing.name == name else f"same content as {existing.name}"
+            if instructor_only and not existing.instructor_only:
+                self.registry.set_flags(doc_id, True, existing.assignment)
+                same = ", ".join(filter(None, [same, "now instructor only"]))
             return IngestResult(name, Outcome.ALREADY, doc_id, existing.pages, existing.chunks, same)
         if existing and existing.status == DELETING:
             self._erase(existing)
         older = [d for d in self.registry.ready_with_name(name) if d.doc_id != doc_id]
-        # A new version keeps the instructor's flags: a corrected solution
-        # manual stays instructor-only.
-        flags = {"instructor_only": older[0].instructor_only, "assignment": older[0].assignment} if older else {}
-        self.registry.begin(doc_id, name, path.stat().st_size, **flags)
+        # A new version keeps the instructor's flags (a corrected solution
+        # manual stays instructor-only), read in the same transaction.
+        self.registry.begin(doc_id, name, path.stat().st_size, instructor_only=instructor_only, inherit=True)
         stored = self.originals.keep(path, doc_id, suffix)
         live = self._active
         try:
             tally = live.pipeline.index(stored, doc_id, name, live.index, progress)
+            self._keep_view(stored, doc_id, name)
         except Exception:
             # Never ready, so never seen: nothing of it is kept. (A Ctrl-C or
             # a kill is no Exception: recovery keeps its original instead.)
@@ -282,19 +316,46 @@ class Library:
         for doc in self.interrupted():
             stored = self.originals.path(doc.doc_id)
             if stored is not None:
-                results.append(self.add(stored, doc.name, progress))
+                results.append(self.add(stored, doc.name, progress, instructor_only=doc.instructor_only))
         return results
+
+    # --- text views ----------------------------------------------------------------
+
+    def _keep_view(self, stored: Path, doc_id: str, name: str) -> None:
+        """Renders the text view of a slide deck or a Word file, once (a
+        browser cannot show the original; showing the view then costs a read)."""
+        if stored.suffix in VIEWED:
+            pages = read_pages(stored, self._active.pipeline.limits)
+            self.views.keep(doc_id, document_html(name, doc_id, VIEWED[stored.suffix], pages))
+
+    def keep_missing_views(self) -> int:
+        """Renders the views a course from before kept views lacks, one
+        document at a time under the lock; returns how many. The app runs it
+        in the background at start; until then such a file says so."""
+        done = 0
+        for doc in self.documents():
+            with self._lock:
+                stored = self.originals.path(doc.doc_id)
+                if stored is None or stored.suffix not in VIEWED or self.views.path(doc.doc_id):
+                    continue
+                try:
+                    self._keep_view(stored, doc.doc_id, doc.name)
+                    done += 1
+                except DocumentError as e:
+                    log.warning("the text view of %s cannot be made: %s", doc.name, e)
+        return done
 
     # --- flags ---------------------------------------------------------------------
 
     def set_flags(self, name_or_id: str, *, instructor_only: bool, assignment: bool) -> Document:
         """Marks a document instructor-only (students never get it) and/or an
         assignment (the guide style can apply to it); returns it as it is now.
-        Takes effect for the next question: retrieval reads the flags each time."""
-        with self._lock:
-            doc = self.registry.find(name_or_id)
-            self.registry.set_flags(doc.doc_id, instructor_only, assignment)
-            return replace(doc, instructor_only=instructor_only, assignment=assignment)
+        Takes effect for the next question and the next file request, which
+        read the flags each time, even while an upload batch runs: this is
+        one registry transaction, not behind the library's lock."""
+        doc = self.registry.find(name_or_id)
+        self.registry.set_flags(doc.doc_id, instructor_only, assignment)
+        return replace(doc, instructor_only=instructor_only, assignment=assignment)
 
     # --- deleting ------------------------------------------------------------------
 
@@ -316,6 +377,7 @@ class Library:
         for live in self._indexes():
             live.index.delete_documents([doc.doc_id])
         self.originals.delete(doc.doc_id)
+        self.views.delete(doc.doc_id)
         self.registry.remove(doc.doc_id)
 
     def _indexes(self) -> list[LiveIndex]:
@@ -331,6 +393,7 @@ class Library:
                 self._erase(doc)
             for doc in self.registry.with_status(INGESTING):
                 self._interrupt(doc)
+            self.views.sweep_partials()
             if gone := self.originals.sweep_partials():
                 log.warning("removed %d half-written copies left by a crash", gone)
             for row in self.registry.indexes(RETIRED):
@@ -454,6 +517,8 @@ class Library:
         def run() -> None:
             for result in self.resume():
                 log.info("resumed upload: %s", result.line())
+            if made := self.keep_missing_views():
+                log.info("made the text views of %d slide decks and Word files added by an earlier version", made)
             if reason := self.rebuild_reason():
                 log.info("rebuilding the index in the background: %s", reason)
                 self._rebuild_logged(reason)
@@ -491,8 +556,9 @@ class Library:
                 assignment=doc.assignment,
             )
             try:
-                self.originals.keep_stream(original, doc.doc_id, suffix)
+                stored = self.originals.keep_stream(original, doc.doc_id, suffix)
                 written = self._write_all(self._active.index, records)
+                self._keep_view(stored, doc.doc_id, doc.name)
                 if written != doc.chunks:
                     raise ValueError(f"{doc.name}: the backup holds {written} chunks, its registry row says {doc.chunks}")
             except Exception:

@@ -53,6 +53,10 @@ HELPFUL, UNHELPFUL = "up", "down"
 # student sees under it), and of a name given with a request.
 SNIPPET_CHARS = 400
 MAX_NAME = 80
+# The longest question a student may pass on to the instructor, and the
+# mentor's answer kept with it: the console shows them whole.
+MAX_REQUEST_CHARS = 2000
+MAX_MENTOR_ANSWER_CHARS = 20_000
 DAY = 24 * 3600
 
 MIGRATIONS = (
@@ -391,6 +395,11 @@ class QuestionStore:
         question = " ".join((question or "").split())
         if not question:
             raise QuestionsError("Write the question you want to ask your instructor.")
+        if len(question) > MAX_REQUEST_CHARS:
+            raise QuestionsError(
+                f"Your question is {len(question)} characters long; the limit is {MAX_REQUEST_CHARS}. Please shorten it."
+            )
+        mentor_answer = (mentor_answer or "")[:MAX_MENTOR_ANSWER_CHARS]
         name = " ".join((name or "").split())[:MAX_NAME] or None
         ticket = secrets.token_urlsafe(16)
         with self._lock:

@@ -142,13 +142,24 @@ class Registry:
         *,
         instructor_only: bool = False,
         assignment: bool = False,
+        inherit: bool = False,
     ) -> None:
         """Registers a document as being ingested (invisible to retrieval);
         ``added_at`` keeps a restored document's original date. The flags are
         set here, before the document can be seen, so that an instructor-only
-        document is never visible to students, not even for a moment."""
-        with self._lock:
-            self._db.execute(
+        document is never visible to students, not even for a moment.
+        ``inherit``: a new version also keeps the flags of the ready version
+        of the same name, read in the same transaction (so a ``set_flags``
+        on that version lands before or after, never in between)."""
+        with self._transaction() as db:
+            if inherit:
+                older = db.execute(
+                    "SELECT MAX(instructor_only), MAX(assignment) FROM documents "
+                    "WHERE status = ? AND name = ? AND doc_id != ?",
+                    (READY, name, doc_id),
+                ).fetchone()
+                instructor_only, assignment = instructor_only or bool(older[0]), assignment or bool(older[1])
+            db.execute(
                 "INSERT OR REPLACE INTO documents (doc_id, name, size, added_at, status, instructor_only, assignment) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (doc_id, name, size, added_at or now(), INGESTING, int(instructor_only), int(assignment)),
@@ -164,10 +175,15 @@ class Registry:
             db.executemany("UPDATE documents SET status = ? WHERE doc_id = ?", [(DELETING, d) for d in replaces])
 
     def set_flags(self, doc_id: str, instructor_only: bool, assignment: bool) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE documents SET instructor_only = ?, assignment = ? WHERE doc_id = ?",
-                (int(instructor_only), int(assignment), doc_id),
+        """Sets a document's flags, and those of a new version of it being
+        ingested under the same name, in one transaction."""
+        with self._transaction() as db:
+            found = db.execute("SELECT name FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            if found is None:
+                return
+            db.execute(
+                "UPDATE documents SET instructor_only = ?, assignment = ? WHERE doc_id = ? OR (name = ? AND status = ?)",
+                (int(instructor_only), int(assignment), doc_id, found[0], INGESTING),
             )
 
     def set_status(self, doc_id: str, status: str) -> None:

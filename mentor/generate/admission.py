@@ -37,9 +37,12 @@ class ClientBusy(QueueFull):
 class Request:
     """One request: who asked, whether it was cancelled, and its pieces on the way out.
 
-    ``client`` is the key of fair sharing (a browser session or an API
-    conversation, with its address); None makes the request a client of
-    its own.
+    ``client`` says who asked: the client's address, then, after a space,
+    which of its sessions (``"81.2.69.160 session:ab12"``). The fair share
+    is keyed on the address alone, which the client cannot choose (a
+    script that makes up a new session or conversation for every question
+    is still one client); the session only breaks ties within it. None
+    makes the request a client of its own.
     """
 
     client: str | None = None
@@ -49,6 +52,12 @@ class Request:
 
     @property
     def key(self) -> object:
+        """Who the fair share counts: the client's address."""
+        return self.client.split(" ", 1)[0] if self.client is not None else id(self)
+
+    @property
+    def session(self) -> object:
+        """Which of the client's sessions asked (the whole ``client``)."""
         return self.client if self.client is not None else id(self)
 
 
@@ -86,19 +95,25 @@ class Admission:
             )
         own = sum(1 for r in (*self.running, *self.waiting) if r.key == request.key)
         if own >= self.slots:
-            raise ClientBusy(f"You already have {own} questions in progress; wait for their answers first.")
+            raise ClientBusy(
+                f"You (or others on your network) already have {own} questions in progress; "
+                "wait for their answers first."
+            )
         self.waiting.append(request)
 
     def admit(self) -> list[Request]:
         """Starts waiting requests while slots are free, in their order of
-        arrival, each client within its share; returns those started."""
+        arrival, each client within its share, and within a client the
+        session that runs fewest first; returns those started."""
         started = []
         while self.waiting and len(self.running) < self.slots:
             share = math.ceil(self.slots / len({r.key for r in (*self.running, *self.waiting)}))
-            held = {}
+            held: dict = {}
             for r in self.running:
                 held[r.key] = held.get(r.key, 0) + 1
-            pick = next((r for r in self.waiting if held.get(r.key, 0) < share), self.waiting[0])
+                held[r.key, r.session] = held.get((r.key, r.session), 0) + 1
+            within = [r for r in self.waiting if held.get(r.key, 0) < share] or self.waiting
+            pick = min(within, key=lambda r: held.get((r.key, r.session), 0))
             self.waiting.remove(pick)
             self.running.append(pick)
             pick.started = True

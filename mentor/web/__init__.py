@@ -15,7 +15,9 @@ from fastapi import FastAPI
 
 from mentor.course.info import CourseInfo
 from mentor.engine import Mentor
+from mentor.web.access import ClassGate, ClassKey
 from mentor.web.auth import AdminAuth, admin_password
+from mentor.web.limits import BodyLimit
 
 STYLE = Path(__file__).with_name("style.css")
 # System fonts only: the page loads nothing from other sites, which keeps
@@ -24,21 +26,36 @@ FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "H
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 
 
-def create_app(mentor: Mentor, auth: AdminAuth | None = None) -> FastAPI:
+def create_app(mentor: Mentor, auth: AdminAuth | None = None, class_key: ClassKey | None = None) -> FastAPI:
     """The whole web app for ``mentor``: ``/healthz``, ``/api/*``,
-    ``/files/*`` and the UI. ``auth`` defaults to the configured
-    instructor password (see ``auth.admin_password``)."""
+    ``/files/*`` and the UI, all but ``/healthz`` behind the class key
+    (``access``). ``auth`` defaults to the configured instructor password
+    (see ``auth.admin_password``), ``class_key`` to the configured key."""
     import gradio as gr
 
+    from mentor.web.exports import Exports, create_export_router
+    from mentor.web.render import PROXY_UPLOAD_MB
     from mentor.web.routes import create_router
     from mentor.web.ui import MentorUI
 
+    settings = mentor.settings
     if auth is None:
-        auth = AdminAuth(admin_password(mentor.settings)[0])
+        auth = AdminAuth(admin_password(settings)[0])
+    if class_key is None:
+        class_key = ClassKey.from_settings(settings)
     app = FastAPI(title="AI Mentor", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.class_key = class_key
     # Registered before the UI is mounted at "/", so these paths win.
-    app.include_router(create_router(mentor, lambda: CourseInfo.load(mentor.settings.home).name))
-    blocks = MentorUI(mentor, auth).build()
+    app.include_router(create_router(mentor, lambda: CourseInfo.load(settings.home).name))
+    exports = Exports(settings.home / "exports")
+    exports.sweep()
+    app.include_router(create_export_router(exports))
+    blocks = MentorUI(mentor, auth, exports, class_key).build()
+    # Around everything, the outermost last: the size of a body is checked
+    # before anything reads it, then the key before anything answers.
+    app.add_middleware(ClassGate, key=class_key, auth=auth, behind_proxy=settings.behind_proxy)
+    upload_mb = max(settings.max_upload_mb, PROXY_UPLOAD_MB) + 1
+    app.add_middleware(BodyLimit, upload_bytes=upload_mb * 1024 * 1024)
     return gr.mount_gradio_app(
         app,
         blocks,

@@ -41,19 +41,32 @@ def admin_password(settings: Settings) -> tuple[str, str]:
     written to ``MENTOR_HOME/admin_password`` with mode 600)."""
     if settings.admin_password:
         return settings.admin_password, "env"
-    path = settings.home / PASSWORD_FILE
+    return kept_secret(settings.home / PASSWORD_FILE)
+
+
+def kept_secret(path: Path) -> tuple[str, str]:
+    """The secret kept in ``path`` and ``"file"``, or a new one written
+    there (mode 600) and ``"new"``."""
     if path.exists():
         stored = path.read_text(encoding="utf-8").strip()
         if stored:
             return stored, "file"
+    secret = secrets.token_urlsafe(16)
+    write_secret(path, secret)
+    return secret, "new"
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Writes ``secret`` to ``path``, readable by the owner only, replacing
+    what was there in one rename: a reader sees the old one or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    password = secrets.token_urlsafe(16)
+    partial = path.with_name(f".{path.name}.part")
     # Created with mode 600 from the start: never readable by others, not even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(password + "\n")
-    os.chmod(path, 0o600)
-    return password, "new"
+        f.write(secret + "\n")
+    os.chmod(partial, 0o600)
+    partial.replace(path)
 
 
 @dataclass

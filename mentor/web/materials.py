@@ -64,8 +64,9 @@ class Materials:
         self.mentor.library.rebuild_in_background("asked for in the instructor console")
         return self.index_status_now()
 
-    def upload(self, files: list[str] | None, token: str, progress=gr.Progress()):
-        """Ingests each file in turn; yields the result lines so far, the
+    def upload(self, files: list[str] | None, instructor_only: bool, token: str, progress=gr.Progress()):
+        """Ingests each file in turn (``instructor_only``: never visible to
+        students, from the first byte); yields the result lines so far, the
         stats, the table and the delete choices after each one."""
         self.require(token)
         paths = [Path(f) for f in files or []]
@@ -82,7 +83,7 @@ class Materials:
                     desc=f"{p.file}: {p.pages_parsed} of {p.pages_total} pages read{p.by_ocr()}, {p.chunks_embedded} chunks embedded",
                 )
 
-            results.append(self.mentor.ingest_file(path, path.name, report))
+            results.append(self.mentor.ingest_file(path, path.name, report, instructor_only=bool(instructor_only)))
             discard_upload(path)
             docs = self.mentor.documents()
             done = i + 1 == len(paths)
@@ -147,7 +148,14 @@ class Materials:
                 type="filepath",
                 height=160,
             )
-            upload_button = gr.Button("Add to the course", variant="primary")
+            with gr.Row(elem_id="upload-row"):
+                upload_private = gr.Checkbox(
+                    label="Instructor only (a solution manual, say): students never see these files, "
+                    "not even while they are being added",
+                    elem_id="upload-instructor-only",
+                    scale=3,
+                )
+                upload_button = gr.Button("Add to the course", variant="primary", scale=1)
             upload_results = gr.HTML()
             documents = gr.Dataframe(
                 headers=DOCUMENT_COLUMNS,
@@ -169,7 +177,7 @@ class Materials:
         library = [stats, documents, to_delete]
         upload_button.click(
             self.upload,
-            [files, admin],
+            [files, upload_private, admin],
             [upload_results, *library, files],
             api_name="upload",
             show_progress_on=[upload_results],

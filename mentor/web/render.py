@@ -1,7 +1,13 @@
-"""What the UI shows, as pure functions: text in, escaped HTML or Markdown out.
+"""What the UI shows, as pure functions: text in, escaped HTML out.
 
 Text that comes from documents, file names or people (questions, answers
 quoting the PDFs, course settings) is escaped here before it is shown.
+Markdown (answers, questions, replies) goes through a real CommonMark
+parser, markdown-it-py, with raw HTML, links and images turned off: what
+a document or the model writes is shown as written, never made into an
+element (no link, no tracking image, no forged badge). Its output is one
+HTML block without blank lines, which Gradio's own Markdown passes through
+untouched.
 
 Mathematics: the chat renders TeX with KaTeX, between the delimiters of
 ``LATEX_DELIMITERS``. Gradio's KaTeX pairs any two of a delimiter in a
@@ -9,7 +15,8 @@ message, so with ``$`` among them "$5 and $10" would become a formula. It
 is given no single ``$``: ``$x^2$`` is recognised here instead, by Pandoc's
 rule (no space just inside either ``$``, no digit right after the closing
 one, and here also no word character glued to either side, so that R's
-``df$x + df$y`` stays code), and written as ``\\(x^2\\)``.
+``df$x + df$y`` stays code), and written as ``\\(x^2\\)``. KaTeX leaves
+``<code>`` and ``<pre>`` alone, so code keeps its ``$`` and ``<-``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import html
 import re
 from datetime import datetime
 from urllib.parse import quote
+
+from markdown_it import MarkdownIt
 
 from mentor.course.info import DEFAULT_NAME, CourseInfo
 from mentor.course.registry import Document
@@ -30,7 +39,6 @@ SNIPPET_CHARS = 240
 # sends a whole drag-and-drop batch as one request.
 PROXY_UPLOAD_MB = 100
 
-_CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]+`)", re.S)
 LATEX_DELIMITERS = [
     {"left": "$$", "right": "$$", "display": True},
     {"left": "\\[", "right": "\\]", "display": True},
@@ -43,15 +51,44 @@ _MATH = re.compile(
     r"|(?<![\\\w$])\$(?P<inline>[^\s$](?:[^$\n]*?[^\s$\\])?)\$(?![\w$])",
     re.S,
 )
+_PRE = re.compile(r"<pre>.*?</pre>", re.S)
+
+
+def _math_rule(state, silent: bool) -> bool:
+    """markdown-it's inline rule for a formula: kept whole, as KaTeX reads it
+    (before the backslash escapes, which would eat ``\\(``)."""
+    if state.src[state.pos] not in "$\\":
+        return False
+    found = _MATH.match(state.src, state.pos)
+    if not found:
+        return False
+    if not silent:
+        state.push("math", "", 0).content = _formula(found)
+    state.pos = found.end()
+    return True
+
+
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "breaks": True})
+    md.enable(["table", "strikethrough"])
+    # What text could make besides text and its formatting: nothing.
+    md.disable(["html_block", "html_inline", "link", "image", "autolink", "reference"])
+    md.inline.ruler.before("escape", "math", _math_rule)
+    md.add_render_rule("math", lambda _renderer, tokens, i, options, env: html.escape(tokens[i].content, quote=False))
+    return md
+
+
+_MARKDOWN = _parser()
 
 
 def safe_markdown(text: str) -> str:
-    """``text`` as Markdown with any HTML in it shown, not run: ``<``, ``>``
-    and ``&`` are escaped outside code spans and blocks (inside them
-    Markdown already shows text literally, and ``x <- 5`` must stay so),
-    and its TeX kept for KaTeX (``math_text``)."""
-    parts = _CODE.split(text or "")
-    return "".join(part if i % 2 else math_text(part) for i, part in enumerate(parts))
+    """``text`` as Markdown, rendered to HTML that holds no element the text
+    did not make with Markdown (any HTML in it is shown, not run), its TeX
+    kept for KaTeX and its code literal (``x <- 5``, ``df$x``)."""
+    rendered = _MARKDOWN.render(text or "").strip()
+    # No blank line inside a code block: Gradio's Markdown would end the
+    # HTML block there and read the rest as Markdown again.
+    return _PRE.sub(lambda m: m.group(0).replace("\n", "&#10;"), rendered)
 
 
 def math_text(text: str) -> str:
@@ -159,22 +196,19 @@ def render_verified(text: str, question: str, citations: list[Hit]) -> str:
 
 # Above an answer written in the guide style, so that a student knows why
 # it asks them questions instead of giving the answer.
-GUIDE_NOTE = "*Hints, not solutions: your instructor asked the mentor to guide you to the answer.*\n\n"
+GUIDE_NOTE = "<p><em>Hints, not solutions: your instructor asked the mentor to guide you to the answer.</em></p>\n\n"
 
 
 def replies_markdown(replies) -> str:
     """The instructor's replies to the questions this browser passed on
-    (``questions.Request``\ s), newest first; "" when there are none."""
+    (``questions.Request``\\ s), newest first, as HTML; "" when there are none."""
     if not replies:
         return ""
-    lines = ["**Your instructor replied**"]
-    for r in replies:
-        lines.append(f"> *{safe_markdown(snippet(r.question, 300))}*\n>\n> {_quoted(r.reply)}")
-    return "\n\n".join(lines)
-
-
-def _quoted(text: str) -> str:
-    return safe_markdown(text).replace("\n", "\n> ")
+    items = "".join(
+        f"<blockquote><p><em>{math_text(snippet(r.question, 300))}</em></p>{safe_markdown(r.reply)}</blockquote>"
+        for r in replies
+    )
+    return f'<div class="replies"><p><strong>Your instructor replied</strong></p>{items}</div>'
 
 
 def waiting_note(ahead: int) -> str:

@@ -10,8 +10,9 @@ and ``/healthz``.
 ``/files/{doc_id}`` serves a stored original by its content hash only: the
 id is checked to be 64 hex digits and the engine finds the file, so no part
 of a request ever becomes a path. A slide deck or a Word file, which a
-browser cannot show, is served as its text (``viewer``), with the original
-at ``?download=1``.
+browser cannot show, is served as its text (``course.views``, rendered once
+at ingest), with the original at ``?download=1``. Every route here but
+``/healthz`` is behind the class key (``access.ClassGate``).
 """
 
 from __future__ import annotations
@@ -24,15 +25,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
+from mentor.course.views import CONTENT_SECURITY_POLICY, VIEWED
 from mentor.engine import Mentor
 from mentor.generate.admission import ClientBusy, QueueFull
 from mentor.generate.answer import Answer, QuestionError
-from mentor.ingest.documents import DocumentError, read_pages
 from mentor.web.client import client_address
-from mentor.web.viewer import CONTENT_SECURITY_POLICY, document_html
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ CONTENT_TYPES = {
     ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
-# What a browser cannot show: served as text, page by page (``viewer``).
-VIEWED = {".pptx": "these slides", ".docx": "this Word file"}
 MAX_CONVERSATIONS = 1000
 # How often a waiting /api/chat checks whether its caller is still there.
 WATCH_SECONDS = 0.25
@@ -100,27 +98,22 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
 
 
 def add_status_routes(router: APIRouter, mentor: Mentor) -> None:
-    """``/healthz`` (public, tells nothing about the course) and ``/api/stats``."""
+    """``/healthz`` (public, tells nothing about the course) and ``/api/stats``
+    (behind the class key, counting only what students may see)."""
 
     @router.get("/healthz")
     def healthz() -> dict:
         # Ready in either mode: without a model, students still get the
-        # passages (sources-only), and "problem" says why and what to set.
-        stats = mentor.stats()
-        return {
-            "ready": True,
-            "mode": "answers" if mentor.model else "sources-only",
-            "model": stats["model"],
-            "problem": stats["model_problem"] or None,
-            "documents": stats["documents"],
-            "chunks": stats["chunks"],
-        }
+        # passages (sources-only). Anyone may ask, so it says nothing of the
+        # course (no name, no documents, no model problem naming its paths).
+        return {"ready": True, "mode": "answers" if mentor.model else "sources-only"}
 
     @router.get("/api/stats")
     def stats() -> dict:
         # How busy the model is: its slots, the answers being written, the
-        # questions waiting for one.
-        return {**mentor.stats(), "model_status": mentor.model.status() if mentor.model else None}
+        # questions waiting for one. Instructor-only documents are not counted.
+        stats = mentor.stats(students=True)
+        return {**stats, "model_status": mentor.model.status() if mentor.model else None}
 
 
 def add_chat_route(router: APIRouter, mentor: Mentor, course_name) -> None:
@@ -138,6 +131,8 @@ def add_chat_route(router: APIRouter, mentor: Mentor, course_name) -> None:
         if not api_answers.acquire(blocking=False):
             raise busy(503, "The mentor is answering as many questions as it can hold. Please ask again in a minute.")
         conversation_id = body.conversation_id or uuid.uuid4().hex
+        # The fair share counts the address; the conversation, which the
+        # caller chooses, only breaks ties within it (``admission.Request``).
         client = f"{client_address(request, mentor.settings.behind_proxy)} api:{conversation_id}"
         history = conversations.get(conversation_id)
         job = AnswerJob(lambda: mentor.ask(body.message, history, course_name(), client=client), api_answers)
@@ -160,7 +155,9 @@ def add_chat_route(router: APIRouter, mentor: Mentor, course_name) -> None:
 
 
 def add_file_route(router: APIRouter, mentor: Mentor) -> None:
-    """``/files/{doc_id}``: a stored original students may open."""
+    """``/files/{doc_id}``: a stored original students may open. A slide
+    deck or a Word file is shown as the text view the library kept at
+    ingest: a request reads a file, never parses one."""
 
     @router.get("/files/{doc_id}")
     def stored_file(doc_id: str, download: bool = False) -> Response:
@@ -171,14 +168,15 @@ def add_file_route(router: APIRouter, mentor: Mentor) -> None:
         path = mentor.stored_file(doc_id) if name else None
         if path is None or path.suffix not in CONTENT_TYPES or not path.is_file():
             raise HTTPException(404, "No such file.")
-        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
+        # Asked again every time: a document marked instructor-only later
+        # must not live on in a browser's cache.
+        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-cache"}
         if path.suffix in VIEWED and not download:
-            try:
-                pages = list(read_pages(path))
-            except DocumentError as e:
-                raise HTTPException(500, f"The file cannot be shown: {e}") from None
-            view = document_html(name, doc_id, VIEWED[path.suffix], pages)
-            return HTMLResponse(view, headers={**headers, "Content-Security-Policy": CONTENT_SECURITY_POLICY})
+            view = mentor.library.stored_view(doc_id)
+            if view is None:  # a course from before kept views: made at start, in the background
+                raise HTTPException(503, "This file's text view is being prepared. Try again in a minute.")
+            headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+            return FileResponse(view, media_type="text/html; charset=utf-8", headers=headers)
         return FileResponse(
             path,
             media_type=CONTENT_TYPES[path.suffix],

@@ -1,6 +1,6 @@
-"""The console's Share & back up tab: the class link, and a backup of the
-whole course into one file that restores on a new pod without re-indexing.
-Its handlers and its layout.
+"""The console's Share & back up tab: the class link (with "New link", which
+replaces its key), and a backup of the whole course into one file that
+restores on a new pod without re-indexing. Its handlers and its layout.
 
 Every handler takes the instructor's session token and checks it first: a
 hidden tab's endpoints can still be called directly.
@@ -9,8 +9,6 @@ hidden tab's endpoints can still be called directly.
 from __future__ import annotations
 
 import html
-import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +16,8 @@ import gradio as gr
 
 from mentor.course import backup
 from mentor.engine import Mentor
+from mentor.web.access import ClassKey, new_link_form
+from mentor.web.exports import Exports
 from mentor.web.materials import discard_upload, document_choices
 from mentor.web.render import documents_table, human_size, note, results_html, stats_markdown
 
@@ -26,24 +26,45 @@ class Share:
     """Handlers (plain methods) and ``build``, which adds the tab's layout
     and wires it."""
 
-    def __init__(self, mentor: Mentor, require: Callable[[str | None], None], exports_dir: Path | None = None):
+    def __init__(self, mentor: Mentor, require: Callable[[str | None], None], exports: Exports, class_key: ClassKey):
         """``require(token)`` raises ``gr.Error`` unless the instructor is logged in."""
         self.mentor = mentor
         self.require = require
-        # Exports are written straight into Gradio's upload folder, which it
-        # serves without copying (an archive can be gigabytes); a random
-        # folder name keeps the link unguessable.
-        self.exports_dir = exports_dir or Path(gr.utils.get_upload_folder()) / "mentor-exports"
+        self.exports = exports
+        self.class_key = class_key
+
+    def class_link(self, token: str) -> str:
+        """The link to share, key included: shown to the logged-in instructor only."""
+        try:
+            self.require(token)
+        except gr.Error:
+            return ""  # logged out: the link leaves the page
+        return self.class_key.link(self.mentor.settings.share_url)
+
+    def new_link_button(self, token: str) -> str:
+        """The "New link" button (a form: ``access.NEW_LINK``), for the
+        logged-in instructor; it replaces the key, so the old link and every
+        browser that opened it are refused from then on."""
+        try:
+            self.require(token)
+        except gr.Error:
+            return ""
+        if self.class_key.source in ("env", "off"):
+            return note("The key is set by MENTOR_CLASS_KEY: change it there and restart to replace the link.", "ok")
+        return new_link_form(token)
 
     def export_backup(self, token: str) -> tuple:
+        """Exports the course into a folder of its own; the console gets a
+        link that downloads it once, within the hour."""
         self.require(token)
-        shutil.rmtree(self.exports_dir, ignore_errors=True)  # one export at a time on disk
-        archive = backup.export_backup(self.mentor, self.exports_dir / uuid.uuid4().hex)
-        size = human_size(archive.stat().st_size)
-        return (
-            gr.DownloadButton(f"Download {archive.name} ({size})", value=archive.as_posix(), visible=True),
-            note("Backup ready. Download it and keep it somewhere other than this pod.", "ok"),
+        download, archive = self.exports.create(self.mentor)
+        size = html.escape(human_size(archive.stat().st_size))
+        link = (
+            f'<a class="download" href="/exports/{download}" download="{html.escape(archive.name)}">'
+            f"Download {html.escape(archive.name)} ({size})</a>"
         )
+        said = "Backup ready. Download it (once, within the hour) and keep it somewhere other than this pod."
+        return link, note(said, "ok")
 
     def import_backup(self, file: str | None, token: str) -> tuple:
         self.require(token)
@@ -71,12 +92,15 @@ class Share:
         """Adds the tab (inside the console's ``gr.Tabs``) and wires it;
         ``library`` (stats, documents, their picker) is refreshed on restore."""
         with gr.Tab("Share & back up"):
-            gr.Textbox(
-                value=self.mentor.settings.share_url,
-                label="Link to share with students (the same page, without the password)",
-                interactive=False,
-                buttons=["copy"],
-            )
+            with gr.Row(elem_id="class-link-row"):
+                link = gr.Textbox(
+                    label="Link to share with students: only this link opens the course",
+                    interactive=False,
+                    buttons=["copy"],
+                    elem_id="class-link",
+                    scale=4,
+                )
+                new_link = gr.HTML(elem_id="new-link")
             gr.Markdown(
                 "**Back up** everything (documents, index, course page) into one file, and "
                 "**restore** it on a new pod without re-indexing. Only `/workspace` survives a pod; "
@@ -87,7 +111,7 @@ class Share:
                 with gr.Column():
                     gr.Markdown("#### Back up")
                     export_button = gr.Button("Create a backup", variant="primary")
-                    export_file = gr.DownloadButton("Download the backup", visible=False)
+                    export_file = gr.HTML(elem_id="export-download")
                     export_message = gr.HTML()
                 with gr.Column():
                     gr.Markdown("#### Restore")
@@ -99,6 +123,9 @@ class Share:
                     )
                     import_button = gr.Button("Restore")
                     import_message = gr.HTML()
+        # Filled in once logged in: the key is never part of the page itself.
+        admin.change(self.class_link, [admin], [link], api_visibility="private")
+        admin.change(self.new_link_button, [admin], [new_link], api_visibility="private")
         export_button.click(self.export_backup, [admin], [export_file, export_message], api_name="export_backup")
         import_button.click(
             self.import_backup,

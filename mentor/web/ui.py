@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import gradio as gr
 
@@ -30,10 +29,13 @@ from mentor.course.questions import QuestionsError
 from mentor.engine import Mentor
 from mentor.generate.admission import QueueFull
 from mentor.generate.answer import Answer, QuestionError
+from mentor.web.access import ClassKey
 from mentor.web.auth import AdminAuth, LoginRefused
 from mentor.web.client import client_address
 from mentor.web.course_page import CoursePage
+from mentor.web.exports import Exports
 from mentor.web.insights_ui import InsightsConsole
+from mentor.web.limits import RateLimit
 from mentor.web.materials import Materials, document_choices
 from mentor.web.render import (
     GUIDE_NOTE,
@@ -69,6 +71,11 @@ HISTORY_MESSAGES = 40
 CONSOLE_FIELDS = 9
 # Requests to the instructor one browser remembers, to show their replies.
 MAX_TICKETS = 20
+# What one client (address) may write in an hour: questions passed on to
+# the instructor, and thumbs up or down.
+ASKS_PER_HOUR = 10
+RATINGS_PER_HOUR = 120
+SLOW_DOWN = "You have sent your instructor many questions in the last hour. Please wait a while before sending more."
 
 
 @dataclass
@@ -98,14 +105,21 @@ class MentorUI:
     it into a ``gr.Blocks``. The console's tabs are objects of their own
     (``materials``, ``course_page``, ``share``, ``insights``)."""
 
-    def __init__(self, mentor: Mentor, auth: AdminAuth, exports_dir: Path | None = None):
+    def __init__(
+        self, mentor: Mentor, auth: AdminAuth, exports: Exports | None = None, class_key: ClassKey | None = None
+    ):
         self.mentor = mentor
         self.auth = auth
         self.home = mentor.settings.home
+        # Student writes, per client address: questions for the instructor
+        # and thumbs (the engine caps each question's length).
+        self.asking_limit = RateLimit(ASKS_PER_HOUR, 3600)
+        self.rating_limit = RateLimit(RATINGS_PER_HOUR, 3600)
         # The console's tabs, each with its handlers and its layout.
         self.materials = Materials(mentor, self._require)
         self.course_page = CoursePage(mentor, self._require, self.page)
-        self.share = Share(mentor, self._require, exports_dir)
+        exports = exports or Exports(self.home / "exports")
+        self.share = Share(mentor, self._require, exports, class_key or ClassKey.from_settings(mentor.settings))
         # The console's Insights, Verified answers and Questions for you tabs.
         self.insights = InsightsConsole(mentor, self._require)
 
@@ -220,10 +234,16 @@ class MentorUI:
         }
 
     def _client(self, request: gr.Request | None) -> str | None:
-        """The fair-share key of a chat: its browser session, with its address."""
+        """Who asks, for the fair share: the address (which counts) and the
+        browser session (which Gradio's client chooses, so it only breaks ties)."""
         if request is None:
             return None
-        return f"{client_address(request, self.mentor.settings.behind_proxy)} session:{request.session_hash}"
+        return f"{self._address(request)} session:{request.session_hash}"
+
+    def _address(self, request: gr.Request | None) -> str:
+        if request is None:
+            return "unknown"
+        return client_address(request, self.mentor.settings.behind_proxy)
 
     def answered(self) -> gr.Textbox:
         return gr.Textbox(interactive=True, submit_btn=True, stop_btn=False)
@@ -231,12 +251,15 @@ class MentorUI:
     def new_conversation(self) -> tuple[list, Conversation, gr.Textbox]:
         return [], Conversation(), gr.Textbox(value="", interactive=True, submit_btn=True, stop_btn=False)
 
-    def feedback(self, conversation: Conversation, evt: gr.LikeData) -> None:
-        """Records a thumbs up or down on one of this session's answers."""
+    def feedback(self, conversation: Conversation, evt: gr.LikeData, request: gr.Request = None) -> None:
+        """Records a thumbs up or down on one of this session's answers
+        (``RATINGS_PER_HOUR`` per client at most)."""
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         entry = conversation.answers.get(index)
         if entry is None or evt.liked not in (True, False, "Like", "Dislike"):
             return  # a stopped answer, or a thumb taken back
+        if not self.rating_limit.allow(self._address(request)):
+            return
         self.mentor.questions.rate(entry["id"], evt.liked in (True, "Like"))
 
     def open_ask_instructor(self, conversation: Conversation) -> tuple:
@@ -244,11 +267,16 @@ class MentorUI:
         last = list(conversation.answers.values())[-1]["question"] if conversation.answers else ""
         return gr.Column(visible=True), gr.Textbox(value=last), ""
 
-    def ask_instructor(self, question: str, name: str, conversation: Conversation, tickets: list | None) -> tuple:
+    def ask_instructor(
+        self, question: str, name: str, conversation: Conversation, tickets: list | None, request: gr.Request = None
+    ) -> tuple:
         """Passes a question on to the instructor: anonymous unless the
-        student gives a name; no address or session is kept with it. The
+        student gives a name; no address or session is kept with it (the
+        address only counts, in memory, towards ``ASKS_PER_HOUR``). The
         ticket goes back to this browser only, to show the reply later."""
         said = [a["answer"] for a in conversation.answers.values() if a["question"] == (question or "").strip()]
+        if not self.asking_limit.allow(self._address(request)):
+            return gr.skip(), gr.skip(), note(SLOW_DOWN, "error"), gr.skip()
         try:
             request = self.mentor.questions.ask_instructor(question, said[-1] if said else "", name)
         except QuestionsError as e:

@@ -1,5 +1,8 @@
 """The browser's view of a kept slide deck or Word file: its text, slide by
-slide (or page by page, section by section), as one HTML page.
+slide (or page by page, section by section), as one HTML page, rendered
+once when the document is added and kept beside the originals under
+``MENTOR_HOME/views/<sha256>.html`` (``Views``; the library writes it), so
+that showing it costs a file read, never a parse.
 
 A browser cannot show a .pptx or a .docx; a citation must still open
 something a student can read at the place it cites. Each slide is an
@@ -12,10 +15,16 @@ see the pictures and the layout. All text is escaped.
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
+from mentor.course.originals import DOC_ID
 from mentor.index.labels import place
 from mentor.ingest.pages import Page
+
+# What a browser cannot show, and how the view names it.
+VIEWED = {".pptx": "these slides", ".docx": "this Word file"}
 
 STYLE = """
 body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #1f2328; }
@@ -49,3 +58,43 @@ def _section(page: Page) -> str:
     body = f"<p>{html.escape(page.text.strip())}</p>" if page.text.strip() else ""
     problem = f'<div class="problem">{html.escape(page.problem)}</div>' if page.problem else ""
     return f'<section id="page={page.index}"><h2>{html.escape(place(page.label).capitalize())}</h2>{trail}{body}{problem}</section>'
+
+
+class Views:
+    """The kept views, one HTML file per document hash in ``folder``."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def path(self, doc_id: str) -> Path | None:
+        """The kept view of a document, found by its hash alone; None when there is none."""
+        if not DOC_ID.fullmatch(doc_id or ""):
+            return None
+        found = self.folder / f"{doc_id}.html"
+        return found if found.is_file() else None
+
+    def keep(self, doc_id: str, page: str) -> Path:
+        """Writes the view of ``doc_id``, whole or not at all (a rename)."""
+        if not DOC_ID.fullmatch(doc_id):
+            raise ValueError(f"not a document id: {doc_id!r}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self.folder / f"{doc_id}.html"
+        partial = self.folder / f".{doc_id}.html.part"
+        try:
+            with partial.open("w", encoding="utf-8") as out:
+                out.write(page)
+                out.flush()
+                os.fsync(out.fileno())
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return target
+
+    def delete(self, doc_id: str) -> None:
+        if found := self.path(doc_id):
+            found.unlink(missing_ok=True)
+
+    def sweep_partials(self) -> None:
+        """Deletes half-written views (a crash mid-write)."""
+        for path in self.folder.glob(".*.html.part") if self.folder.is_dir() else ():
+            path.unlink(missing_ok=True)
