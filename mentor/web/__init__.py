@@ -26,18 +26,20 @@ MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 
 def create_app(mentor: Mentor, auth: AdminAuth | None = None) -> FastAPI:
     """The whole web app for ``mentor``: ``/healthz``, ``/api/*``,
-    ``/files/*`` and the UI. ``auth`` defaults to the configured
+    ``/files/*``, the citation viewers (``/view/*``) and the UI. ``auth`` defaults to the configured
     instructor password (see ``auth.admin_password``)."""
     import gradio as gr
 
     from mentor.web.routes import create_router
     from mentor.web.ui import MentorUI
+    from mentor.web.viewer_routes import create_viewer_router
 
     if auth is None:
         auth = AdminAuth(admin_password(mentor.settings)[0])
     app = FastAPI(title="AI Mentor", docs_url=None, redoc_url=None, openapi_url=None)
     # Registered before the UI is mounted at "/", so these paths win.
     app.include_router(create_router(mentor, lambda: CourseInfo.load(mentor.settings.home).name))
+    app.include_router(create_viewer_router(mentor))
     blocks = MentorUI(mentor, auth).build()
     return gr.mount_gradio_app(
         app,

@@ -1,0 +1,216 @@
+"""A citation opens the app's own viewer at the cited page, with the cited
+passage marked: in Debian's Chromium driven by Playwright, on a desktop
+screen and on a phone's, for a real manual (R's "R Data Import/Export",
+from Debian's r-doc-pdf), a scanned page read by OCR, and a page in two
+columns.
+
+The course is ingested with the command line before ``python app.py``
+starts (``test_browser`` covers uploading through the console). What a mark
+covers is read back from the PDF itself (PDFium's text inside the mark's
+rectangle), so the test checks what a student sees, not what the viewer
+believes. Screenshots land in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import small_env
+from tests.materials import make_scan
+from tests.pdfs import COLUMN_PASSAGE, make_columns_pdf
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, ROOT, running_app
+
+R_DATA = Path("/usr/share/R/doc/manual/R-data.pdf")
+SCANNED = "Radio telescopes detect the faint hiss left over from the Big Bang."
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """The app serving R-data.pdf, a PDF with a scanned page and a page in
+    two columns, ingested beforehand; yields (url, {file name: doc id},
+    {file name: path})."""
+    assert R_DATA.exists(), f"{R_DATA} is missing: apt-get install r-doc-pdf"
+    root = tmp_path_factory.mktemp("viewer")
+    files = [R_DATA, make_scan(root / "scan.pdf", [None, SCANNED, None]), make_columns_pdf(root / "columns.pdf")]
+    command = [sys.executable, "-m", "mentor", "ingest", "--json", *map(str, files)]
+    done = subprocess.run(command, env=small_env(root / "home"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ids = {r["name"]: r["doc_id"] for r in map(json.loads, done.stdout.splitlines())}
+    with running_app(root, MAX_ANSWER_TOKENS="24") as url:
+        yield url, ids, {f.name: f for f in files}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def test_a_citation_of_a_manual_opens_the_viewer_at_its_page_with_the_passage_marked(course, browser):
+    url, ids, files = course
+    viewer, cited = _follow_first_citation(browser, url, DESKTOP, "How do I read a file in fixed-width format?")
+    page, chunk = _page_and_chunk(viewer.url, ids["R-data.pdf"])
+    assert cited["place"] == f"page {_label(R_DATA, page)}"
+    _expect_marked(viewer, R_DATA, page, cited["snippet"])
+    assert viewer.locator("#label").inner_text() == f"Page {_label(R_DATA, page)}"
+    viewer.screenshot(path=ARTIFACTS / "viewer-desktop-manual.png")
+
+    # The original is a click away, at the same page.
+    assert viewer.locator("#original").get_attribute("href") == f"/files/{ids['R-data.pdf']}#page={page}"
+    # Navigation: the next page has no mark, and says where the passage is.
+    viewer.locator("#next").click()
+    viewer.wait_for_function(f"document.getElementById('label').textContent === 'Page {_label(R_DATA, page + 1)}'")
+    assert viewer.locator(".mark").count() == 0
+    assert viewer.locator("#note").inner_text() == f"The cited passage is on page {_label(R_DATA, page)}."
+
+
+def test_on_a_phone_a_citation_opens_the_page_with_the_passage_marked(course, browser):
+    url, ids, files = course
+    viewer, cited = _follow_first_citation(browser, url, PHONE, "How do I read a file in fixed-width format?")
+    page, _ = _page_and_chunk(viewer.url, ids["R-data.pdf"])
+    boxes = _expect_marked(viewer, R_DATA, page, cited["snippet"])
+    # The page fits the phone's width, and the first mark is in view.
+    assert viewer.evaluate("document.getElementById('page').getBoundingClientRect().width") <= 390
+    first = viewer.locator(".mark").first.bounding_box()
+    assert 0 <= first["y"] <= 844, (first, boxes)
+    viewer.screenshot(path=ARTIFACTS / "viewer-phone-manual.png")
+
+
+def test_a_passage_read_by_ocr_is_marked_on_the_scanned_page(course, browser):
+    url, ids, files = course
+    viewer, cited = _follow_first_citation(browser, url, PHONE, "What do radio telescopes detect from the Big Bang?")
+    page, _ = _page_and_chunk(viewer.url, ids["scan.pdf"])
+    assert page == 2
+    # The scan has no text layer: the mark is checked against where the
+    # sentence was drawn (tests/materials.py: one inch from the top left).
+    viewer.locator(".mark").first.wait_for()
+    [box] = _marks(viewer)
+    assert abs(box[0] - 1 / 8.27) < 0.01 and abs(box[1] - 1 / 11.69) < 0.01, box
+    assert 0.5 < box[2] < 0.8 and box[3] - box[1] < 0.03, box
+    viewer.screenshot(path=ARTIFACTS / "viewer-phone-scan.png")
+
+
+def test_a_passage_across_two_columns_and_a_hyphenated_line_is_marked_in_both_columns(course, browser):
+    url, ids, files = course
+    context = browser.new_context(**DESKTOP)
+    viewer = context.new_page()
+    doc_id = ids["columns.pdf"]
+    viewer.goto(f"{url}/view/{doc_id}?page=1&chunk=0")
+    viewer.locator(".mark").first.wait_for()
+    marks = _marks(viewer)
+    # The page is one chunk: both columns are marked, the hyphenated word and all.
+    assert any(b[2] < 0.5 for b in marks) and any(b[0] > 0.5 for b in marks), marks
+    marked = " ".join(_words(" ".join(_text_in(files["columns.pdf"], 1, box) for box in marks)))
+    passage = _words(COLUMN_PASSAGE)
+    assert " ".join(passage[:8]) in marked and " ".join(passage[-8:]) in marked, marked
+    viewer.screenshot(path=ARTIFACTS / "viewer-desktop-columns.png")
+    context.close()
+
+
+def test_the_viewer_and_its_parts_serve_no_instructor_only_or_unknown_document(course):
+    url, ids, files = course
+    for path in ["/view/" + "0" * 64, "/view/" + "0" * 64 + "/passage?chunk=0", "/view/abc", "/viewer-assets/../app.py"]:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + path, timeout=10)
+        assert refused.value.code == 404, path
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _follow_first_citation(browser, url: str, device: dict, question: str):
+    """Asks ``question`` on the chat page on ``device`` and clicks source
+    [1]; returns the viewer's page and what the source card said."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(**device)
+    context.set_default_timeout(120_000)
+    chat = context.new_page()
+    chat.goto(url + "/")
+    chat.locator("#question textarea").fill(question)
+    chat.locator("#question textarea").press("Enter")
+    bot = chat.locator("#chat .message.bot").last
+    link = bot.locator(".sources li.source").first.locator("a.source-link")
+    expect(link).to_be_visible(timeout=180_000)
+    source = bot.locator(".sources li.source").first
+    cited = {
+        "place": link.inner_text().split(", ", 1)[1],
+        "snippet": source.locator(".source-snippet").inner_text(),
+    }
+    with context.expect_page() as opened:
+        link.click()
+    viewer = opened.value
+    viewer.wait_for_load_state()
+    return viewer, cited
+
+
+def _page_and_chunk(url: str, doc_id: str) -> tuple[int, int]:
+    found = re.search(rf"/view/{doc_id}\?page=(\d+)&chunk=(\d+)", url)
+    assert found, url
+    return int(found[1]), int(found[2])
+
+
+def _marks(viewer) -> list[tuple[float, float, float, float]]:
+    """Each mark's rectangle as fractions of the page drawn."""
+    return viewer.evaluate(
+        """() => {
+        const sheet = document.getElementById('sheet').getBoundingClientRect();
+        return [...document.querySelectorAll('.mark')].map((m) => {
+            const r = m.getBoundingClientRect();
+            return [(r.left - sheet.left) / sheet.width, (r.top - sheet.top) / sheet.height,
+                    (r.right - sheet.left) / sheet.width, (r.bottom - sheet.top) / sheet.height];
+        });
+    }"""
+    )
+
+
+def _expect_marked(viewer, pdf: Path, page: int, snippet: str) -> list:
+    """The marks on ``page`` cover text that starts with the snippet's first words."""
+    viewer.locator(".mark").first.wait_for()
+    boxes = _marks(viewer)
+    marked = " ".join(_text_in(pdf, page, box) for box in boxes)
+    first_words = " ".join(_words(snippet)[:6])
+    assert first_words in " ".join(_words(marked)), (first_words, marked)
+    assert "marked" in viewer.locator("#note").inner_text()
+    return boxes
+
+
+def _words(text: str) -> list[str]:
+    import unicodedata
+
+    return re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", text).casefold().replace("-\n", ""))
+
+
+def _text_in(pdf: Path, page: int, box) -> str:
+    """PDFium's text of ``pdf``'s page inside ``box`` (fractions of the page)."""
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(str(pdf))
+    try:
+        sheet = document[page - 1]
+        width, height = sheet.get_size()
+        x0, y0, x1, y1 = box
+        return sheet.get_textpage().get_text_bounded(x0 * width, (1 - y1) * height, x1 * width, (1 - y0) * height)
+    finally:
+        document.close()
+
+
+def _label(pdf: Path, page: int) -> str:
+    from pypdf import PdfReader
+
+    return PdfReader(pdf).page_labels[page - 1]
