@@ -134,18 +134,27 @@ class Passages:
         partial = kept.with_name(f".{kept.name}.{threading.get_ident()}.part")
         partial.write_bytes(png)
         partial.replace(kept)
-        self._prune()
+        self._prune(kept)
         return kept
 
-    def _prune(self) -> None:
-        """Deletes the oldest previews while they take more than PREVIEW_CACHE_BYTES."""
-        kept = sorted((p.stat().st_mtime, p.stat().st_size, p) for p in self.previews.glob("*.png"))
+    def _prune(self, new: Path) -> None:
+        """Deletes the oldest previews but ``new`` while they take more than
+        PREVIEW_CACHE_BYTES."""
+        kept = []
+        for path in self.previews.glob("*.png"):
+            try:
+                stat = path.stat()
+            except OSError:  # deleted by another request's pruning meanwhile
+                continue
+            kept.append((stat.st_mtime, stat.st_size, path))
+        kept.sort()
         total = sum(size for _, size, _ in kept)
         for _, size, path in kept:
             if total <= PREVIEW_CACHE_BYTES:
                 break
-            path.unlink(missing_ok=True)
-            total -= size
+            if path != new:
+                path.unlink(missing_ok=True)
+                total -= size
 
     @contextmanager
     def _worker(self):
