@@ -92,7 +92,8 @@ def test_on_a_phone_a_citation_opens_the_page_with_the_passage_marked(course, br
 
 def test_a_passage_read_by_ocr_is_marked_on_the_scanned_page(course, browser):
     url, ids, files = course
-    viewer, cited = _follow_first_citation(browser, url, PHONE, "What do radio telescopes detect from the Big Bang?")
+    question = "What do radio telescopes detect from the Big Bang?"
+    viewer, cited = _follow_first_citation(browser, url, PHONE, question, "scan.pdf")
     page, _ = _page_and_chunk(viewer.url, ids["scan.pdf"])
     assert page == 2
     # The scan has no text layer: the mark is checked against where the
@@ -132,9 +133,10 @@ def test_the_viewer_and_its_parts_serve_no_instructor_only_or_unknown_document(c
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _follow_first_citation(browser, url: str, device: dict, question: str):
+def _follow_first_citation(browser, url: str, device: dict, question: str, file: str = ""):
     """Asks ``question`` on the chat page on ``device`` and clicks source
-    [1]; returns the viewer's page and what the source card said."""
+    [1] (or the first source from ``file``, unfolding the passages searched
+    if needed); returns the viewer's page and what the source card said."""
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -145,9 +147,17 @@ def _follow_first_citation(browser, url: str, device: dict, question: str):
     chat.locator("#question textarea").fill(question)
     chat.locator("#question textarea").press("Enter")
     bot = chat.locator("#chat .message.bot").last
-    link = bot.locator(".sources li.source").first.locator("a.source-link")
-    expect(link).to_be_visible(timeout=180_000)
-    source = bot.locator(".sources li.source").first
+    expect(bot.locator(".sources a.source-link").first).to_be_visible(timeout=180_000)
+    source = bot.locator(".sources li.source", has=chat.locator("a.source-link", has_text=file)).first
+    if not source.is_visible():
+        bot.locator("details.sources-more > summary").click()
+    link = source.locator("a.source-link")
+    # The preview of the cited region, drawn by the server on unfolding.
+    source.locator("details.source-preview > summary").click()
+    preview = source.locator("details.source-preview img")
+    chat.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=preview.element_handle())
+    source.scroll_into_view_if_needed()
+    chat.screenshot(path=ARTIFACTS / f"viewer-chat-preview-{device['viewport']['width']}.png")
     cited = {
         "place": link.inner_text().split(", ", 1)[1],
         "snippet": source.locator(".source-snippet").inner_text(),

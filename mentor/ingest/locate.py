@@ -193,7 +193,9 @@ def pdf_text(path: Path, index: int) -> PageText:
 
 
 def _char_box(text, i: int, to_page) -> Box | None:
-    left, bottom, right, top = text.get_charbox(i)
+    # Loose: the advance width and the font's height, as a marker pen covers a
+    # letter, not the ink's own box (an "l" is a hair wide).
+    left, bottom, right, top = text.get_charbox(i, loose=True)
     if right <= left or top <= bottom:
         return None
     (ax, ay), (bx, by) = to_page(left, top), to_page(right, bottom)

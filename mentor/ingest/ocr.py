@@ -6,7 +6,9 @@ left alone. Each such page is rendered by PDFium (``pypdfium2``) and read by
 Tesseract (Debian's ``tesseract-ocr``), one page at a time, inside the page
 reader's child process: the page's time and memory limits hold for OCR too,
 and progress counts OCR'd pages as they come. The PDF itself is never
-changed: the kept original, without a text layer, is what a citation opens.
+changed: the kept original, without a text layer, is what a citation's
+viewer shows. Tesseract's TSV output gives each word with its box, so the
+viewer can mark a cited passage on the scan (``words``, ``locate``).
 
 Tesseract runs with one thread. Measured on 2 shared cores, its OpenMP
 threads spun against the other work and took a page from 4 s to 147 s.

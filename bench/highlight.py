@@ -1,0 +1,112 @@
+"""How often the viewer can mark a cited passage on its page.
+
+    python bench/highlight.py [--k 5] [--questions N]
+
+For every dev-set question about the Octave manual (bench/devset/octave.jsonl),
+the top-k hits of the app's own search; for each distinct chunk they cite,
+the product's own locating code (``mentor.ingest.locate.passage_boxes``,
+what ``/view/<doc>/passage`` runs) looks for the chunk's text, as indexed,
+on its page. Figures:
+
+- ``located``: the share of cited chunks for which boxes came back (the
+  viewer marks them); the rest open the page unmarked, with a note.
+- ``right_place``: of the located ones, the share whose marks hold the
+  chunk: PDFium's own text inside the boxes, read back independently,
+  contains at least 80% of the chunk's words. A located chunk that fails
+  this is a mark in the wrong place, the one outcome the viewer must avoid.
+- the time to locate one chunk (opening the PDF and reading the page
+  included: what a student's first click costs; the server remembers it).
+
+The matching runs in Python on the server, not in the browser, so this
+script measures the very code the viewer uses, and the chat's preview
+pictures come from the same boxes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+
+from common import DEVSET, begin, load_jsonl, log, octave_pdf, open_mentor, prepared_home, summary, write_result
+
+WORD = re.compile(r"[^\W_]+")
+RIGHT_PLACE = 0.8
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--k", type=int, default=5, help="hits per question")
+    p.add_argument("--questions", type=int, default=0, help="only the first N questions (0: all)")
+    args = p.parse_args(argv)
+    begin()
+    questions = load_jsonl(DEVSET / "octave.jsonl")
+    if args.questions:
+        questions = questions[: args.questions]
+    pdf = octave_pdf()
+    with open_mentor(prepared_home("octave", [pdf])) as mentor:
+        cited = {}
+        for q in questions:
+            for hit in mentor.search(q["question"], k=args.k):
+                cited.setdefault((hit.doc_id, hit.chunk_no), hit.page)
+        log(f"{len(questions)} questions, {len(cited)} distinct chunks cited in their top {args.k}")
+        rows = [_measure(mentor, pdf, doc_id, chunk_no) for doc_id, chunk_no in cited]
+    figures = _figures(rows, len(questions), args.k)
+    log(f"located {figures['located']:.3f}, right place {figures['right_place']:.3f}")
+    write_result("highlight", figures, script=__file__, argv=argv)
+    return 0
+
+
+def _measure(mentor, pdf, doc_id: str, chunk_no: int) -> dict:
+    from mentor.ingest.locate import passage_boxes
+
+    chunk = mentor.index.chunk(doc_id, chunk_no)
+    started = time.perf_counter()
+    boxes = passage_boxes(pdf, chunk.page, chunk.text, mentor.library.ocr_words(doc_id, chunk.page))
+    seconds = time.perf_counter() - started
+    row = {"chunk": chunk_no, "page": chunk.page, "seconds": seconds, "located": bool(boxes), "lines": len(boxes)}
+    if boxes:
+        row["coverage"] = _coverage(chunk.text, " ".join(_text_in(pdf, chunk.page, b) for b in boxes))
+    else:
+        row["start"] = " ".join(chunk.text.split())[:80]
+    return row
+
+
+def _coverage(chunk: str, marked: str) -> float:
+    """The share of the chunk's words (hyphenated line ends joined) found among the marked ones."""
+    want = WORD.findall(re.sub(r"-\s*\n\s*", "", chunk).casefold())
+    have = set(WORD.findall(re.sub(r"[-\u0002]\s*\n\s*", "", marked).casefold()))
+    return sum(w in have for w in want) / max(1, len(want))
+
+
+def _text_in(pdf, page: int, box) -> str:
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(str(pdf))
+    try:
+        sheet = document[page - 1]
+        w, h = sheet.get_size()
+        return sheet.get_textpage().get_text_bounded(box.x0 * w, (1 - box.y1) * h, box.x1 * w, (1 - box.y0) * h)
+    finally:
+        document.close()
+
+
+def _figures(rows: list[dict], questions: int, k: int) -> dict:
+    located = [r for r in rows if r["located"]]
+    right = [r for r in located if r["coverage"] >= RIGHT_PLACE]
+    return {
+        "corpus": "octave.pdf (Debian's octave-doc)",
+        "questions": questions,
+        "k": k,
+        "chunks": len(rows),
+        "located": round(len(located) / max(1, len(rows)), 4),
+        "right_place": round(len(right) / max(1, len(located)), 4),
+        "coverage_mean": round(sum(r["coverage"] for r in located) / max(1, len(located)), 4),
+        "locate_seconds": summary([r["seconds"] for r in rows]),
+        "not_located": [{k: r[k] for k in ("chunk", "page", "start")} for r in rows if not r["located"]],
+        "wrong_place": [{k: r[k] for k in ("chunk", "page", "coverage")} for r in located if r["coverage"] < RIGHT_PLACE],
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
