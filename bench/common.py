@@ -45,11 +45,17 @@ DEVSET = BENCH / "devset"
 if str(ROOT) not in sys.path:  # mentor/ and tests/ (for the smoke PDFs)
     sys.path.insert(0, str(ROOT))
 
-# The corpora: Debian's r-doc-pdf and octave-doc (see bench/README.md).
+# The corpora: Debian's r-doc-pdf and octave-doc (see bench/README.md), and
+# the dev-set corpora of bench/devset/README.md: Debian's lshort (in
+# texlive-lang-english), a generated slide deck, scans made from gnuplot-doc,
+# and a course folder of bash-doc's manual with generated handouts.
 R_MANUALS = ["R-FAQ.pdf", "R-admin.pdf", "R-data.pdf", "R-exts.pdf", "R-intro.pdf", "R-ints.pdf", "R-lang.pdf"]
 R_DIRS = [Path("/usr/share/doc/r-doc-pdf/manual"), Path("/usr/share/R/doc/manual")]
 OCTAVE_PDF = Path("/usr/share/doc/octave/octave.pdf")
+LSHORT_PDF = Path("/usr/share/doc/texlive-doc/latex/lshort-english/lshort.pdf")
+BASHREF_PDF = Path("/usr/share/doc/bash/bashref.pdf")
 INSTALL_HINT = "apt-get install -y r-doc-pdf octave-doc"
+DEVSET_HINT = "apt-get install -y texlive-lang-english gnuplot-doc bash-doc tesseract-ocr (see bench/devset/README.md)"
 
 
 # ---------------------------------------------------------------- locations
@@ -82,15 +88,74 @@ def octave_pdf() -> Path:
     return plain
 
 
+def debian_pdf(path: Path) -> Path:
+    """A Debian PDF as a plain file: ``path``, or its .gz copy decompressed
+    under bench/out/corpora."""
+    if path.is_file():
+        return path
+    gz = path.with_name(path.name + ".gz")
+    if not gz.is_file():
+        raise CorpusMissing(f"{path} not found: {DEVSET_HINT}")
+    plain = OUT / "corpora" / path.name
+    if not plain.is_file():
+        plain.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(gz) as src, plain.with_suffix(".part").open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        plain.with_suffix(".part").replace(plain)
+    return plain
+
+
+def _devset_script(name: str):
+    """bench/devset/<name>.py as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"devset_{name}", DEVSET / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _digest(*paths: Path) -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in paths)).hexdigest()[:16]
+
+
+def generated(name: str, script: str, *sources: Path) -> list[Path]:
+    """The files ``bench/devset/<script>.py`` makes, under
+    bench/out/corpora/<name>, made once and again only when the script or
+    a source changes (the scripts are deterministic)."""
+    module = _devset_script(script)
+    wanted = {"script": _digest(DEVSET / f"{script}.py"), "sources": [[str(s), s.stat().st_size] for s in sources]}
+    folder = prepared(OUT / "corpora" / name, wanted, lambda out: module.build(out, *sources))
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+def _scans() -> list[Path]:
+    source = _devset_script("make_scans").source_pdf()
+    if source is None:
+        raise CorpusMissing(f"/usr/share/doc/gnuplot/gnuplot.pdf not found: {DEVSET_HINT}")
+    return generated("scanned", "make_scans", source)
+
+
+def _mixed() -> list[Path]:
+    return [debian_pdf(BASHREF_PDF), *generated("handouts", "make_handouts")]
+
+
 CORPORA = {
     "r-manuals": lambda: [_r_manual(n) for n in R_MANUALS],
     "refman": lambda: [_r_manual("refman.pdf")],
     "octave": lambda: [octave_pdf()],
+    # The dev-set corpora (bench/devset/README.md): a textbook, a slide
+    # deck, scanned pages, and a manual beside short handouts.
+    "lshort": lambda: [debian_pdf(LSHORT_PDF)],
+    "slides": lambda: generated("slides", "make_slides"),
+    "scanned": _scans,
+    "mixed": _mixed,
 }
+DEVSET_CORPORA = ["octave", "lshort", "slides", "scanned", "mixed"]
 
 
 def corpus(name: str) -> list[Path]:
-    """The files of a named corpus; exits with an install hint if missing."""
+    """The files of a named corpus; exits with an install hint if missing.
+    Generated corpora (slides, scanned, the handouts of mixed) are made
+    under bench/out/corpora on first use."""
     return CORPORA[name]()
 
 
@@ -184,6 +249,44 @@ def page_sources(pdf: Path, page: int) -> list:
         Hit("bench", pdf.name, i + 1, reader.page_labels[i], (reader.pages[i].extract_text() or "")[:SOURCE_CHARS], 0.5)
         for i in pages
     ]
+
+
+# ---------------------------------------------------------------- answering dev-set questions
+
+
+def answering_options(p, name: str) -> None:
+    """The options of a benchmark in which a GGUF model answers dev-set
+    questions from pages of the Octave manual (generate.py, repetition.py)."""
+    p.add_argument("--model", type=Path, help="the GGUF file (default: the tiny SmolLM2 model)")
+    p.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all; default 0, the CPU)")
+    p.add_argument("--pdf", type=Path, help="where the sources come from (default: the Octave manual)")
+    p.add_argument("--devset", type=Path, default=DEVSET / "octave.jsonl")
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--out", type=Path, help=f"result JSON (default bench/results/{name}.json)")
+    p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
+
+
+def answering_model(args, name: str) -> tuple[Path, object]:
+    """The GGUF file (--model, or the tiny SmolLM2 model) and the mentor's
+    settings for it. Only the prompt's settings are used: no embedder is
+    loaded, and the home is never written."""
+    path = (args.model or tiny_gguf()).resolve()
+    return path, mentor_settings(OUT / f"{name}-unused", MODEL_PATH=str(path), EMBED_MODEL="unused")
+
+
+def source_pdf(args) -> Path:
+    """Where the prompts' sources are cut from: --pdf, or the Octave manual
+    (CorpusMissing where it is not installed)."""
+    return args.pdf.resolve() if args.pdf else corpus("octave")[0]
+
+
+def devset_prompts(answerer, pdf: Path, devset: Path, count: int) -> Iterator[tuple[dict, list[dict], list]]:
+    """The first ``count`` dev-set questions that name a page, each with the
+    messages ``answerer`` writes for it from ``pdf`` at that page, and the
+    sources it used."""
+    for q in [q for q in load_jsonl(devset) if q.get("pages")][:count]:
+        messages, used = answerer.prompt(q["question"], page_sources(pdf, q["pages"][0]), [], "GNU Octave")
+        yield q, messages, used
 
 
 def fresh_dir(path: Path) -> Path:

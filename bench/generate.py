@@ -41,18 +41,15 @@ import time
 from pathlib import Path
 
 from common import (
-    DEVSET,
-    OUT,
     CorpusMissing,
+    answering_model,
+    answering_options,
     begin,
-    corpus,
-    load_jsonl,
+    devset_prompts,
     log,
-    mentor_settings,
-    page_sources,
     ratio,
+    source_pdf,
     summary,
-    tiny_gguf,
     write_result,
 )
 
@@ -64,25 +61,17 @@ TOPICS = [
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", type=Path, help="the GGUF file (default: the tiny SmolLM2 model)")
-    p.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all; default 0, the CPU)")
+    answering_options(p, "generate")
     p.add_argument("--streams", default="1,4,8", help="stream counts to measure, comma-separated (default 1,4,8)")
     p.add_argument("--stream-tokens", type=int, default=128, help="tokens each stream writes at most")
-    p.add_argument("--pdf", type=Path, help="where the sources come from (default: the Octave manual)")
-    p.add_argument("--devset", type=Path, default=DEVSET / "octave.jsonl")
     p.add_argument("--runs", type=int, default=8, help="prompts per side")
-    p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--out", type=Path, help="result JSON (default bench/results/generate.json)")
-    p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     args = p.parse_args(argv)
     begin()
 
-    path = (args.model or tiny_gguf()).resolve()
+    path, settings = answering_model(args, "generate")
     streams = sorted({int(s) for s in args.streams.split(",")})
     if args.smoke:
         streams, args.stream_tokens = [1, 2], 8
-    # Only the prompt's settings are used: no embedder is loaded.
-    settings = mentor_settings(OUT / "generate-unused", MODEL_PATH=str(path), EMBED_MODEL="unused")
     figures = {
         "model": path.name,
         "n_gpu_layers": args.n_gpu_layers,
@@ -107,17 +96,15 @@ def prompt_figures(path: Path, args, settings) -> dict:
     from mentor.generate.llm import LlamaCppModel
 
     try:
-        pdf = args.pdf.resolve() if args.pdf else corpus("octave")[0]
+        pdf = source_pdf(args)
     except CorpusMissing as e:
         log(f"prompts skipped: {e}")
         return {"prompts_skipped": str(e)}
-    questions = [q for q in load_jsonl(args.devset) if q.get("pages")][: args.runs]
     results = {"ours": [], "baseline": []}
     with LlamaCppModel(path, n_ctx=settings.n_ctx, n_gpu_layers=args.n_gpu_layers, n_parallel=1) as ours:
         raw = Llama(model_path=str(path), n_ctx=settings.n_ctx, n_gpu_layers=args.n_gpu_layers, verbose=False)
         answerer = Answerer(None, ours, settings)
-        for q in questions:
-            messages, used = answerer.prompt(q["question"], page_sources(pdf, q["pages"][0]), [], "GNU Octave")
+        for q, messages, used in devset_prompts(answerer, pdf, args.devset, args.runs):
             prompt_tokens = sum(ours.count_tokens(m["content"]) for m in messages)
             for side, stream in (
                 ("ours", lambda m=messages: ours.stream_chat(m, args.max_tokens)),
@@ -131,7 +118,7 @@ def prompt_figures(path: Path, args, settings) -> dict:
                 )
         raw.close()
     figures = {
-        "runs": len(questions),
+        "runs": len(results["ours"]),  # one a question
         "ours": aggregate(results["ours"]),
         "baseline": aggregate(results["baseline"]),
         "runs_detail": results,

@@ -5,7 +5,7 @@
 The scans are made here: each page a 300-dpi picture of about 360 words of
 known text at 12 points (a dense textbook page), all in one PDF without a
 text layer. They are read by the product's own path,
-``mentor.documents.read_pages`` with OCR on: the page reader's child
+``mentor.ingest.documents.read_pages`` with OCR on: the page reader's child
 process renders each page with PDFium at 300 dpi and Tesseract reads it,
 with one thread. The split (rendering alone, Tesseract alone) is taken on
 the same pages afterwards, in this process.

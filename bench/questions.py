@@ -5,7 +5,7 @@ Reads ``devset/paraphrases.jsonl``: course questions, each asked six ways
 but ask something else (``near``), and off-course ones (the set ``off``).
 Embeds them with MiniLM as the question log does, then:
 
-- **grouping**: clusters them with ``mentor.insights.cluster`` at each
+- **grouping**: clusters them with ``mentor.course.insights.cluster`` at each
   similarity and counts pairs: a pair of wordings of one question in one
   group is right, any other pair in one group is wrong. Chosen: the best
   F1 of pair precision and recall.

@@ -21,19 +21,15 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 
 from common import (
-    DEVSET,
-    OUT,
     CorpusMissing,
+    answering_model,
+    answering_options,
     begin,
-    corpus,
-    load_jsonl,
+    devset_prompts,
     log,
-    mentor_settings,
-    page_sources,
-    tiny_gguf,
+    source_pdf,
     write_result,
 )
 
@@ -43,14 +39,8 @@ UNGUARDED = 10**9
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", type=Path, help="the GGUF file (default: the tiny SmolLM2 model)")
-    p.add_argument("--n-gpu-layers", type=int, default=0)
-    p.add_argument("--pdf", type=Path, help="where the sources come from (default: the Octave manual)")
-    p.add_argument("--devset", type=Path, default=DEVSET / "octave.jsonl")
+    answering_options(p, "repetition")
     p.add_argument("--questions", type=int, default=24)
-    p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--out", type=Path, help="result JSON (default bench/results/repetition.json)")
-    p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     args = p.parse_args(argv)
     if args.smoke:
         args.questions, args.max_tokens = min(args.questions, 2), 16
@@ -62,18 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     from mentor.generate.scheduler import Sampling
 
     try:
-        pdf = args.pdf.resolve() if args.pdf else corpus("octave")[0]
+        pdf = source_pdf(args)
     except CorpusMissing as e:
         raise SystemExit(str(e)) from None
-    path = (args.model or tiny_gguf()).resolve()
-    settings = mentor_settings(OUT / "repetition-unused")
-    questions = [q for q in load_jsonl(args.devset) if q.get("pages")][: args.questions]
+    path, settings = answering_model(args, "repetition")
     with LlamaCppModel(path, n_ctx=settings.n_ctx, n_gpu_layers=args.n_gpu_layers) as model:
         answerer = Answerer(None, model, settings)
-        prompts = []
-        for q in questions:
-            messages, _ = answerer.prompt(q["question"], page_sources(pdf, q["pages"][0]), [], "GNU Octave")
+        questions, prompts = [], []
+        for q, messages, _ in devset_prompts(answerer, pdf, args.devset, args.questions):
             formatted = model._format(messages)
+            questions.append(q)
             prompts.append(model._llama.tokenize(formatted.prompt.encode(), add_bos=False, special=True))
 
         def answers(span: int) -> list[str]:
@@ -92,11 +80,16 @@ def main(argv: list[str] | None = None) -> int:
             for q, g, u in zip(questions, guarded, unguarded)
         ]
 
+    figures = {"model": path.name, "repeat_span": guard, "max_tokens": args.max_tokens} | cut_figures(rows)
+    log(f"cut {figures['cut']} of {len(rows)}; {figures['cut_that_ran_to_the_limit']} of those looped to the limit")
+    write_result("repetition", figures, script=__file__, argv=argv, out=args.out, smoke=args.smoke)
+    return 0
+
+
+def cut_figures(rows: list[dict]) -> dict:
+    """What the guard cut, over every answer's row."""
     cut = [r for r in rows if r["cut"]]
-    figures = {
-        "model": path.name,
-        "repeat_span": guard,
-        "max_tokens": args.max_tokens,
+    return {
         "answers": len(rows),
         # The guard only ends answers early: every cut answer is the start
         # of the unguarded one, word for word.
@@ -107,9 +100,6 @@ def main(argv: list[str] | None = None) -> int:
         "citations_lost": sum(len(r["citations_lost"]) for r in cut),
         "rows": rows,
     }
-    log(f"cut {len(cut)} of {len(rows)}; {figures['cut_that_ran_to_the_limit']} of those looped to the limit")
-    write_result("repetition", figures, script=__file__, argv=argv, out=args.out, smoke=args.smoke)
-    return 0
 
 
 def answer_row(qid: str, guarded: str, unguarded: str, count_tokens, limit: int) -> dict:

@@ -129,3 +129,17 @@ def handbook(tmp_path):
     from tests.pdfs import make_pdf
 
     return make_pdf(tmp_path / "files" / "handbook.pdf")
+
+
+@pytest.fixture
+def short_answers(tmp_path):
+    """Settings with short answers, for tests of what is kept of a question
+    (which does not depend on the answer's length)."""
+    return small_settings(tmp_path / "home", max_answer_tokens=16)
+
+
+@pytest.fixture
+def course(mentor, handbook):
+    """A mentor with the handbook ingested."""
+    assert mentor.ingest([handbook])[0].ok
+    return mentor

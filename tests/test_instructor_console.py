@@ -14,7 +14,6 @@ import pytest
 
 from mentor.web.auth import AdminAuth
 from mentor.web.ui import Conversation, MentorUI
-from tests.conftest import small_settings
 
 PASSWORD = "console-test-password"
 OFFICE = ["When are office hours held?", "What time are office hours?", "When are the office hours?"]
@@ -23,15 +22,13 @@ OFF_COURSE = ["What is the best pizza near campus?", "Where can I get good pizza
 
 
 @pytest.fixture
-def settings(tmp_path):
-    """Short answers: what is kept of a question does not depend on its length."""
-    return small_settings(tmp_path / "home", max_answer_tokens=16)
+def settings(short_answers):
+    return short_answers
 
 
 @pytest.fixture
-def ui(mentor, handbook):
-    assert mentor.ingest([handbook])[0].ok
-    return MentorUI(mentor, AdminAuth(PASSWORD))
+def ui(course):
+    return MentorUI(course, AdminAuth(PASSWORD))
 
 
 def ask(ui, question: str, conversation: Conversation | None = None) -> tuple[list, Conversation]:

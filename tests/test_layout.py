@@ -1,5 +1,5 @@
 """The package layout is the architecture: imports run one way, no module
-imports itself back through another.
+imports itself back through another, and functions fit on a screen.
 
 Read from the source with ``ast``, so imports inside functions (the lazy
 ones) count as much as those at the top.
@@ -28,6 +28,9 @@ FLOORS = {
     "__main__": 7,
     "__init__": 7,
 }
+LONGEST_FUNCTION = 60
+# A longer function says why on the line above its ``def``.
+LONG_REASON = "# Long because"
 
 
 def modules() -> dict[str, Path]:
@@ -110,6 +113,25 @@ def test_no_import_cycles():
 def _within_package(cycle: str) -> bool:
     names = cycle.split(" -> ")
     return any(all(n == root or n.startswith(root + ".") for n in names) for root in names)
+
+
+def long_functions() -> list[str]:
+    found = []
+    for path in MENTOR.rglob("*.py"):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            length = node.end_lineno - first + 1
+            reason = lines[first - 2].strip().startswith(LONG_REASON) if first > 1 else False
+            if length > LONGEST_FUNCTION and not reason:
+                found.append(f"{path.relative_to(MENTOR.parent)}:{node.lineno} {node.name}: {length} lines")
+    return found
+
+
+def test_functions_fit_on_a_screen():
+    assert not long_functions(), "functions over 60 lines with no reason above them:\n" + "\n".join(long_functions())
 
 
 @pytest.mark.parametrize("part", ["ingest", "index", "course", "generate", "web"])

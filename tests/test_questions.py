@@ -15,7 +15,7 @@ import pytest
 from mentor.course.info import CourseInfo, Teaching
 from mentor.course.questions import FEEDBACK_FILE, MIGRATIONS, QUESTIONS_FILE, QuestionStore
 from mentor.generate.prompts import NOT_COVERED
-from tests.conftest import minilm_folder, small_settings
+from tests.conftest import minilm_folder
 from tests.spies import ModelSpy
 
 OFFICE_HOURS = "When are office hours held?"
@@ -23,15 +23,8 @@ OFF_COURSE = "What is the best recipe for sourdough bread?"
 
 
 @pytest.fixture
-def settings(tmp_path):
-    """Short answers: what is kept of a question does not depend on its length."""
-    return small_settings(tmp_path / "home", max_answer_tokens=16)
-
-
-@pytest.fixture
-def course(mentor, handbook):
-    assert mentor.ingest([handbook])[0].ok
-    return mentor
+def settings(short_answers):
+    return short_answers
 
 
 def columns(home, table: str) -> list[str]:

@@ -155,8 +155,8 @@ def test_points_written_before_a_kill_9_are_there_after_the_restart(tmp_path, re
     script = (
         "import json, os, signal, sys\n"
         "from pathlib import Path\n"
-        "from mentor.store import ChunkRecord, Keywords\n"
-        "from mentor.store.edge import EdgeStore\n"
+        "from mentor.index.store import ChunkRecord, Keywords\n"
+        "from mentor.index.store.edge import EdgeStore\n"
         "records = [ChunkRecord(**r) for r in json.loads(sys.stdin.read())]\n"
         "EdgeStore(Path(sys.argv[1]), Keywords()).open('course-1', len(records[0].dense)).add(records)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

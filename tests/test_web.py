@@ -651,7 +651,7 @@ def test_a_missing_model_file_opens_the_app_in_sources_only_mode(tmp_path, monke
 def test_uploads_dropped_into_gradios_cache_are_deleted_after_indexing(ui, tmp_path):
     import gradio as gr
 
-    from mentor.web.ui import _discard_upload
+    from mentor.web.materials import discard_upload
 
     cached = Path(gr.utils.get_upload_folder()) / "test-web" / "notes.txt"
     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -659,6 +659,6 @@ def test_uploads_dropped_into_gradios_cache_are_deleted_after_indexing(ui, tmp_p
     outside = tmp_path / "notes.txt"
     outside.write_text("x")
 
-    _discard_upload(cached)
-    _discard_upload(outside)
+    discard_upload(cached)
+    discard_upload(outside)
     assert not cached.exists() and outside.exists()

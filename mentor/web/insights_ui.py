@@ -249,7 +249,21 @@ class InsightsConsole:
     # --- Layout -------------------------------------------------------------------------------
 
     def build(self, admin: gr.State, console_tabs: gr.Tabs) -> None:
-        """Adds the three tabs to the console (inside its ``gr.Tabs``)."""
+        """Adds the three tabs to the console (inside its ``gr.Tabs``), each
+        wired; "Write a verified answer" crosses from Insights to the editor."""
+        group, drafts, draft = self._build_insights(admin)
+        editor, verified_message = self._build_verified(admin)
+        draft.click(
+            self.draft_verified,
+            [group, drafts, admin],
+            [console_tabs, *editor, verified_message],
+            api_name="draft_verified",
+        )
+        self._build_inbox(admin)
+
+    def _build_insights(self, admin: gr.State) -> tuple:
+        """The Insights tab, wired but for its draft button. Returns the
+        group picker, the drafts and "Write a verified answer"."""
         with gr.Tab("Insights", id="insights") as insights_tab:
             with gr.Row(elem_id="insights-bar"):
                 period = gr.Radio(list(PERIODS), value=DEFAULT_PERIOD, show_label=False, container=False, scale=4)
@@ -263,21 +277,41 @@ class InsightsConsole:
                 group = gr.Dropdown(label="Answer a group yourself", choices=[], value=None, scale=4)
                 draft = gr.Button("Write a verified answer", scale=1, min_width=200)
             drafts = gr.State([])
-            with gr.Accordion("Privacy", open=False, elem_id="privacy"):
-                gr.Markdown(
-                    "The mentor keeps each question's text, time, whether it was refused, the pages it cited "
-                    "and its thumbs up or down, to show you these insights. It keeps nothing about who asked: "
-                    'no address, no account, no name (unless a student adds one to "Ask the instructor").',
-                    elem_classes="help",
-                )
-                with gr.Row(elem_id="retention-row"):
-                    retention = gr.Number(label="Keep student questions for (days)", precision=0, minimum=1, scale=2)
-                    save_retention = gr.Button("Save", size="md", scale=0, min_width=100)
-                with gr.Row():
-                    delete = gr.Button("Delete all student questions", variant="stop", size="sm", scale=0)
-                    confirm = gr.Button("Yes, delete them", variant="stop", size="sm", visible=False, scale=0)
-                privacy_message = gr.HTML()
+            retention = self._build_privacy(admin)
+        shown = [summary, gaps, groups, group, drafts, retention]
+        insights_tab.select(self.insights, [period, admin], shown, api_name="insights")
+        refresh.click(self.insights, [period, admin], shown, api_visibility="private")
+        period.change(self.insights, [period, admin], shown, api_visibility="private")
+        export.click(self.export_csv, [period, admin], [csv_files], api_name="export_insights")
+        return group, drafts, draft
 
+    def _build_privacy(self, admin: gr.State) -> gr.Number:
+        """The Privacy accordion, wired: what is kept, for how long, and
+        deleting it all. Returns the retention field (Insights fills it in)."""
+        with gr.Accordion("Privacy", open=False, elem_id="privacy"):
+            gr.Markdown(
+                "The mentor keeps each question's text, time, whether it was refused, the pages it cited "
+                "and its thumbs up or down, to show you these insights. It keeps nothing about who asked: "
+                'no address, no account, no name (unless a student adds one to "Ask the instructor").',
+                elem_classes="help",
+            )
+            with gr.Row(elem_id="retention-row"):
+                retention = gr.Number(label="Keep student questions for (days)", precision=0, minimum=1, scale=2)
+                save_retention = gr.Button("Save", size="md", scale=0, min_width=100)
+            with gr.Row():
+                delete = gr.Button("Delete all student questions", variant="stop", size="sm", scale=0)
+                confirm = gr.Button("Yes, delete them", variant="stop", size="sm", visible=False, scale=0)
+            privacy_message = gr.HTML()
+        delete.click(self.ask_delete, [admin], [confirm, privacy_message], api_name="ask_delete")
+        confirm.click(
+            self.delete_student_questions, [admin], [confirm, privacy_message], api_name="delete_student_questions"
+        )
+        save_retention.click(self.save_retention, [retention, admin], [privacy_message], api_name="save_retention")
+        return retention
+
+    def _build_verified(self, admin: gr.State) -> tuple[list, gr.HTML]:
+        """The Verified answers tab, wired. Returns the editor (id, question,
+        answer, pages, candidates) and its message, which Insights fills in."""
         with gr.Tab("Verified answers", id="verified") as verified_tab:
             gr.Markdown(
                 "When a student asks something close to one of these questions (cosine similarity of at least "
@@ -299,35 +333,7 @@ class InsightsConsole:
                 save = gr.Button("Save verified answer", variant="primary", scale=0, min_width=200)
                 remove = gr.Button("Remove", variant="stop", scale=0, min_width=110)
             verified_message = gr.HTML()
-
-        with gr.Tab("Questions for you", id="inbox") as inbox_tab:
-            inbox = gr.HTML(elem_id="inbox")
-            request = gr.Dropdown(label="Answer a question", choices=[], value=None)
-            reply = gr.Textbox(label="Your reply", lines=4, max_length=8000)
-            make_verified = gr.Checkbox(
-                label="Also make it a verified answer: students who ask something close get it first"
-            )
-            send = gr.Button("Send reply", variant="primary", scale=0, min_width=160)
-            reply_message = gr.HTML()
-
-        shown = [summary, gaps, groups, group, drafts, retention]
-        insights_tab.select(self.insights, [period, admin], shown, api_name="insights")
-        refresh.click(self.insights, [period, admin], shown, api_visibility="private")
-        period.change(self.insights, [period, admin], shown, api_visibility="private")
-        export.click(self.export_csv, [period, admin], [csv_files], api_name="export_insights")
         editor = [editing, question, answer, pages, candidates]
-        draft.click(
-            self.draft_verified,
-            [group, drafts, admin],
-            [console_tabs, *editor, verified_message],
-            api_name="draft_verified",
-        )
-        delete.click(self.ask_delete, [admin], [confirm, privacy_message], api_name="ask_delete")
-        confirm.click(
-            self.delete_student_questions, [admin], [confirm, privacy_message], api_name="delete_student_questions"
-        )
-        save_retention.click(self.save_retention, [retention, admin], [privacy_message], api_name="save_retention")
-
         listed = [verified_list, pick]
         verified_tab.select(self.verified, [admin], listed, api_name="verified_answers")
         pick.input(self.edit_verified, [pick, admin], [*editor, verified_message], api_name="edit_verified")
@@ -342,7 +348,19 @@ class InsightsConsole:
         remove.click(
             self.remove_verified, [editing, admin], [*editor, *listed, verified_message], api_name="remove_verified"
         )
+        return editor, verified_message
 
+    def _build_inbox(self, admin: gr.State) -> None:
+        """The Questions for you tab, wired."""
+        with gr.Tab("Questions for you", id="inbox") as inbox_tab:
+            inbox = gr.HTML(elem_id="inbox")
+            request = gr.Dropdown(label="Answer a question", choices=[], value=None)
+            reply = gr.Textbox(label="Your reply", lines=4, max_length=8000)
+            make_verified = gr.Checkbox(
+                label="Also make it a verified answer: students who ask something close get it first"
+            )
+            send = gr.Button("Send reply", variant="primary", scale=0, min_width=160)
+            reply_message = gr.HTML()
         inbox_shown = [inbox, request]
         inbox_tab.select(self.inbox, [admin], inbox_shown, api_name="requests")
         send.click(

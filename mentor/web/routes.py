@@ -93,13 +93,14 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
     """The routes, bound to ``mentor``; ``course_name()`` gives the current
     course name for the prompt."""
     router = APIRouter()
-    conversations = Conversations(mentor.settings.history_turns)
-    # Answers worked at once for /api/chat, each in a thread of its own (not
-    # the shared pool, which serves the page and /healthz). Half the model's
-    # line at most: a script cannot fill it and leave the class no room.
-    # Without a model (sources-only) an answer is a search, some tens of
-    # milliseconds: a few at once are plenty.
-    api_answers = threading.BoundedSemaphore(max(1, mentor.model.capacity // 2) if mentor.model else 4)
+    add_status_routes(router, mentor)
+    add_chat_route(router, mentor, course_name)
+    add_file_route(router, mentor)
+    return router
+
+
+def add_status_routes(router: APIRouter, mentor: Mentor) -> None:
+    """``/healthz`` (public, tells nothing about the course) and ``/api/stats``."""
 
     @router.get("/healthz")
     def healthz() -> dict:
@@ -120,6 +121,17 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
         # How busy the model is: its slots, the answers being written, the
         # questions waiting for one.
         return {**mentor.stats(), "model_status": mentor.model.status() if mentor.model else None}
+
+
+def add_chat_route(router: APIRouter, mentor: Mentor, course_name) -> None:
+    """``POST /api/chat``, with its conversations and its share of the model."""
+    conversations = Conversations(mentor.settings.history_turns)
+    # Answers worked at once for /api/chat, each in a thread of its own (not
+    # the shared pool, which serves the page and /healthz). Half the model's
+    # line at most: a script cannot fill it and leave the class no room.
+    # Without a model (sources-only) an answer is a search, some tens of
+    # milliseconds: a few at once are plenty.
+    api_answers = threading.BoundedSemaphore(max(1, mentor.model.capacity // 2) if mentor.model else 4)
 
     @router.post("/api/chat")
     async def chat(body: ChatRequest, request: Request):
@@ -146,6 +158,10 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
         conversations.add(conversation_id, answer.question, answer.text)
         return {**answer.to_json(), "conversation_id": conversation_id}
 
+
+def add_file_route(router: APIRouter, mentor: Mentor) -> None:
+    """``/files/{doc_id}``: a stored original students may open."""
+
     @router.get("/files/{doc_id}")
     def stored_file(doc_id: str, download: bool = False) -> Response:
         # Only documents students can get answers from (never an
@@ -170,8 +186,6 @@ def create_router(mentor: Mentor, course_name) -> APIRouter:
             content_disposition_type="attachment" if download else "inline",
             headers=headers,
         )
-
-    return router
 
 
 def busy(status: int, message: str) -> HTTPException:

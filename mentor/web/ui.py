@@ -1,5 +1,10 @@
 """The Gradio UI: the chat page students use and the instructor console.
 
+This module lays out the page (the course header, the Ask tab, the
+Instructor tab with its login and console bar) and owns the chat's and the
+login's handlers. Each console tab is a module of its own, with its handlers
+beside its layout: ``materials``, ``course_page``, ``share``, ``insights_ui``.
+
 Thin by design: every handler calls the engine (``Mentor``), ``course`` or
 ``backup`` and renders the result. Per-browser state lives only in
 ``gr.State`` (the conversation, the instructor's session token), which
@@ -14,28 +19,22 @@ documents, file names or people.
 
 from __future__ import annotations
 
-import html
 import logging
-import shutil
-import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 
-from mentor.course import backup
-from mentor.course.info import ASSIGNMENTS, DIRECT, GUIDE, WHOLE_COURSE, CourseError, CourseInfo, Teaching
+from mentor.course.info import GUIDE, CourseInfo
 from mentor.course.questions import QuestionsError
-from mentor.course.registry import Document, UnknownDocument
 from mentor.engine import Mentor
 from mentor.generate.admission import QueueFull
-from mentor.generate.answer import QuestionError
-from mentor.ingest.ocr import OcrOptions, engine_status
-from mentor.ingest.pages import SUFFIXES, SUPPORTED
-from mentor.ingest.pipeline import IngestResult
+from mentor.generate.answer import Answer, QuestionError
 from mentor.web.auth import AdminAuth, LoginRefused
 from mentor.web.client import client_address
+from mentor.web.course_page import CoursePage
 from mentor.web.insights_ui import InsightsConsole
+from mentor.web.materials import Materials, document_choices
 from mentor.web.render import (
     GUIDE_NOTE,
     LATEX_DELIMITERS,
@@ -43,19 +42,16 @@ from mentor.web.render import (
     empty_html,
     examples_placeholder,
     header_html,
-    human_size,
-    index_status_html,
     message_text,
     note,
     render_answer,
     render_verified,
     replies_markdown,
-    results_html,
     safe_markdown,
     stats_markdown,
-    upload_limits,
     waiting_note,
 )
+from mentor.web.share import Share
 
 log = logging.getLogger(__name__)
 
@@ -68,23 +64,23 @@ NO_MATERIALS = "The instructor hasn't uploaded course materials yet."
 MAX_CHAT_EVENTS = 24
 # Earlier messages kept per browser session; the engine uses the last few.
 HISTORY_MESSAGES = 40
-DOCUMENT_COLUMNS = ["Document", "For", "Pages", "Chunks", "Added", "Size"]
 # What login and refresh_console fill in: stats, table, document choices,
 # course name, welcome, examples, index status, answer style, its scope.
 CONSOLE_FIELDS = 9
 # Requests to the instructor one browser remembers, to show their replies.
 MAX_TICKETS = 20
-STYLE_CHOICES = [
-    ("Direct: answer the question, citing the pages", DIRECT),
-    ("Guide: hints and questions that lead the student; never a complete solution", GUIDE),
-]
-SCOPE_CHOICES = [
-    ("For every question", WHOLE_COURSE),
-    ("Only when the sources include a document marked as an assignment", ASSIGNMENTS),
-]
-# How often the console re-reads the index status while the instructor is
-# logged in: a rebuild reports its progress, document by document.
-STATUS_SECONDS = 3
+
+
+@dataclass
+class AskInstructorPanel:
+    """The "Ask the instructor" panel under the chat."""
+
+    column: gr.Column
+    question: gr.Textbox
+    name: gr.Textbox
+    send: gr.Button
+    cancel: gr.Button
+    message: gr.HTML
 
 
 @dataclass
@@ -97,19 +93,21 @@ class Conversation:
 
 
 class MentorUI:
-    """The handlers of the UI, as plain methods (tests call them directly),
-    and ``build()``, which wires them into a ``gr.Blocks``."""
+    """The chat's and the console bar's handlers, as plain methods (tests
+    call them directly), and ``build()``, which lays out every tab and wires
+    it into a ``gr.Blocks``. The console's tabs are objects of their own
+    (``materials``, ``course_page``, ``share``, ``insights``)."""
 
     def __init__(self, mentor: Mentor, auth: AdminAuth, exports_dir: Path | None = None):
         self.mentor = mentor
         self.auth = auth
         self.home = mentor.settings.home
+        # The console's tabs, each with its handlers and its layout.
+        self.materials = Materials(mentor, self._require)
+        self.course_page = CoursePage(mentor, self._require, self.page)
+        self.share = Share(mentor, self._require, exports_dir)
         # The console's Insights, Verified answers and Questions for you tabs.
         self.insights = InsightsConsole(mentor, self._require)
-        # Exports are written straight into Gradio's upload folder, which it
-        # serves without copying (an archive can be gigabytes); a random
-        # folder name keeps the link unguessable.
-        self.exports_dir = exports_dir or Path(gr.utils.get_upload_folder()) / "mentor-exports"
 
     # --- Chat page -------------------------------------------------------------
 
@@ -193,26 +191,33 @@ class MentorUI:
             return
         finally:
             answer.close()
+        chat[-1] = {"role": "assistant", "content": self._shown(answer)}
+        self._remember(question, answer, len(chat) - 1, conversation)
+        yield chat, conversation
+
+    def _shown(self, answer: Answer) -> str:
+        """A finished answer as the chat shows it, with its numbered sources."""
         if answer.verified:
-            shown = render_verified(answer.text, answer.verified.question, answer.sources)
-        else:
-            shown = render_answer(
-                answer.text, answer.cited(), answer.sources, answer.refused, self.mentor.settings.min_score
-            )
-            shown = GUIDE_NOTE + shown if answer.style == GUIDE else shown
-        chat[-1] = {"role": "assistant", "content": shown}
+            return render_verified(answer.text, answer.verified.question, answer.sources)
+        cited, min_score = answer.cited(), self.mentor.settings.min_score
+        shown = render_answer(answer.text, cited, answer.sources, answer.refused, min_score)
+        return GUIDE_NOTE + shown if answer.style == GUIDE else shown
+
+    @staticmethod
+    def _remember(question: str, answer: Answer, index: int, conversation: Conversation) -> None:
+        """Keeps the turn for follow-ups, and what the answer at ``index`` in
+        the chatbot was, for its thumbs up or down."""
         conversation.history = [
             *conversation.history,
             {"role": "user", "content": question},
             {"role": "assistant", "content": answer.text},
         ][-HISTORY_MESSAGES:]
-        conversation.answers[len(chat) - 1] = {
+        conversation.answers[index] = {
             "id": answer.id,
             "question": question,
             "answer": answer.text,
             "sources": [{"n": n, **hit.to_json()} for n, hit in answer.cited()],
         }
-        yield chat, conversation
 
     def _client(self, request: gr.Request | None) -> str | None:
         """The fair-share key of a chat: its browser session, with its address."""
@@ -297,434 +302,181 @@ class MentorUI:
             course.name,
             course.welcome,
             gr.Textbox(value="\n".join(course.examples), placeholder=examples_placeholder(docs)),
-            self._index_status(),
+            self.materials.index_status_now(),
             course.teaching.style,
             course.teaching.guide_scope,
-        )
-
-    def _index_status(self) -> str:
-        library = self.mentor.library
-        return index_status_html(
-            library.live().spec, library.rebuild_status, library.rebuild_reason(), library.interrupted()
-        )
-
-    def index_status(self, token: str) -> str:
-        """The index's state, for the console's timer: quiet when it is fine,
-        a progress line while a rebuild runs, the failures when one stopped."""
-        self._require(token)
-        return self._index_status()
-
-    def rebuild_index(self, token: str) -> str:
-        """Starts rebuilding the index from the kept originals, in the
-        background; students keep the current index until it is done."""
-        self._require(token)
-        self.mentor.library.rebuild_in_background("asked for in the instructor console")
-        return self._index_status()
-
-    def upload(self, files: list[str] | None, token: str, progress=gr.Progress()):
-        """Ingests each file in turn; yields the result lines so far, the
-        stats, the table and the delete choices after each one."""
-        self._require(token)
-        paths = [Path(f) for f in files or []]
-        if not paths:
-            raise gr.Error("Choose or drop course files first.")
-        results: list[IngestResult] = []
-        for i, path in enumerate(paths):
-            progress(i / len(paths), desc=f"{path.name}: reading")
-
-            def report(p, i=i):
-                share = p.pages_parsed / p.pages_total if p.pages_total else 0
-                progress(
-                    (i + share) / len(paths),
-                    desc=f"{p.file}: {p.pages_parsed} of {p.pages_total} pages read{p.by_ocr()}, {p.chunks_embedded} chunks embedded",
-                )
-
-            results.append(self.mentor.ingest_file(path, path.name, report))
-            _discard_upload(path)
-            docs = self.mentor.documents()
-            done = i + 1 == len(paths)
-            yield (
-                results_html([(r.line(), "ok" if r.ok else "failed") for r in results], pending=len(paths) - i - 1),
-                stats_markdown(self.mentor.stats()),
-                documents_table(docs),
-                document_choices(docs),
-                None if done else gr.skip(),
-            )
-
-    def delete_document(self, doc_id: str | None, token: str) -> tuple:
-        self._require(token)
-        if not doc_id:
-            raise gr.Error("Pick the document to delete.")
-        try:
-            doc = self.mentor.remove(doc_id)
-        except UnknownDocument:
-            raise gr.Error("That document is no longer in the course.") from None
-        docs = self.mentor.documents()
-        return (
-            note(f"Deleted {doc.name}. Students can no longer get answers from it.", "ok"),
-            stats_markdown(self.mentor.stats()),
-            documents_table(docs),
-            document_choices(docs, clear=True),
-        )
-
-    def save_course(self, name: str, welcome: str, examples: str, token: str) -> tuple:
-        self._require(token)
-        try:
-            course = CourseInfo.from_form(name, welcome, examples)
-        except CourseError as e:
-            raise gr.Error(html.escape(str(e))) from None
-        replace(course, teaching=self.course().teaching).save(self.home)
-        return note("Saved. Students see the changes the next time they open the page.", "ok"), *self.page()
-
-    def save_teaching(self, style: str, scope: str, token: str) -> str:
-        """Saves the answer style; it applies from the next question on."""
-        self._require(token)
-        current = self.course()
-        try:
-            teaching = Teaching.from_form(style, scope, current.teaching.retention_days)
-        except CourseError as e:
-            raise gr.Error(html.escape(str(e))) from None
-        replace(current, teaching=teaching).save(self.home)
-        return note("Saved. The mentor answers the next question this way.", "ok")
-
-    def document_flags(self, doc_id: str | None, token: str) -> tuple:
-        """The flags of the document picked in Materials."""
-        self._require(token)
-        doc = next((d for d in self.mentor.documents() if d.doc_id == doc_id), None)
-        return (doc.instructor_only, doc.assignment) if doc else (False, False)
-
-    def set_document_flags(self, doc_id: str | None, instructor_only: bool, assignment: bool, token: str) -> tuple:
-        """Marks a document instructor-only and/or an assignment."""
-        self._require(token)
-        if not doc_id:
-            raise gr.Error("Pick the document first.")
-        try:
-            doc = self.mentor.library.set_flags(doc_id, instructor_only=instructor_only, assignment=assignment)
-        except UnknownDocument:
-            raise gr.Error("That document is no longer in the course.") from None
-        if doc.instructor_only:
-            said = f"{doc.name} is now for you only: students never get answers, quotes, citations or links from it."
-        else:
-            said = f"{doc.name} is for students{' and marked as an assignment' if doc.assignment else ''}."
-        return note(said, "ok"), documents_table(self.mentor.documents())
-
-    def export_backup(self, token: str) -> tuple:
-        self._require(token)
-        shutil.rmtree(self.exports_dir, ignore_errors=True)  # one export at a time on disk
-        archive = backup.export_backup(self.mentor, self.exports_dir / uuid.uuid4().hex)
-        size = human_size(archive.stat().st_size)
-        return (
-            gr.DownloadButton(f"Download {archive.name} ({size})", value=archive.as_posix(), visible=True),
-            note("Backup ready. Download it and keep it somewhere other than this pod.", "ok"),
-        )
-
-    def import_backup(self, file: str | None, token: str) -> tuple:
-        self._require(token)
-        if not file:
-            raise gr.Error("Choose a backup file (.tar.gz) first.")
-        try:
-            summary = backup.import_backup(self.mentor, Path(file))
-        except backup.BackupError as e:
-            raise gr.Error(html.escape(str(e))) from None
-        finally:
-            _discard_upload(Path(file))
-        docs = self.mentor.documents()
-        rows = [(f"{name}: restored", "ok") for name in summary.added]
-        rows += [(f"{name}: skipped — {why}", "skipped") for name, why in summary.skipped]
-        rows += [("Course page: restored", "ok")] if summary.course_restored else []
-        return (
-            results_html(rows or [("The backup holds no documents.", "ok")]),
-            stats_markdown(self.mentor.stats()),
-            documents_table(docs),
-            document_choices(docs),
-            None,
         )
 
     # --- Layout ----------------------------------------------------------------
 
     def build(self) -> gr.Blocks:
-        settings = self.mentor.settings
+        """The page: the course header, the Ask tab and the Instructor tab."""
         with gr.Blocks(title="Course Mentor", delete_cache=(3600, 6 * 3600)) as demo:
             header = gr.HTML(header_html(self.course()), elem_id="course-header", js_on_load=None)
             with gr.Tabs(elem_id="main-tabs"):
                 with gr.Tab("Ask", id="ask", elem_id="ask-tab"):
-                    replies = gr.Markdown(visible=False, elem_id="replies")
-                    chatbot = gr.Chatbot(
-                        elem_id="chat",
-                        show_label=False,
-                        height="62vh",
-                        min_height=360,
-                        buttons=["copy"],
-                        sanitize_html=True,
-                        latex_delimiters=LATEX_DELIMITERS,
-                        allow_tags=False,
-                        placeholder=empty_html("Ask anything about the course.", ""),
-                        feedback_options=("Like", "Dislike"),
-                        layout="bubble",
-                    )
-                    question = gr.Textbox(
-                        elem_id="question",
-                        show_label=False,
-                        placeholder="Ask a question about the course…",
-                        lines=1,
-                        max_lines=6,
-                        max_length=settings.max_question_chars,
-                        submit_btn=True,
-                        stop_btn=False,
-                        autofocus=True,
-                        container=False,
-                    )
-                    with gr.Row(elem_id="chat-footer"):
-                        gr.Markdown(
-                            "Answers come only from the course materials. Open a source to read the page it cites.",
-                            elem_classes="footnote",
-                        )
-                        ask_teacher = gr.Button(
-                            "Ask the instructor", size="sm", variant="secondary", scale=0, min_width=160
-                        )
-                        new_chat = gr.Button("New conversation", size="sm", variant="secondary", scale=0, min_width=160)
-                    with gr.Column(visible=False, elem_id="ask-instructor") as ask_panel:
-                        gr.Markdown(
-                            "**Ask the instructor.** Not satisfied with the answer? Your instructor sees this "
-                            "question in their console. It is anonymous unless you add your name.",
-                            elem_classes="help",
-                        )
-                        teacher_question = gr.Textbox(label="Your question", lines=2, max_length=2000)
-                        teacher_name = gr.Textbox(label="Your name (optional)", max_length=80)
-                        with gr.Row():
-                            send_teacher = gr.Button("Send to the instructor", variant="primary", scale=0, min_width=200)
-                            cancel_teacher = gr.Button("Cancel", variant="secondary", scale=0, min_width=100)
-                    teacher_message = gr.HTML(elem_id="ask-instructor-message")
-                    pending = gr.Textbox(visible=False)
-                    conversation = gr.State(Conversation())
-                    # The tickets of the questions this browser passed on,
-                    # in its own storage: the server keeps no link to it.
-                    tickets = gr.BrowserState([], storage_key="mentor-instructor-tickets", secret="mentor-tickets")
-
+                    chatbot = self._build_chat(demo, header)
                 with gr.Tab("Instructor", id="instructor", elem_id="instructor-tab"):
-                    admin = gr.State("")
-                    with gr.Column(visible=True, elem_id="login-panel") as login_panel:
-                        gr.Markdown(
-                            "### Instructor console\nLog in to add course materials, edit the course page and make backups."
-                        )
-                        password = gr.Textbox(type="password", label="Instructor password", max_length=200)
-                        login_button = gr.Button("Log in", variant="primary")
-                        login_message = gr.HTML()
-                    with gr.Column(visible=False, elem_id="console") as console:
-                        with gr.Row(elem_id="console-bar"):
-                            stats = gr.Markdown(elem_id="console-stats")
-                            logout_button = gr.Button("Log out", size="sm", scale=0, min_width=100)
-                        with gr.Tabs(elem_id="console-tabs") as console_tabs:
-                            with gr.Tab("Materials", id="materials"):
-                                ocr_status = engine_status(settings.ocr, OcrOptions(settings.ocr_languages))
-                                gr.Markdown(upload_limits(settings.max_upload_mb, ocr_status), elem_classes="help")
-                                files = gr.File(
-                                    label=f"Course files ({SUPPORTED})",
-                                    file_count="multiple",
-                                    file_types=sorted(SUFFIXES),
-                                    type="filepath",
-                                    height=160,
-                                )
-                                upload_button = gr.Button("Add to the course", variant="primary")
-                                upload_results = gr.HTML()
-                                documents = gr.Dataframe(
-                                    headers=DOCUMENT_COLUMNS,
-                                    datatype=["str"] * len(DOCUMENT_COLUMNS),
-                                    interactive=False,
-                                    wrap=True,
-                                    label="Course documents (For: who gets answers from each)",
-                                    column_widths=["34%", "18%", "8%", "8%", "20%", "12%"],
-                                )
-                                with gr.Row(elem_id="delete-row"):
-                                    to_delete = gr.Dropdown(
-                                        label="Pick a document to mark or delete",
-                                        choices=[],
-                                        value=None,
-                                        allow_custom_value=True,
-                                        scale=4,
-                                    )
-                                    delete_button = gr.Button(
-                                        "Delete", variant="stop", size="md", scale=1, min_width=110
-                                    )
-                                with gr.Row(elem_id="flags-row"):
-                                    instructor_only = gr.Checkbox(
-                                        label="Instructor only (a solution manual, say): never shown, quoted or cited to students",
-                                        scale=3,
-                                    )
-                                    assignment = gr.Checkbox(
-                                        label="Assignment: the guide style can apply to it", scale=2
-                                    )
-                                    flags_button = gr.Button("Save", size="md", scale=0, min_width=110)
-                                delete_message = gr.HTML()
-                                with gr.Row(elem_id="index-row"):
-                                    index_status = gr.HTML(elem_id="index-status")
-                                    rebuild_button = gr.Button(
-                                        "Rebuild the index", size="sm", variant="secondary", scale=0, min_width=170
-                                    )
-                                status_timer = gr.Timer(STATUS_SECONDS, active=False)
-                            with gr.Tab("Course page"):
-                                gr.Markdown("What students see above the chat.", elem_classes="help")
-                                course_name = gr.Textbox(label="Course name", max_length=200)
-                                welcome = gr.Textbox(label="Welcome text", lines=3, max_length=3000)
-                                examples = gr.Textbox(
-                                    label="Example questions, one a line (leave empty to suggest some from the document names)",
-                                    lines=4,
-                                )
-                                save_button = gr.Button("Save", variant="primary")
-                                course_message = gr.HTML()
-                                gr.Markdown("#### How the mentor teaches")
-                                style = gr.Radio(STYLE_CHOICES, value=DIRECT, label="Answer style")
-                                scope = gr.Radio(SCOPE_CHOICES, value=WHOLE_COURSE, label="The guide style applies")
-                                gr.Markdown(
-                                    "Documents you mark **instructor only** in Materials never enter an answer: "
-                                    "not quoted, not cited, not even as a hint. A model repeats what it is "
-                                    "given, so a solution manual in its prompt would reach students, cited or not.",
-                                    elem_classes="help",
-                                )
-                                teaching_button = gr.Button("Save answer style", variant="primary")
-                                teaching_message = gr.HTML()
-                            with gr.Tab("Share & back up"):
-                                gr.Textbox(
-                                    value=settings.share_url,
-                                    label="Link to share with students (the same page, without the password)",
-                                    interactive=False,
-                                    buttons=["copy"],
-                                )
-                                gr.Markdown(
-                                    "**Back up** everything (documents, index, course page) into one file, and "
-                                    "**restore** it on a new pod without re-indexing. Only `/workspace` survives a pod; "
-                                    "keep the backup somewhere else.",
-                                    elem_classes="help",
-                                )
-                                with gr.Row(elem_id="backup-row"):
-                                    with gr.Column():
-                                        gr.Markdown("#### Back up")
-                                        export_button = gr.Button("Create a backup", variant="primary")
-                                        export_file = gr.DownloadButton("Download the backup", visible=False)
-                                        export_message = gr.HTML()
-                                    with gr.Column():
-                                        gr.Markdown("#### Restore")
-                                        import_file = gr.File(
-                                            label="Backup file (.tar.gz)",
-                                            file_types=[".gz"],
-                                            type="filepath",
-                                            height=120,
-                                        )
-                                        import_button = gr.Button("Restore")
-                                        import_message = gr.HTML()
-                            self.insights.build(admin, console_tabs)
-
-            # Chat: show the question at once, then queue the answer.
-            capacity = self.mentor.model.capacity if self.mentor.model else 1
-            chat_limit = min(capacity, MAX_CHAT_EVENTS)
-            answer_kwargs = dict(
-                fn=self.answer,
-                inputs=[pending, chatbot, conversation],
-                outputs=[chatbot, conversation],
-                concurrency_limit=chat_limit,
-                concurrency_id="answer",
-                show_progress="minimal",
-            )
-            asked = question.submit(
-                self.ask, [question, chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
-            )
-            answering = asked.then(**answer_kwargs, api_name="chat")
-            picked = chatbot.example_select(
-                self.pick_example, [chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
-            )
-            answering_example = picked.then(**answer_kwargs, api_visibility="private")
-            for event in (answering, answering_example):
-                event.then(self.answered, None, [question], queue=False, api_visibility="private")
-            question.stop(None, None, None, cancels=[answering, answering_example], api_visibility="private")
-            new_chat.click(
-                self.new_conversation,
-                None,
-                [chatbot, conversation, question],
-                cancels=[answering, answering_example],
-                queue=False,
-                api_visibility="private",
-            )
-            chatbot.clear(
-                self.new_conversation, None, [chatbot, conversation, question], queue=False, api_visibility="private"
-            )
-            chatbot.like(self.feedback, [conversation], None, api_name="feedback", api_visibility="undocumented")
-            demo.load(self.page, None, [header, chatbot], api_name="page", api_visibility="undocumented")
-            demo.load(self.replies, [tickets], [replies], api_visibility="private")
-            ask_teacher.click(
-                self.open_ask_instructor,
-                [conversation],
-                [ask_panel, teacher_question, teacher_message],
-                queue=False,
-                api_visibility="private",
-            )
-            cancel_teacher.click(lambda: gr.Column(visible=False), None, [ask_panel], queue=False, api_visibility="private")
-            send_teacher.click(
-                self.ask_instructor,
-                [teacher_question, teacher_name, conversation, tickets],
-                [ask_panel, teacher_question, teacher_message, tickets],
-                api_name="ask_instructor",
-                api_visibility="undocumented",
-            )
-
-            # Console: every handler takes the session token and checks it.
-            console_outputs = [stats, documents, to_delete, course_name, welcome, examples, index_status, style, scope]
-            login_outputs = [admin, login_panel, console, login_message, password, *console_outputs, status_timer]
-            login_button.click(self.login, [password], login_outputs, api_name="login")
-            password.submit(self.login, [password], login_outputs, api_visibility="private")
-            logout_button.click(self.logout, [admin], [admin, login_panel, console, status_timer], api_name="logout")
-            status_timer.tick(
-                self.index_status, [admin], [index_status], api_name="index_status", show_progress="hidden"
-            )
-            rebuild_button.click(self.rebuild_index, [admin], [index_status], api_name="rebuild_index")
-            library = [stats, documents, to_delete]
-            upload_button.click(
-                self.upload,
-                [files, admin],
-                [upload_results, *library, files],
-                api_name="upload",
-                show_progress_on=[upload_results],
-            )
-            delete_button.click(
-                self.delete_document, [to_delete, admin], [delete_message, *library], api_name="delete_document"
-            )
-            to_delete.change(
-                self.document_flags, [to_delete, admin], [instructor_only, assignment], api_name="document_flags"
-            )
-            flags_button.click(
-                self.set_document_flags,
-                [to_delete, instructor_only, assignment, admin],
-                [delete_message, documents],
-                api_name="set_document_flags",
-            )
-            save_button.click(
-                self.save_course,
-                [course_name, welcome, examples, admin],
-                [course_message, header, chatbot],
-                api_name="save_course",
-            )
-            teaching_button.click(
-                self.save_teaching, [style, scope, admin], [teaching_message], api_name="save_teaching"
-            )
-            export_button.click(self.export_backup, [admin], [export_file, export_message], api_name="export_backup")
-            import_button.click(
-                self.import_backup,
-                [import_file, admin],
-                [import_message, *library, import_file],
-                api_name="import_backup",
-            )
+                    admin, console_outputs = self._build_console(header, chatbot)
             # The console's data again, e.g. for a script; the UI refreshes on login.
             refresh = gr.Button(visible=False)
             refresh.click(self.refresh_console, [admin], console_outputs, api_name="refresh_console")
         return demo
 
+    def _build_chat(self, demo: gr.Blocks, header: gr.HTML) -> gr.Chatbot:
+        """The Ask tab, wired: the instructor's replies, the chat, the
+        question box and "Ask the instructor". Returns the chatbot, which
+        the course page redraws."""
+        replies = gr.Markdown(visible=False, elem_id="replies")
+        chatbot = gr.Chatbot(
+            elem_id="chat",
+            show_label=False,
+            height="62vh",
+            min_height=360,
+            buttons=["copy"],
+            sanitize_html=True,
+            latex_delimiters=LATEX_DELIMITERS,
+            allow_tags=False,
+            placeholder=empty_html("Ask anything about the course.", ""),
+            feedback_options=("Like", "Dislike"),
+            layout="bubble",
+        )
+        question = gr.Textbox(
+            elem_id="question",
+            show_label=False,
+            placeholder="Ask a question about the course…",
+            lines=1,
+            max_lines=6,
+            max_length=self.mentor.settings.max_question_chars,
+            submit_btn=True,
+            stop_btn=False,
+            autofocus=True,
+            container=False,
+        )
+        with gr.Row(elem_id="chat-footer"):
+            gr.Markdown(
+                "Answers come only from the course materials. Open a source to read the page it cites.",
+                elem_classes="footnote",
+            )
+            ask_teacher = gr.Button("Ask the instructor", size="sm", variant="secondary", scale=0, min_width=160)
+            new_chat = gr.Button("New conversation", size="sm", variant="secondary", scale=0, min_width=160)
+        panel = self._ask_instructor_panel()
+        pending = gr.Textbox(visible=False)
+        conversation = gr.State(Conversation())
+        # The tickets of the questions this browser passed on,
+        # in its own storage: the server keeps no link to it.
+        tickets = gr.BrowserState([], storage_key="mentor-instructor-tickets", secret="mentor-tickets")
+        self._wire_chat(chatbot, question, pending, conversation, new_chat)
+        demo.load(self.page, None, [header, chatbot], api_name="page", api_visibility="undocumented")
+        demo.load(self.replies, [tickets], [replies], api_visibility="private")
+        self._wire_ask_instructor(panel, ask_teacher, conversation, tickets)
+        return chatbot
 
-def document_choices(docs: list[Document], clear: bool = False) -> gr.Dropdown:
-    choices = [(f"{d.name} ({d.pages} pages)", d.doc_id) for d in reversed(docs)]
-    return gr.Dropdown(choices=choices, value=None) if clear else gr.Dropdown(choices=choices)
+    def _wire_chat(self, chatbot, question, pending, conversation, new_chat) -> None:
+        """Shows the question at once, then queues the answer; Stop, New
+        conversation and the chatbot's clear cancel it."""
+        capacity = self.mentor.model.capacity if self.mentor.model else 1
+        chat_limit = min(capacity, MAX_CHAT_EVENTS)
+        answer_kwargs = dict(
+            fn=self.answer,
+            inputs=[pending, chatbot, conversation],
+            outputs=[chatbot, conversation],
+            concurrency_limit=chat_limit,
+            concurrency_id="answer",
+            show_progress="minimal",
+        )
+        asked = question.submit(
+            self.ask, [question, chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
+        )
+        answering = asked.then(**answer_kwargs, api_name="chat")
+        picked = chatbot.example_select(
+            self.pick_example, [chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
+        )
+        answering_example = picked.then(**answer_kwargs, api_visibility="private")
+        for event in (answering, answering_example):
+            event.then(self.answered, None, [question], queue=False, api_visibility="private")
+        question.stop(None, None, None, cancels=[answering, answering_example], api_visibility="private")
+        new_chat.click(
+            self.new_conversation,
+            None,
+            [chatbot, conversation, question],
+            cancels=[answering, answering_example],
+            queue=False,
+            api_visibility="private",
+        )
+        chatbot.clear(
+            self.new_conversation, None, [chatbot, conversation, question], queue=False, api_visibility="private"
+        )
+        chatbot.like(self.feedback, [conversation], None, api_name="feedback", api_visibility="undocumented")
 
+    @staticmethod
+    def _ask_instructor_panel() -> AskInstructorPanel:
+        with gr.Column(visible=False, elem_id="ask-instructor") as column:
+            gr.Markdown(
+                "**Ask the instructor.** Not satisfied with the answer? Your instructor sees this "
+                "question in their console. It is anonymous unless you add your name.",
+                elem_classes="help",
+            )
+            question = gr.Textbox(label="Your question", lines=2, max_length=2000)
+            name = gr.Textbox(label="Your name (optional)", max_length=80)
+            with gr.Row():
+                send = gr.Button("Send to the instructor", variant="primary", scale=0, min_width=200)
+                cancel = gr.Button("Cancel", variant="secondary", scale=0, min_width=100)
+        message = gr.HTML(elem_id="ask-instructor-message")
+        return AskInstructorPanel(column, question, name, send, cancel, message)
 
-def _discard_upload(path: Path) -> None:
-    """Deletes an upload from Gradio's cache once read (the engine keeps its
-    own copy), so that a large course is not kept twice on the pod."""
-    if Path(gr.utils.get_upload_folder()).resolve() in path.resolve().parents:
-        path.unlink(missing_ok=True)
+    def _wire_ask_instructor(self, panel: AskInstructorPanel, open_button, conversation, tickets) -> None:
+        open_button.click(
+            self.open_ask_instructor,
+            [conversation],
+            [panel.column, panel.question, panel.message],
+            queue=False,
+            api_visibility="private",
+        )
+        panel.cancel.click(lambda: gr.Column(visible=False), None, [panel.column], queue=False, api_visibility="private")
+        panel.send.click(
+            self.ask_instructor,
+            [panel.question, panel.name, conversation, tickets],
+            [panel.column, panel.question, panel.message, tickets],
+            api_name="ask_instructor",
+            api_visibility="undocumented",
+        )
+
+    def _build_console(self, header: gr.HTML, chatbot: gr.Chatbot) -> tuple[gr.State, list]:
+        """The Instructor tab, wired: the login panel, then the console (its
+        bar and its tabs). Every handler takes the session token and checks
+        it. Returns the token's state and what ``refresh_console`` fills in."""
+        admin = gr.State("")
+        with gr.Column(visible=True, elem_id="login-panel") as login_panel:
+            gr.Markdown(
+                "### Instructor console\nLog in to add course materials, edit the course page and make backups."
+            )
+            password = gr.Textbox(type="password", label="Instructor password", max_length=200)
+            login_button = gr.Button("Log in", variant="primary")
+            login_message = gr.HTML()
+        with gr.Column(visible=False, elem_id="console") as console:
+            with gr.Row(elem_id="console-bar"):
+                stats = gr.Markdown(elem_id="console-stats")
+                logout_button = gr.Button("Log out", size="sm", scale=0, min_width=100)
+            with gr.Tabs(elem_id="console-tabs") as console_tabs:
+                materials = self.materials.build(admin, stats)
+                course_page = self.course_page.build(admin, header, chatbot)
+                self.share.build(admin, [stats, materials.documents, materials.to_delete])
+                self.insights.build(admin, console_tabs)
+        console_outputs = [
+            stats,
+            materials.documents,
+            materials.to_delete,
+            course_page.course_name,
+            course_page.welcome,
+            course_page.examples,
+            materials.index_status,
+            course_page.style,
+            course_page.scope,
+        ]
+        timer = materials.status_timer
+        login_outputs = [admin, login_panel, console, login_message, password, *console_outputs, timer]
+        login_button.click(self.login, [password], login_outputs, api_name="login")
+        password.submit(self.login, [password], login_outputs, api_visibility="private")
+        logout_button.click(self.logout, [admin], [admin, login_panel, console, timer], api_name="logout")
+        return admin, console_outputs

@@ -1,0 +1,1 @@
+"""Renders BENCHMARKS.md; see bench/report.py."""
