@@ -22,13 +22,17 @@ from pathlib import Path
 
 import pytest
 
+from mentor.ingest.locate import Box
+from tests import test_browser
 from tests.conftest import small_env
 from tests.materials import make_scan
 from tests.pdfs import COLUMN_PASSAGE, make_columns_pdf
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, ROOT, running_app
+from tests.test_browser import ARTIFACTS, ROOT, running_app
+from tests.test_viewer import text_in
 
 R_DATA = Path("/usr/share/R/doc/manual/R-data.pdf")
 SCANNED = "Radio telescopes detect the faint hiss left over from the Big Bang."
+browser = test_browser.browser  # the fixture, shared
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
 
@@ -42,22 +46,15 @@ def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("viewer")
     files = [R_DATA, make_scan(root / "scan.pdf", [None, SCANNED, None]), make_columns_pdf(root / "columns.pdf")]
     command = [sys.executable, "-m", "mentor", "ingest", "--json", *map(str, files)]
-    done = subprocess.run(command, env=small_env(root / "home"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    # A page may take long on a busy machine: OCR must not be cut off.
+    env = small_env(root / "home", PAGE_SECONDS="300")
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    ids = {r["name"]: r["doc_id"] for r in map(json.loads, done.stdout.splitlines())}
+    results = {r["name"]: r for r in map(json.loads, done.stdout.splitlines())}
+    assert results["scan.pdf"]["reason"] == "1 of 3 pages read by OCR", results["scan.pdf"]
+    ids = {name: r["doc_id"] for name, r in results.items()}
     with running_app(root, MAX_ANSWER_TOKENS="24") as url:
         yield url, ids, {f.name: f for f in files}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def test_a_citation_of_a_manual_opens_the_viewer_at_its_page_with_the_passage_marked(course, browser):
@@ -208,16 +205,7 @@ def _words(text: str) -> list[str]:
 
 def _text_in(pdf: Path, page: int, box) -> str:
     """PDFium's text of ``pdf``'s page inside ``box`` (fractions of the page)."""
-    import pypdfium2
-
-    document = pypdfium2.PdfDocument(str(pdf))
-    try:
-        sheet = document[page - 1]
-        width, height = sheet.get_size()
-        x0, y0, x1, y1 = box
-        return sheet.get_textpage().get_text_bounded(x0 * width, (1 - y1) * height, x1 * width, (1 - y0) * height)
-    finally:
-        document.close()
+    return text_in(pdf, page, Box(*box))
 
 
 def _label(pdf: Path, page: int) -> str:

@@ -22,6 +22,7 @@ told to try again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -79,7 +80,7 @@ class Passages:
     def __init__(self, mentor: Mentor, previews: Path):
         self.mentor = mentor
         self.previews = previews
-        self._found: OrderedDict[tuple[str, int], dict] = OrderedDict()
+        self._found: OrderedDict[tuple[str, str, int], dict] = OrderedDict()
         self._lock = threading.Lock()
         self._workers = threading.BoundedSemaphore(WORKERS)
 
@@ -100,7 +101,8 @@ class Passages:
     def find(self, doc_id: str, path: Path, chunk_no: int) -> dict:
         """``{"page", "label", "boxes"}`` of the chunk; boxes are [] when it
         cannot be located (or the file is not a PDF)."""
-        key = (doc_id, chunk_no)
+        # A rebuilt index numbers its chunks anew: what was found is the live index's.
+        key = (self.mentor.index.name, doc_id, chunk_no)
         with self._lock:
             if key in self._found:
                 self._found.move_to_end(key)
@@ -123,7 +125,8 @@ class Passages:
 
     def preview(self, doc_id: str, path: Path, chunk_no: int) -> Path:
         """The preview's file, drawn on its first request."""
-        kept = self.previews / f"{doc_id}-{chunk_no}.png"
+        generation = hashlib.sha256(self.mentor.index.name.encode()).hexdigest()[:12]
+        kept = self.previews / f"{doc_id}-{chunk_no}-{generation}.png"
         if kept.is_file():
             return kept
         found = self.find(doc_id, path, chunk_no)
