@@ -82,7 +82,7 @@ def _measure(mentor, pdf, doc_id: str, chunk_no: int) -> dict:
     row = {"chunk": chunk_no, "page": chunk.page, "seconds": seconds, "located": bool(boxes), "lines": len(boxes)}
     row["ocr"] = bool(words)
     if boxes:
-        marked = _ocr_text_in(words, boxes) if words else " ".join(_text_in(pdf, chunk.page, b) for b in boxes)
+        marked = _ocr_text_in(words, boxes) if words else _text_in(pdf, chunk.page, boxes)
         row["coverage"] = _coverage(chunk.text, marked)
     else:
         row["start"] = " ".join(chunk.text.split())[:80]
@@ -106,14 +106,16 @@ def _ocr_text_in(lines, boxes) -> str:
     return " ".join(inside)
 
 
-def _text_in(pdf, page: int, box) -> str:
+def _text_in(pdf, page: int, boxes) -> str:
+    """PDFium's text inside ``boxes`` on the page, read independently of the locating."""
     import pypdfium2
 
     document = pypdfium2.PdfDocument(str(pdf))
     try:
         sheet = document[page - 1]
         w, h = sheet.get_size()
-        return sheet.get_textpage().get_text_bounded(box.x0 * w, (1 - box.y1) * h, box.x1 * w, (1 - box.y0) * h)
+        text = sheet.get_textpage()
+        return " ".join(text.get_text_bounded(b.x0 * w, (1 - b.y1) * h, b.x1 * w, (1 - b.y0) * h) for b in boxes)
     finally:
         document.close()
 
