@@ -26,10 +26,23 @@ pictures come from the same boxes.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import time
 
-from common import DEVSET, begin, corpus, load_jsonl, log, octave_pdf, open_mentor, prepared_home, summary, write_result
+from common import (
+    DEVSET,
+    RESULTS,
+    begin,
+    corpus,
+    load_jsonl,
+    log,
+    octave_pdf,
+    open_mentor,
+    prepared_home,
+    summary,
+    write_result,
+)
 
 WORD = re.compile(r"[^\W_]+")
 RIGHT_PLACE = 0.8
@@ -51,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     begin()
     figures = {name: _corpus_figures(name, args.k, args.questions) for name in args.corpora}
+    # A run of some corpora keeps the others' figures from an earlier run.
+    earlier = RESULTS / "highlight.json"
+    if earlier.exists() and set(args.corpora) != set(CORPORA):
+        figures = {**json.loads(earlier.read_text()).get("corpora", {}), **figures}
     write_result("highlight", {"k": args.k, "corpora": figures}, script=__file__, argv=argv)
     return 0
 
