@@ -43,6 +43,9 @@ def test_a_passage_across_two_columns_a_hyphenated_line_and_ligatures_is_located
     assert words(text_in(pdf, 1, boxes[0])).startswith("the first spacecraft")  # "ﬁ" on the page
     assert words(text_in(pdf, 1, boxes[1])).startswith("system relied on gravita")
     assert words(text_in(pdf, 1, boxes[-1])) == "years"
+    # Six words, one of them split by the hyphen: found only if "gravita-" joins "tional".
+    short = locate("relied on gravitational assists from Jupiter", pdf_text(pdf, 1))
+    assert [b.x0 < 0.5 for b in short] == [True, False]
 
 
 def test_the_passage_as_pypdf_reads_it_is_located_in_pdfiums_reading(tmp_path):
