@@ -6,7 +6,7 @@
 Two parts, one run:
 
 1. Prompts (``ours``, ``baseline``): one answer at a time. Ours is
-   mentor.llm.LlamaCppModel.stream_chat (the GGUF's own chat template
+   mentor.generate.llm.LlamaCppModel.stream_chat (the GGUF's own chat template
    rendered by us, decoded by our scheduler); the baseline is what a user
    would write without us: llama_cpp.Llama.create_chat_completion(stream=True)
    on the same file with the same messages. The messages are what

@@ -87,23 +87,31 @@ class Settings:
 
     # The reranker (mentor/index/rerank.py): a cross-encoder's ONNX export, as a
     # Hub repo id (cross-encoder/ms-marco-MiniLM-L12-v2) or a local folder;
-    # "" (RERANK_MODEL=off, the default): no reranking. On the held-out
-    # Octave questions that cross-encoder ranks worse than the first stage
-    # alone, and fused with it gains nothing measurable (bench/tuning.py).
+    # "" (RERANK_MODEL=off, the default, on every device): no reranking.
+    # Chosen leave-one-corpus-out (bench/tuning.py), that cross-encoder over
+    # the first 5 or 10 pages, fused with the first stage, ranked worse than
+    # the first stage alone on three of the five corpora left out (MRR@5
+    # -0.06 on the Octave manual, -0.03 on the scans) and better on two, so
+    # it is off on a GPU too, where it would cost a few ms. On a CPU it is
+    # also over budget: 5 pages take 281 ms of CPU p95 on 2 cores, 10 pages
+    # 562 ms, beside the 300 ms a whole search may take.
     rerank_model: str = ""
     # Pages it reads per question, and the word pieces of each (question,
-    # best chunk of the page) pair: the best on the tuning half within the
-    # CPU budget (~660 ms of CPU p95 on these cores; a GPU takes a few ms).
+    # best chunk of the page) pair, when it is turned on.
     rerank_pages: int = 10
     rerank_tokens: int = 256
 
     # Retrieval and answering.
     top_k: int = 5
     # Cosine of the chunk nearest the question under which the mentor
-    # refuses without calling the model. Chosen on the tuning half of the
-    # Octave dev set: 0.41 again; on the held-out half it refuses 14 of 18
-    # off-course questions and 1 of 46 answerable ones (BENCHMARKS.md). The
-    # reranker's score did not separate them better (bench/tuning.py).
+    # refuses without calling the model. Thresholds chosen leave-one-corpus-
+    # out (on all dev-set corpora but one, for each in turn; bench/tuning.py)
+    # came out lower (0.34 to 0.41) and refused fewer off-course questions
+    # on the corpora left out than 0.41, so 0.41 stays. It refuses 10 of 11
+    # off-course questions on the textbook and on the mixed folder, but only
+    # 6 of 11 on the slides and on the scans, where short pages make
+    # off-course questions land near something: the cosine alone does not
+    # reach the goal of 7 in 8 there (bench/results/tuning.json, "refusal").
     min_score: float = 0.41
     # Cosine a question needs to a question the instructor answered to get
     # that verified answer (MiniLM; bench/questions.py on

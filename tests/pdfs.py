@@ -124,3 +124,19 @@ def make_columns_pdf(path: Path) -> Path:
     c.showPage()
     c.save()
     return path
+
+
+# Real manuals: Debian's r-doc-pdf (scripts/install.sh --dev installs it).
+R_MANUAL_DIRS = [Path("/usr/share/R/doc/manual"), Path("/usr/share/doc/r-doc-pdf/manual")]
+
+
+def r_manual(name: str = "R-data.pdf") -> Path:
+    """One of R's manuals as Debian ships it: a real PDF with running
+    headers, code and long pages. R-data.pdf (41 pages, ~180 chunks) is
+    the smallest."""
+    import pytest
+
+    found = next((folder / name for folder in R_MANUAL_DIRS if (folder / name).is_file()), None)
+    if found is None:
+        pytest.fail(f"{name} is missing: apt-get install r-doc-pdf (scripts/install.sh --dev does)")
+    return found

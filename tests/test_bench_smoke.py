@@ -116,32 +116,42 @@ def test_quality_smoke_finds_every_page_and_refuses_the_off_topic_question(input
     assert set(r["followups"]["hit@5"]["ours"]) == {"second_alone", "rewrite", "concat", "standalone"}
 
 
-def test_tuning_smoke_chooses_on_one_half_and_reports_the_other(inputs):
-    devset = inputs["folder"] / "tuning.jsonl"
+def test_tuning_smoke_chooses_leaving_each_corpus_out_and_reports_it(inputs):
+    folder = inputs["folder"]
     extra = {"id": "u2", "question": "How many calories are in an avocado?", "pages": [], "unanswerable": True}
-    devset.write_text("".join(json.dumps(q) + "\n" for q in [*QUESTIONS, extra]))
+    handbook = folder / "tuning-handbook.jsonl"
+    handbook.write_text("".join(json.dumps(q) + "\n" for q in [*QUESTIONS, extra]))
+    office = folder / "tuning-office.jsonl"
+    office_questions = [
+        {"id": "q1", "question": "When can I see the lecturer about homework?", "pages": [1], "file": "office-hours.pdf"},
+        {"id": "u1", "question": "Who won the football world cup in 1998?", "pages": [], "unanswerable": True},
+    ]
+    office.write_text("".join(json.dumps(q) + "\n" for q in office_questions))
     r = bench(
         "tuning",
-        "--pdf",
-        inputs["pdf"],
-        "--devset",
-        devset,
+        "--corpus",
+        f"handbook={handbook}:{inputs['pdf']}",
+        "--corpus",
+        f"office={office}:{inputs['extra']}",
         "--work",
-        inputs["folder"] / "tuning",
+        folder / "tuning",
         "--first-stage-p95-ms",
         100,
         inputs=inputs,
     )
 
-    assert r["devset"]["tune"] == {"answerable": 2, "unanswerable": 1}
-    assert r["devset"]["held-out"] == {"answerable": 1, "unanswerable": 1}
-    assert r["first_stage"]["chosen"]["held-out"]["hit@5"] == 1.0
-    assert len(r["first_stage"]["qdrant_fusion"]) == 4
-    assert set(r["embedder"]["rows"]) >= {"MiniLM: dense alone", "bge-small, with its query instruction: dense alone"}
-    assert r["reranker"]["best"]["gpu"]["held-out"]["hit@5"] == 1.0
-    assert r["reranker"]["cost"]["128"]["5"]["cpu_ms"]["n"] == 5
-    assert r["refusal"]["chosen"] in {"dense", "rerank", "both"}
-    assert Path(r["plot"]).is_file()
+    assert r["corpora"]["handbook"] == {
+        "files": ["handbook.pdf"], "chunks": 3, "devset": str(handbook), "answerable": 3, "off_course": 2
+    }
+    assert [row["left_out"] for row in r["leave_one_out"]["rows"]] == ["handbook", "office"]
+    assert all(row["chosen_figures"]["hit@5"] == 1.0 for row in r["leave_one_out"]["rows"])
+    assert set(r["levers"]) == {"keyword_weight", "per_page", "k", "reranker"}
+    sweep = r["levers"]["per_page"]
+    assert [row["value"] for row in sweep["per_corpus"]] == ["sum", "best", "floor:0.02", "floor:0.05", "floor:0.1", "decay:0.25", "decay:0.5"]
+    assert [row["left_out"] for row in sweep["leave_one_out"]["rows"]] == ["handbook", "office"]
+    assert r["reranker"]["cost_by_pages"]["5"]["cpu_ms"]["n"] == 7  # every question, off-course ones too
+    assert set(r["refusal"]["rules"]) == {"dense", "dense+gap", "rerank", "dense+rerank"}
+    assert r["refusal"]["rules"]["dense"]["per_corpus"]["office"]["refused_off_course"] in {"0 of 1", "1 of 1"}
 
 
 def test_chunking_smoke_builds_an_index_per_size_and_finds_every_page(inputs):

@@ -26,11 +26,11 @@ from mentor.ingest.locate import Box
 from tests import test_browser
 from tests.conftest import small_env
 from tests.materials import make_scan
-from tests.pdfs import COLUMN_PASSAGE, make_columns_pdf
+from tests.pdfs import COLUMN_PASSAGE, make_columns_pdf, r_manual
 from tests.test_browser import ARTIFACTS, ROOT, running_app
 from tests.test_viewer import text_in
 
-R_DATA = Path("/usr/share/R/doc/manual/R-data.pdf")
+R_DATA = r_manual("R-data.pdf")
 SCANNED = "Radio telescopes detect the faint hiss left over from the Big Bang."
 browser = test_browser.browser  # the fixture, shared
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
@@ -42,7 +42,6 @@ def course(tmp_path_factory):
     """The app serving R-data.pdf, a PDF with a scanned page and a page in
     two columns, ingested beforehand; yields (url, {file name: doc id},
     {file name: path})."""
-    assert R_DATA.exists(), f"{R_DATA} is missing: apt-get install r-doc-pdf"
     root = tmp_path_factory.mktemp("viewer")
     files = [R_DATA, make_scan(root / "scan.pdf", [None, SCANNED, None]), make_columns_pdf(root / "columns.pdf")]
     command = [sys.executable, "-m", "mentor", "ingest", "--json", *map(str, files)]

@@ -142,7 +142,7 @@ import errno, runpy, sys
 import mentor.course.library
 def full(self, home):
     raise OSError(errno.ENOSPC, "No space left on device")
-mentor.library.HomeLock.__init__ = full
+mentor.course.library.HomeLock.__init__ = full
 sys.argv = ["app.py"]
 runpy.run_path("app.py", run_name="__main__")
 """

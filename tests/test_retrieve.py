@@ -81,6 +81,44 @@ def test_a_page_cut_into_many_chunks_outranks_the_best_page_only_when_chunks_are
     assert [h.page for h in fuse_pages(rankings, per_page="best")][0] == 1
 
 
+NOTE = "Scanned lecture notes: eigenvalues of symmetric matrices are real."
+
+
+def test_a_scanned_one_chunk_note_is_first_for_its_sentence_beside_a_real_manual(mentor, tmp_path):
+    from mentor.index.retrieve import KEYWORD_WEIGHT, fuse_pages
+    from tests.materials import make_scan
+    from tests.pdfs import r_manual
+
+    note = make_scan(tmp_path / "files" / "note.pdf", [NOTE])
+    results = mentor.ingest([r_manual("R-data.pdf"), note])
+    assert [r.ok for r in results] == [True, True], [r.line() for r in results]
+
+    best = mentor.search(NOTE, k=5)[0]
+
+    assert (best.file, best.page) == ("note.pdf", 1)
+    # The flaw this guards against: with every chunk of a page summed, the
+    # manual's pages of many weak chunks come before the note's one exact chunk.
+    by_meaning, by_keywords = mentor.retriever.candidates(NOTE)
+    summed = fuse_pages([(by_meaning, 1.0), (by_keywords, KEYWORD_WEIGHT)], per_page="sum")
+    assert summed[0].file == "R-data.pdf"
+
+
+def test_a_page_s_weak_chunks_add_nothing_under_the_floor_rule():
+    from mentor.index.retrieve import fuse_pages
+
+    exact = Hit("d", "f.pdf", 1, "1", "the exact chunk", 0.9)
+    weak = [Hit("d", "f.pdf", 7, "7", f"weak chunk {i}", 0.4) for i in range(6)]
+    near = Hit("d", "f.pdf", 7, "7", "a strong chunk", 0.88)
+    rankings = [([exact, *weak], 1.0)]
+
+    assert [h.page for h in fuse_pages(rankings, per_page="sum")][0] == 7
+    assert [h.page for h in fuse_pages(rankings, per_page="floor:0.05")][0] == 1
+    # Chunks as near the question as the best one still add up.
+    assert [h.page for h in fuse_pages([([exact, near, near], 1.0)], per_page="floor:0.05")][0] == 7
+    with pytest.raises(ValueError, match="per_page"):
+        fuse_pages(rankings, per_page="floor")
+
+
 def test_fuse_keeps_each_page_s_best_chunk_for_the_reranker():
     from mentor.index.retrieve import fuse
 

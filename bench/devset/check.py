@@ -11,9 +11,9 @@ Each corpus reads its pages as the mentor does:
 
 - a PDF with a text layer: pypdf's text of the page;
 - the scanned PDF: what OCR reads on it, through the mentor's own reader
-  (``mentor.documents.read_pages`` with Tesseract), remembered under
+  (``mentor.ingest.documents.read_pages`` with Tesseract), remembered under
   bench/out/corpora/ocr-cache/ as OCR takes about a minute;
-- slides, Word files, Markdown: ``mentor.documents.read_pages``, whose
+- slides, Word files, Markdown: ``mentor.ingest.documents.read_pages``, whose
   ``Page.index`` is the page (a slide's number, a Word section's number,
   1 for a Markdown file without form feeds).
 
