@@ -69,6 +69,63 @@ def label_of(physical: int, front_matter: int = FRONT_MATTER) -> str:
     return romans[physical - 1] if physical <= front_matter else str(physical - front_matter)
 
 
+# A passage that runs from the foot of the left column to the top of the
+# right one, with a word hyphenated at a line's end and the ligatures "ﬁ"
+# and "ﬂ" (drawn as single glyphs, as TeX sets them).
+COLUMN_PASSAGE = (
+    "The first spacecraft to leave the solar system relied on gravitational assists from Jupiter and "
+    "Saturn, gaining speed at each close flyby without burning extra fuel. Engineers timed the launch "
+    "window so that the outer planets lined up once every 175 years."
+)
+_LEFT = [
+    "Chapter two looks at how probes travel",
+    "between the planets, and why the paths",
+    "they follow are rarely straight lines.",
+    "A rocket burns most of its fuel in the",
+    "first minutes after launch; for the rest",
+    "of the journey it coasts, pulled by the",
+    "Sun and by every planet it passes near.",
+    "Mission planners use those pulls to",
+    "bend a course, or to change its speed.",
+    "",
+    "The ﬁrst spacecraft to leave the solar",
+    "system relied on gravita-",
+]
+_RIGHT = [
+    "tional assists from Jupiter and Saturn,",
+    "gaining speed at each close ﬂyby",
+    "without burning extra fuel. Engineers",
+    "timed the launch window so that the",
+    "outer planets lined up once every 175",
+    "years.",
+    "",
+    "Chapter three turns to the telescopes",
+    "that watched them go, from the ground",
+    "and from orbit around the Earth.",
+]
+
+
+def make_columns_pdf(path: Path) -> Path:
+    """One page in two columns holding COLUMN_PASSAGE across them (see above)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(TTFont("DejaVu", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    c = canvas.Canvas(str(path), pagesize=A4)
+    c.setFont("DejaVu", 10)
+    for x, lines in ((50, _LEFT), (310, _RIGHT)):
+        y = 600 if x == 50 else 760
+        for line in lines:
+            c.drawString(x, y, line)
+            y -= 14
+    c.showPage()
+    c.save()
+    return path
+
+
 # Real manuals: Debian's r-doc-pdf (scripts/install.sh --dev installs it).
 R_MANUAL_DIRS = [Path("/usr/share/R/doc/manual"), Path("/usr/share/doc/r-doc-pdf/manual")]
 

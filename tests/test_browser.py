@@ -119,12 +119,17 @@ def test_instructor_uploads_a_pdf_and_a_student_follows_a_streamed_answer_to_the
     expect(link).to_contain_text(f"handbook.pdf, page {label_of(OFFICE_HOURS_PAGE)}")
     page.screenshot(path=ARTIFACTS / "browser-chat-answer.png", full_page=True)
 
-    # The citation opens the stored PDF at its physical page.
+    # The citation opens the app's viewer at its physical page, printed label
+    # shown (tests/test_browser_viewer.py checks the marked passage); the
+    # original is a click away.
     with page.context.expect_page() as opened:
         link.click()
-    pdf = opened.value
-    assert re.fullmatch(rf"{re.escape(app_url)}/files/[0-9a-f]{{64}}#page={OFFICE_HOURS_PAGE}", pdf.url), pdf.url
-    request = urllib.request.Request(pdf.url.split("#")[0], headers={"Authorization": f"Bearer {CLASS_KEY}"})
+    viewer = opened.value
+    view = rf"{re.escape(app_url)}/view/([0-9a-f]{{64}})\?page={OFFICE_HOURS_PAGE}&chunk=\d+#page={OFFICE_HOURS_PAGE}"
+    assert (found := re.fullmatch(view, viewer.url)), viewer.url
+    expect(viewer.locator("#label")).to_have_text(f"Page {label_of(OFFICE_HOURS_PAGE)}")
+    expect(viewer.locator("#original")).to_have_attribute("href", f"/files/{found[1]}#page={OFFICE_HOURS_PAGE}")
+    request = urllib.request.Request(f"{app_url}/files/{found[1]}", headers={"Authorization": f"Bearer {CLASS_KEY}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.headers["content-type"] == "application/pdf"
         assert response.read() == (tmp_path / "handbook.pdf").read_bytes()
@@ -157,10 +162,11 @@ def test_a_student_follows_a_citation_to_a_slide_and_its_formula_renders(app_url
     expect(snippet).to_contain_text("Renting a telescope costs $5 and $10.")
     page.screenshot(path=ARTIFACTS / "browser-slide-citation.png", full_page=True)
 
-    # The citation opens the deck's text at slide 2, marked.
+    # The citation opens the deck's text kept at ingest, at slide 2, marked.
     with page.context.expect_page() as opened:
         link.click()
     view = opened.value
+    view.wait_for_load_state()
     assert re.fullmatch(rf"{re.escape(app_url)}/files/[0-9a-f]{{64}}#page=2", view.url), view.url
     target = view.locator("section:target")
     expect(target.locator("h2")).to_have_text("Slide 2")

@@ -46,7 +46,8 @@ def test_a_question_about_a_slide_cites_that_slide(mentor, tmp_path):
     assert (best.page, best.page_label, best.place) == (2, "slide 2", "slide 2")
     assert source_block(1, best).startswith("[1] deck.pptx, slide 2\n")
     shown = source_item(1, best)
-    assert f'href="/files/{best.doc_id}#page=2"' in shown and ">deck.pptx, slide 2</a>" in shown
+    link = f'href="/view/{best.doc_id}?page=2&amp;chunk={best.chunk_no}#page=2"'
+    assert link in shown and ">deck.pptx, slide 2</a>" in shown
     # Speaker notes are searched with their slide.
     assert mentor.search("when do spring tides happen", k=1)[0].place == "slide 4"
     assert mentor.stored_file(result.doc_id).suffix == ".pptx"
@@ -98,12 +99,12 @@ def test_a_cited_slide_opens_as_text_at_that_slide_and_the_original_downloads(me
     original = client.get(f"/files/{result.doc_id}?download=1")
 
     assert view.status_code == 200 and view.headers["content-type"].startswith("text/html")
-    assert view.headers["content-security-policy"] == "default-src 'none'; style-src 'unsafe-inline'"
+    assert view.headers["content-security-policy"] == "default-src 'none'; style-src 'self'"
     slide_2 = html.escape(f"{DECK[2][0]}\n\n{DECK[2][1]}")
     assert f'<section id="page=2"><h2>Slide 2</h2><p>{slide_2}</p></section>' in view.text
     assert "<h2>Slide 1</h2><p>&lt;b&gt;Orbits&lt;/b&gt; &amp; more" in view.text
     assert view.text.count("<section ") == 4
-    assert f'<a href="/files/{result.doc_id}?download=1">Download the original</a>' in view.text
+    assert f'<a class="original" href="/files/{result.doc_id}?download=1">Download the original</a>' in view.text
     assert original.content == deck.read_bytes()
     assert original.headers["content-type"] == "application/vnd.openxmlformats-officedocument.presentationml.presentation"
     assert original.headers["content-disposition"].startswith("attachment;")

@@ -78,6 +78,18 @@ def test_records_come_back_as_written_and_deletes_are_per_document(index, record
     assert index.count() == len(records) - len(odd) and index.count("a" * 64) == 0
 
 
+def test_one_chunk_is_fetched_by_its_document_and_number_and_hits_carry_that_number(index, records, embedder):
+    index.add(records)
+    wanted = records[5]
+
+    found = index.chunk(wanted.doc_id, wanted.chunk_no)
+
+    assert (found.doc_id, found.chunk_no, found.page, found.text) == (wanted.doc_id, wanted.chunk_no, wanted.page, wanted.text)
+    assert index.chunk(wanted.doc_id, 999) is None and index.chunk("c" * 64, wanted.chunk_no) is None
+    meaning, _ = index.search(embedder.embed([wanted.text])[0], wanted.text, [wanted.doc_id], 1)
+    assert meaning[0].chunk_no == wanted.chunk_no
+
+
 def test_search_stays_within_the_documents_asked_for(index, records, embedder):
     index.add(records)
     question = "escape velocity of the Earth"

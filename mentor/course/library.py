@@ -228,6 +228,11 @@ class Library:
         """The kept text view of a slide deck or a Word file (None: none yet)."""
         return self.views.path(doc_id)
 
+    def ocr_words(self, doc_id: str, page: int) -> list | None:
+        """The lines of words OCR read on a scanned page, with their boxes;
+        None for a page with a text layer (``Originals.words``)."""
+        return self.originals.words(doc_id, page)
+
     def optimize(self) -> None:
         """Builds the live index's search structures for what was written
         since the last time. It stops the whole process while it runs (see
@@ -304,6 +309,7 @@ class Library:
             # a kill is no Exception: recovery keeps its original instead.)
             self._erase(self.registry.get(doc_id))
             raise
+        self.originals.keep_words(doc_id, tally.words)
         self.registry.finish(doc_id, tally.pages, tally.chunks, replaces=[d.doc_id for d in older])
         for old in older:
             self._erase(replace(old, status=DELETING))
@@ -486,6 +492,8 @@ class Library:
                 target.index.delete_documents([doc.doc_id])
                 self.rebuild_status.failed[doc.name] = str(e)
                 return False
+            if tally.words:
+                self.originals.keep_words(doc.doc_id, tally.words)
             self.registry.record_rebuilt(target.name, doc.doc_id, tally.pages, tally.chunks)
             self.rebuild_status.documents_done += 1
             return True

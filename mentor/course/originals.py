@@ -4,13 +4,16 @@ they cannot be rebuilt from anything.
 
 A file is written beside its final name (``.<hash><suffix>.part``), flushed
 to disk, then renamed: a reader, a restart or a rebuild only ever sees whole
-originals. Only the library deletes one, and only when the instructor
+originals. Beside them, in ``words/<hash>.json``, the words OCR read on a
+document's scanned pages with their boxes, so that a viewer can highlight a
+cited passage on the page's image; it is made again by a rebuild. Only the library deletes one, and only when the instructor
 deleted its document or a complete new version replaced it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -19,6 +22,7 @@ from typing import BinaryIO
 
 DOC_ID = re.compile(r"[0-9a-f]{64}")
 PARTIAL = re.compile(r"\.[0-9a-f]{64}\.\w+\.part")
+WORDS = "words"
 
 
 class Originals:
@@ -45,6 +49,34 @@ class Originals:
     def delete(self, doc_id: str) -> None:
         if found := self.path(doc_id):
             found.unlink(missing_ok=True)
+        if DOC_ID.fullmatch(doc_id or ""):
+            (self.folder / WORDS / f"{doc_id}.json").unlink(missing_ok=True)
+
+    def keep_words(self, doc_id: str, pages: dict[int, tuple]) -> None:
+        """Keeps the words OCR read on ``doc_id``'s pages (page index → lines
+        of ``(word, x0, y0, x1, y1)``), replacing what was kept before."""
+        if not DOC_ID.fullmatch(doc_id):
+            raise ValueError(f"not a document id: {doc_id!r}")
+        folder = self.folder / WORDS
+        target = folder / f"{doc_id}.json"
+        if not pages:
+            target.unlink(missing_ok=True)
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{doc_id}.json.part"
+        partial.write_text(json.dumps({str(page): lines for page, lines in pages.items()}), encoding="utf-8")
+        partial.replace(target)
+
+    def words(self, doc_id: str, page: int) -> list | None:
+        """The lines of words OCR read on page ``page`` of ``doc_id``, or None
+        when that page was not read by OCR."""
+        if not DOC_ID.fullmatch(doc_id or ""):
+            return None
+        try:
+            kept = json.loads((self.folder / WORDS / f"{doc_id}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return kept.get(str(page))
 
     def sweep_partials(self) -> int:
         """Deletes half-written copies (a crash mid-copy); never a whole original."""

@@ -171,10 +171,10 @@ def _pdf_pages(path: Path, limits: PageLimits, ocr: OcrOptions | None) -> Iterat
                     problem = f"text extraction took over {limits.seconds:g} s"
                     raise _PageLost(problem)
                 try:
-                    text, problem, by_ocr = receiver.recv()
+                    text, problem, words = receiver.recv()
                 except EOFError:
                     raise _PageLost("text extraction crashed (out of memory?)") from None
-                yield Page(start + 1, labels[start], text, problem, sections[start], by_ocr)
+                yield Page(start + 1, labels[start], text, problem, sections[start], bool(words), words)
                 start += 1
         except _PageLost as lost:
             log.warning("%s, page %d: %s", path.name, start + 1, lost)
@@ -236,8 +236,8 @@ def _wait_until_open(receiver) -> None:
 
 
 def _extract(path: str, start: int, stop: int, sender, limits: PageLimits, ocr: OcrOptions | None) -> None:
-    """Child process: says it is ready, then sends (text, problem, by OCR)
-    for pages ``start`` to ``stop``."""
+    """Child process: says it is ready, then sends (text, problem, OCR's
+    words) for pages ``start`` to ``stop``."""
     _limit_memory(limits)
     pages = _open_pdf(Path(path)).pages
     sender.send(None)
@@ -245,9 +245,9 @@ def _extract(path: str, start: int, stop: int, sender, limits: PageLimits, ocr: 
         try:
             sender.send(_page_text(Path(path), i, pages[i], limits, ocr))
         except MemoryError:
-            sender.send(("", f"text extraction needed over {limits.memory_mb} MB of memory", False))
+            sender.send(("", f"text extraction needed over {limits.memory_mb} MB of memory", ()))
         except Exception as e:  # noqa: BLE001 - one unreadable page must not sink the document
-            sender.send(("", f"text extraction failed ({type(e).__name__})", False))
+            sender.send(("", f"text extraction failed ({type(e).__name__})", ()))
 
 
 def _limit_memory(limits: PageLimits) -> None:
@@ -255,24 +255,25 @@ def _limit_memory(limits: PageLimits) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _page_text(path: Path, index: int, page, limits: PageLimits, ocr: OcrOptions | None) -> tuple[str, str, bool]:
-    """The page's text layer or, for a scanned page, what OCR reads on it."""
+def _page_text(path: Path, index: int, page, limits: PageLimits, ocr: OcrOptions | None) -> tuple[str, str, tuple]:
+    """The page's text layer or, for a scanned page, what OCR reads on it
+    and its words with their boxes (empty for a text layer)."""
     text = page.extract_text() or ""
     if len(text) > limits.chars:
-        return "", f"the page holds {len(text):,} characters of text, more than a real page ({limits.chars:,})", False
+        return "", f"the page holds {len(text):,} characters of text, more than a real page ({limits.chars:,})", ()
     if not needs_ocr(page, text):
-        return text, "", False
+        return text, "", ()
     if ocr is None:
-        return text, "the page has no text layer (a scan?), and OCR is off (OCR=0)", False
+        return text, "the page has no text layer (a scan?), and OCR is off (OCR=0)", ()
     try:
-        read = read_page(path, index, ocr, limits.seconds)
+        read, words = read_page(path, index, ocr, limits.seconds)
     except OcrUnavailable as e:
-        return text, f"the page has no text layer (a scan?), and {e}", False
+        return text, f"the page has no text layer (a scan?), and {e}", ()
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
-        return text, f"the page has no text layer, and OCR failed ({e})", False
+        return text, f"the page has no text layer, and OCR failed ({e})", ()
     if not read:
-        return text, "the page has no text layer, and OCR found no text on it", False
-    return read, "", True
+        return text, "the page has no text layer, and OCR found no text on it", ()
+    return read, "", words
 
 
 # --- slides and Word files -------------------------------------------------------------

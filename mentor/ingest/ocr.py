@@ -6,7 +6,9 @@ left alone. Each such page is rendered by PDFium (``pypdfium2``) and read by
 Tesseract (Debian's ``tesseract-ocr``), one page at a time, inside the page
 reader's child process: the page's time and memory limits hold for OCR too,
 and progress counts OCR'd pages as they come. The PDF itself is never
-changed: the kept original, without a text layer, is what a citation opens.
+changed: the kept original, without a text layer, is what a citation's
+viewer shows. Tesseract's TSV output gives each word with its box, so the
+viewer can mark a cited passage on the scan (``words``, ``locate``).
 
 Tesseract runs with one thread. Measured on 2 shared cores, its OpenMP
 threads spun against the other work and took a page from 4 s to 147 s.
@@ -86,13 +88,14 @@ def engine_status(enabled: bool, options: OcrOptions) -> str:
     return f"Scanned pages are read by OCR (Tesseract, {options.languages}): slow, a few seconds a page."
 
 
-def read_page(path: Path, index: int, options: OcrOptions, seconds: float) -> str:
+def read_page(path: Path, index: int, options: OcrOptions, seconds: float) -> tuple[str, tuple]:
     """The text Tesseract reads on page ``index`` (0-based) of the PDF at
-    ``path``; raises OcrUnavailable, or RuntimeError when it fails."""
+    ``path``, and its words with their boxes (``words``); raises
+    OcrUnavailable, or RuntimeError when it fails."""
     check_engine(options)
-    image = render(str(path), index)
+    image, size = render(str(path), index)
     done = subprocess.run(
-        [COMMAND, "stdin", "stdout", "-l", options.languages],
+        [COMMAND, "stdin", "stdout", "-l", options.languages, "tsv"],
         input=image,
         capture_output=True,
         timeout=seconds,
@@ -102,13 +105,37 @@ def read_page(path: Path, index: int, options: OcrOptions, seconds: float) -> st
     if done.returncode != 0:
         last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
         raise RuntimeError(f"OCR failed ({last[:200]})")
-    return done.stdout.decode("utf-8", errors="replace").strip()
+    return words(done.stdout.decode("utf-8", errors="replace"), size)
 
 
-def render(path: str, index: int) -> bytes:
+def words(tsv: str, size: tuple[int, int]) -> tuple[str, tuple]:
+    """Tesseract's TSV of an image of ``size`` pixels as the page's text
+    (its lines, a blank line between paragraphs, as Tesseract's own text
+    output lays them out) and its lines of words, each ``(word, x0, y0, x1,
+    y1)`` in fractions of the page from its top left: what a viewer needs
+    to highlight a passage read here (``locate.ocr_text``)."""
+    width, height = size
+    lines: dict[tuple, list] = {}
+    for row in tsv.splitlines()[1:]:
+        cells = row.split("\t")
+        if len(cells) < 12 or cells[0] != "5" or not cells[11].strip():
+            continue
+        left, top, w, h = (int(v) for v in cells[6:10])
+        box = (round(left / width, 5), round(top / height, 5), round((left + w) / width, 5), round((top + h) / height, 5))
+        lines.setdefault(tuple(int(v) for v in cells[1:5]), []).append((cells[11].strip(), *box))
+    text, paragraph = [], None
+    for key, line in lines.items():
+        if paragraph is not None and key[:3] != paragraph:
+            text.append("")
+        paragraph = key[:3]
+        text.append(" ".join(word for word, *_ in line))
+    return "\n".join(text).strip(), tuple(tuple(line) for line in lines.values())
+
+
+def render(path: str, index: int) -> tuple[bytes, tuple[int, int]]:
     """Page ``index`` (0-based) as the grey-scale PGM image Tesseract reads,
-    at DPI or less. The PDF is opened for the page alone: milliseconds,
-    against seconds of OCR."""
+    at DPI or less, and its size in pixels. The PDF is opened for the page
+    alone: milliseconds, against seconds of OCR."""
     import pypdfium2
 
     document = pypdfium2.PdfDocument(path)
@@ -121,7 +148,7 @@ def render(path: str, index: int) -> bytes:
         document.close()
     out = io.BytesIO()
     image.save(out, format="PPM")  # a PGM for "L": no compression to wait for
-    return out.getvalue()
+    return out.getvalue(), image.size
 
 
 def _die_with_parent() -> None:

@@ -31,6 +31,9 @@ class Page:
     problem: str = ""  # why the text is missing, when it is
     section: str = ""  # the headings in force here: "Strings › Converting Numbers"
     ocr: bool = False  # the text was read by OCR from the page's image
+    # For a page read by OCR, its lines of words: (word, x0, y0, x1, y1) in
+    # fractions of the page, kept so a viewer can highlight a passage on the scan.
+    words: tuple = ()
 
 
 def section_trail(titles: Iterable[str]) -> str:

@@ -187,12 +187,16 @@ class Tally:
         self.ocr = 0
         self.unit = "page"
         self.problems: list[Page] = []
+        # Page index → the lines of words OCR read there, with their boxes.
+        self.words: dict[int, tuple] = {}
 
     def count(self, pages: Iterable[Page]) -> Iterator[Page]:
         for page in pages:
             self.parsed = page.index
             self.unit = place(page.label).split(" ", 1)[0]
             self.ocr += page.ocr
+            if page.words:
+                self.words[page.index] = page.words
             if page.problem:
                 self.problems.append(page)
             yield page

@@ -28,15 +28,17 @@ MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 
 def create_app(mentor: Mentor, auth: AdminAuth | None = None, class_key: ClassKey | None = None) -> FastAPI:
     """The whole web app for ``mentor``: ``/healthz``, ``/api/*``,
-    ``/files/*`` and the UI, all but ``/healthz`` behind the class key
-    (``access``). ``auth`` defaults to the configured instructor password
-    (see ``auth.admin_password``), ``class_key`` to the configured key."""
+    ``/files/*``, the citation viewers (``/view/*``) and the UI, all but
+    ``/healthz`` behind the class key (``access``). ``auth`` defaults to the
+    configured instructor password (see ``auth.admin_password``),
+    ``class_key`` to the configured key."""
     import gradio as gr
 
     from mentor.web.exports import Exports, create_export_router
     from mentor.web.render import PROXY_UPLOAD_MB
     from mentor.web.routes import create_router
     from mentor.web.ui import MentorUI
+    from mentor.web.viewer_routes import create_viewer_router
 
     settings = mentor.settings
     if auth is None:
@@ -47,6 +49,7 @@ def create_app(mentor: Mentor, auth: AdminAuth | None = None, class_key: ClassKe
     app.state.class_key = class_key
     # Registered before the UI is mounted at "/", so these paths win.
     app.include_router(create_router(mentor, lambda: CourseInfo.load(settings.home).name))
+    app.include_router(create_viewer_router(mentor))
     exports = Exports(settings.home / "exports")
     exports.sweep()
     app.include_router(create_export_router(exports))

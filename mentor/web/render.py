@@ -127,8 +127,24 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 
 def source_link(hit: Hit) -> str:
-    """The stored file at the cited page: ``#page=`` wants the physical page."""
-    return f"/files/{quote(hit.doc_id, safe='')}#page={int(hit.page)}"
+    """The cited file's view at the cited physical page, with the chunk whose
+    passage it marks (``viewer_routes``); ``#page=`` scrolls a text view
+    (slides, Word) to its slide or section."""
+    chunk = f"&chunk={int(hit.chunk_no)}" if hit.chunk_no >= 0 else ""
+    return f"/view/{quote(hit.doc_id, safe='')}?page={int(hit.page)}{chunk}#page={int(hit.page)}"
+
+
+def source_preview(hit: Hit) -> str:
+    """A picture of the cited part of a PDF's page, folded under the source:
+    drawn by the server on the first unfolding only (a closed ``<details>``
+    and ``loading="lazy"`` fetch nothing); "" for other files."""
+    if hit.chunk_no < 0 or not hit.file.lower().endswith(".pdf"):
+        return ""
+    src = f"/view/{quote(hit.doc_id, safe='')}/preview?chunk={int(hit.chunk_no)}"
+    return (
+        '<details class="source-preview"><summary>Show the passage on the page</summary>'
+        f'<img src="{html.escape(src)}" alt="The cited passage on {html.escape(hit.place)}" loading="lazy"></details>'
+    )
 
 
 def source_item(n: int, hit: Hit, relevance: bool = True) -> str:
@@ -146,7 +162,7 @@ def source_item(n: int, hit: Hit, relevance: bool = True) -> str:
         f'<a class="source-link" href="{html.escape(source_link(hit))}" target="_blank" rel="noopener noreferrer">'
         f"{html.escape(hit.file)}, {html.escape(hit.place)}</a>"
         f"{score}{section}"
-        f'<div class="source-snippet">{math_text(snippet(hit.text))}</div></div></li>'
+        f'<div class="source-snippet">{math_text(snippet(hit.text))}</div>{source_preview(hit)}</div></li>'
     )
 
 

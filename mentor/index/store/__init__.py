@@ -51,6 +51,7 @@ class Hit:
     text: str
     score: float
     section: str = ""  # the PDF bookmarks over the page, when it has them
+    chunk_no: int = -1  # its number in the document (-1: not known), which a citation's viewer asks for
 
     @property
     def place(self) -> str:
@@ -123,6 +124,10 @@ class Index(Protocol):
         question, comparable across questions (the refusal threshold needs it)."""
         ...
 
+    def chunk(self, doc_id: str, chunk_no: int) -> Hit | None:
+        """Chunk ``chunk_no`` of ``doc_id`` (score 0), or None."""
+        ...
+
     def records(self, doc_id: str) -> Iterator[ChunkRecord]:
         """Every chunk of one document, with its dense vector (backups, upgrades)."""
         ...
@@ -177,6 +182,7 @@ def hit_of(payload: dict, score: float) -> Hit:
         text=payload["text"],
         section=payload.get("section", ""),
         score=round(float(score), 4),
+        chunk_no=payload.get("chunk_no", -1),
     )
 
 

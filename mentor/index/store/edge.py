@@ -24,6 +24,7 @@ from mentor.index.store import (
     IndexClosed,
     Keywords,
     StoreLocked,
+    hit_of,
     point_id,
     ranked_hits,
     record_of,
@@ -118,6 +119,11 @@ class EdgeIndex:
         with self._use() as shard:
             meaning, *keyword = shard.query_batch(qe.QueryBatchRequest(requests))
         return ranked_hits(dense, meaning, keyword[0] if keyword else [])
+
+    def chunk(self, doc_id: str, chunk_no: int) -> Hit | None:
+        with self._use() as shard:
+            found = shard.retrieve([point_id(doc_id, chunk_no)], True, False)
+        return hit_of(found[0].payload, 0.0) if found else None
 
     def records(self, doc_id: str) -> Iterator[ChunkRecord]:
         offset = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from mentor.index.store import DENSE, KEYWORDS, ChunkRecord, Hit, Keywords, point_id, ranked_hits, record_of
+from mentor.index.store import DENSE, KEYWORDS, ChunkRecord, Hit, Keywords, hit_of, point_id, ranked_hits, record_of
 
 SCROLL_BATCH = 256
 
@@ -93,6 +93,10 @@ class ServerIndex:
             requests.append(models.QueryRequest(query=_sparse(keywords), using=KEYWORDS, with_vector=[DENSE], **common))
         meaning, *keyword = self.client.query_batch_points(self.name, requests=requests)
         return ranked_hits(dense, meaning.points, keyword[0].points if keyword else [])
+
+    def chunk(self, doc_id: str, chunk_no: int) -> Hit | None:
+        found = self.client.retrieve(self.name, ids=[point_id(doc_id, chunk_no)], with_payload=True, with_vectors=False)
+        return hit_of(found[0].payload, 0.0) if found else None
 
     def records(self, doc_id: str) -> Iterator[ChunkRecord]:
         offset = None
