@@ -1,126 +1,149 @@
-"""Section 2, tuning that holds out: each lever chosen on the tuning half,
-reported on the held-out half (bench/tuning.py)."""
+"""Section 2, retrieval tuning across corpora: every lever chosen leaving
+one corpus out and reported on the corpus left out (bench/tuning.py)."""
 
 from __future__ import annotations
 
-from ..formatting import fmt, pct
+from ..formatting import fmt
 from ..section import Section
-from ..verdicts import refusal_verdict, targets_verdict
 
-KEYS = ("hit@1", "hit@5", "mrr@5")
+LEVERS = {
+    "keyword_weight": "Keyword weight (0: meaning alone)",
+    "per_page": "A page's score from its chunks (sum, best, floor, decay)",
+    "k": "RRF k",
+    "reranker": "Reranker: pages reranked × first-stage weight",
+}
+RULES = ("dense", "dense+gap", "rerank", "dense+rerank")
+MIN_RECALL, MAX_FALSE_REFUSALS = 0.875, 0.1  # bench/tuning.py
 
 
-def config_name(c: dict) -> str:
-    keywords = f"keywords at {c['keyword_weight']}" if c["keyword_weight"] else "dense alone"
-    return f"{keywords}, RRF k {c['k']}, a page's chunks {'summed' if c['per_page'] == 'sum' else 'at the best one'}"
+def setting_name(s: dict) -> str:
+    keywords = f"keywords at {fmt(s['keyword_weight'])}" if s["keyword_weight"] else "meaning alone"
+    page = {"sum": "a page's chunks summed", "best": "a page at its best chunk"}.get(s["per_page"], f"a page by {s['per_page']}")
+    rerank = f"reranker over {s['rerank_pages']} pages, first stage at {fmt(s['first_stage_weight'], 1)}"
+    return f"{keywords}, RRF k {s['k']}, {page}, " + (rerank if s["rerank_pages"] else "no reranker")
 
 
-def rerank_name(r: dict) -> str:
-    weight = "the reranker's order" if not r["first_stage_weight"] else f"first-stage rank fused at {r['first_stage_weight']}"
-    return f"{r['pages']} pages, {r['tokens']} tokens, {weight}; over {config_name(r['first_stage'])}"
+def two(m: dict | None) -> str:
+    """hit@5 / MRR@5."""
+    return "—" if not m else f"{fmt(m['hit@5'], 3)} / {fmt(m['mrr@5'], 3)}"
+
+
+def gain(chosen: dict, before: dict) -> str:
+    return f"{chosen['mrr@5'] - before['mrr@5']:+.3f}"
 
 
 def context(r: dict, results: dict) -> dict:
-    f, rr = r["first_stage"], r["reranker"]
+    names = list(r["corpora"])
     return {
-        "keys": KEYS,
-        "f": f,
-        "rr": rr,
-        "config_name": config_name,
-        "levers": lever_rows(r, results),
-        "targets": targets_verdict((rr["chosen"].get("cpu") or f["chosen"])["held-out"], "met", "not met"),
-        "held_out_header": [f"{k}, held-out" for k in KEYS] + ["mrr@5, tuning"],
-        "sweep": [[fmt(g["config"]["keyword_weight"], 2), *held_out(g)] for g in f["keyword_weight_sweep"]],
-        "qdrant": [[g["config"], *held_out(g)] for g in f["qdrant_fusion"]],
-        **reranker_grid(rr),
-        "refusal": refusal_rows(r["refusal"]),
-        "store_change": store_change_rows(r.get("store_change") or {}),
+        "names": names,
+        "setting_name": setting_name,
+        "loo_table": loo_rows(r, results),
+        "has_baseline": octave_baseline(r, results) is not None,
+        "loo_gpu_differs": r.get("leave_one_out_gpu") != r["leave_one_out"],
+        "levers": [lever_tables(key, title, r["levers"][key], names) for key, title in LEVERS.items() if key in r["levers"]],
+        "refusal": refusal_rows(r["refusal"], names),
+        "refusal_goal": {rule: r["refusal"]["rules"][rule]["goal_met_left_out"] for rule in RULES if rule in r["refusal"]["rules"]},
+        "before_goal": [n for n in names if goal_met(r["refusal"]["before"]["per_corpus"][n])],
+        "cost": cost_rows(r["reranker"]),
+        "chosen": chosen_rows(r["chosen"]),
     }
 
 
-def held_out(figures: dict) -> list[str]:
-    """hit@1, hit@5 and mrr@5 on the held-out half, then mrr@5 on the tuning half."""
-    return [*(fmt(figures["held-out"][k], 3) for k in KEYS), fmt(figures["tune"]["mrr@5"], 3)]
-
-
-def lever_rows(r: dict, results: dict) -> list[list[str]]:
-    """The main table: the baseline, the first stage before and as chosen,
-    Qdrant's fusion, bge-small and the reranker, on the held-out half."""
-    f, e, rr = r["first_stage"], r["embedder"], r["reranker"]
-    base = (results.get("quality") or {}).get("retrieval", {}).get("halves", {}).get("held-out", {}).get("baseline")
-    qbest = f["fusion_in_qdrant_vs_ours"]["best of Qdrant's (on the tuning half)"]
-    rows = [["Baseline: the LlamaIndex starter (quality.json)", *(fmt(base[k], 3) for k in KEYS), "—", "—"]] if base else []
-    rows += [
-        [f"Before: {config_name(f['today']['config'])}", *held_out(f["today"]), "—"],
-        ["Dense alone (MiniLM), one hit per page", *held_out(f["dense_alone"]), "—"],
-        [f"First stage as chosen: {config_name(f['chosen']['config'])}", *held_out(f["chosen"]), "—"],
-        [f"Fused in Qdrant (Prefetch + Fusion.Rrf, {qbest['config']})", *held_out(qbest), "—"],
+def loo_rows(r: dict, results: dict) -> list[list[str]]:
+    """Per corpus left out: before, and as chosen on the other corpora."""
+    loo = r["leave_one_out"]
+    rows = [
+        [
+            f"{row['left_out']} ({row['before']['n']})",
+            two(row["before"]),
+            setting_name(row["chosen"]),
+            two(row["chosen_figures"]),
+            gain(row["chosen_figures"], row["before"]),
+        ]
+        for row in loo["rows"]
     ]
-    for name, figures in (e or {}).get("rows", {}).items():
-        if name.startswith("bge"):
-            cost = f"query {fmt(e['bge_query_ms'].get('p50'), 1)} ms p50"
-            rows.append([name.replace("fused as chosen", "fused as the first stage"), *held_out(figures), cost])
-    for device in ("cpu", "gpu"):
-        c = rr["best"].get(device)
-        if c:
-            cpu_ms = rr["cost"][str(c["tokens"])][str(c["pages"])]["cpu_ms"]["p50"]
-            cost = f"{fmt(cpu_ms, 0)} / {fmt(c['cost_ms_p95'], 0)} ms p50 / p95 (CPU)"
-            verdict = "on by default" if rr["chosen"].get(device) else "off by default"
-            name = f"+ reranker, best for the {device.upper()} on the tuning half ({verdict}): {rerank_name(c)}"
-            rows.append([name, *held_out(c), cost])
+    mean = loo["mean"]
+    rows.append(["**Mean, each corpus the same**", two(mean["before"]), "—", two(mean["chosen_figures"]),
+                 gain(mean["chosen_figures"], mean["before"])])
+    base = octave_baseline(r, results)
+    if base:
+        rows.append(["octave: the LlamaIndex starter (quality.json)", two(base), "—", "—", "—"])
     return rows
 
 
-def reranker_grid(rr: dict) -> dict:
-    """Held-out mrr@5 of the reranker by pages, pair length and fusion
-    weight, over the first stage its best setting was chosen on."""
-    over = (rr["best"].get("cpu") or rr["best"]["gpu"])["first_stage"]
-    grid = {(g["pages"], g["tokens"], g["first_stage_weight"]): g for g in rr["grid"] if g["first_stage"] == over}
-    weights = sorted({g["first_stage_weight"] for g in rr["grid"]})
-    rows = []
-    for t in sorted({g["tokens"] for g in rr["grid"]}):
-        for n in sorted({g["pages"] for g in rr["grid"]}):
-            cost = rr["cost"][str(t)][str(n)]
-            rows.append(
-                [
-                    f"{n} pages × {t} tokens",
-                    *(fmt(grid[(n, t, w)]["held-out"]["mrr@5"], 3) for w in weights),
-                    f"{fmt(cost['cpu_ms']['p50'], 0)} / {fmt(cost['cpu_ms']['p95'], 0)}",
-                    f"{fmt(cost['wall_ms']['p50'], 0)} / {fmt(cost['wall_ms']['p95'], 0)}",
-                ]
-            )
-    return {"rerank_over": over, "rerank_header": [f"w = {w}" for w in weights], "rerank_rows": rows}
+def octave_baseline(r: dict, results: dict) -> dict | None:
+    """The LlamaIndex starter's figures, from quality.json, which measures
+    them on the Octave dev set only: there when it is the same dev set."""
+    q = results.get("quality") or {}
+    octave = r["corpora"].get("octave")
+    if not octave or (q.get("devset") or {}).get("file") != octave["devset"]:
+        return None
+    return (q.get("retrieval") or {}).get("baseline")
 
 
-def refusal_rows(ref: dict) -> list[list[str]]:
+def lever_tables(key: str, title: str, lever: dict, names: list[str]) -> dict:
+    """One lever, the others at the shipped values: every value on every
+    corpus; then the value chosen on the other corpora, on the one left out."""
+    per_corpus = [
+        [f"**{fmt(row['value'])}**" if row["value"] == lever["before"] else fmt(row["value"]),
+         *(two(row[n]) for n in names), two(row["mean"])]
+        for row in lever["per_corpus"]
+    ]
+    loo = lever["leave_one_out"]
+    left_out = [
+        [row["left_out"], fmt(row["value"]), two(row["before"]), two(row["chosen_figures"]),
+         gain(row["chosen_figures"], row["before"])]
+        for row in loo["rows"]
+    ]
+    return {"key": key, "title": title, "before": fmt(lever["before"]), "per_corpus": per_corpus,
+            "left_out": left_out, "verdict": loo["verdict"]}
+
+
+def goal_met(x: dict) -> bool:
+    return (x["recall"] or 0) >= MIN_RECALL and (x["false_refusal_rate"] or 0) <= MAX_FALSE_REFUSALS
+
+
+def refusal_cell(x: dict) -> str:
+    cell = f"{x['refused_off_course']} · {x['refused_answerable']}"
+    return f"{cell} ✓" if goal_met(x) else cell
+
+
+def refusal_rows(ref: dict, names: list[str]) -> list[list[str]]:
+    """Per corpus: off-course refused · answerable refused, before and by
+    each rule with its thresholds chosen on the other corpora."""
+    rules = {rule: {row["left_out"]: row for row in ref["rules"][rule]["leave_one_out"]} for rule in RULES if rule in ref["rules"]}
     rows = []
-    for name, rule in ref["rules"].items():
-        th = ", ".join(f"{'MIN_SCORE' if k == 'dense' else 'MIN_RERANK_SCORE'} {v}" for k, v in rule["thresholds"].items())
-        h, t = rule["held-out"], rule["tune"]
-        rows.append(
-            [
-                name + (" (chosen)" if name == ref["chosen"] else ""),
-                th,
-                f"{fmt(t['recall'], 3)} / {pct(t['false_refusal_rate'])}",
-                f"{fmt(h['recall'], 3)} / {pct(h['false_refusal_rate'])}",
-                refusal_verdict(h),
-            ]
-        )
+    for n in names:
+        cells = []
+        for by in rules.values():
+            row = by[n]
+            th = ", ".join(f"{k} {fmt(v)}" for k, v in row["thresholds"].items())
+            cells.append(f"{refusal_cell(row)} ({th})")
+        rows.append([n, refusal_cell(ref["before"]["per_corpus"][n]), *cells])
     return rows
 
 
-def store_change_rows(sc: dict) -> list[list[str]]:
-    """Before and after the move from local mode to Qdrant Edge."""
-    if not sc.get("local_mode"):
-        return []
-    lm, ed = sc["local_mode"], sc["edge"]
-    rows = [[k, fmt(lm[k], 3), fmt(ed[k], 3)] for k in ("hit@1", "hit@5", "mrr@5", "refusal_recall")]
-    return rows + [["false refusals", pct(lm["false_refusal_rate"]), pct(ed["false_refusal_rate"])]]
+def cost_rows(rr: dict) -> list[list[str]]:
+    """The reranker's cost per question by pages, against the CPU budget."""
+    budget = rr.get("reranker_budget_ms")
+    rows = []
+    for pages, c in (rr.get("cost_by_pages") or {}).items():
+        cpu, wall = c["cpu_ms"], c["wall_ms"]
+        fits = "—" if budget is None or cpu.get("p95") is None else ("yes" if cpu["p95"] <= budget else "**no**")
+        rows.append([pages, f"{fmt(cpu.get('p50'), 0)} / {fmt(cpu.get('p95'), 0)}",
+                     f"{fmt(wall.get('p50'), 0)} / {fmt(wall.get('p95'), 0)}", fits])
+    return rows
+
+
+def chosen_rows(ch: dict) -> list[list[str]]:
+    keys = ("keyword_weight", "k", "per_page", "rerank_pages", "first_stage_weight")
+    cols = ("cpu", "gpu", "ships", "ships_on_gpu")
+    return [[k, *(fmt(ch[c][k]) for c in cols)] for k in keys]
 
 
 SECTION = Section(
     "tuning",
-    "### Retrieval tuning that holds out",
+    "### Retrieval tuning across corpora (leave one corpus out)",
     "tuning.md.j2",
     "tuning",
     "python bench/tuning.py",
