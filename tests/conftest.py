@@ -121,6 +121,17 @@ def reranker():
     return Reranker(str(reranker_folder()))
 
 
+@pytest.fixture(scope="session")
+def warm_python():
+    """Runs ``python -m MODULE ARGS`` in children forked from one warm
+    interpreter (``tests/warm_python.py``): the CLI's runs and the fault
+    matrix's children skip the 8 s of CPU a fresh one spends on imports."""
+    from tests.warm_python import WarmPython
+
+    with WarmPython(Path(__file__).resolve().parents[1]) as warm:
+        yield warm
+
+
 @pytest.fixture
 def settings(tmp_path):
     return small_settings(tmp_path / "home", max_answer_tokens=96)
