@@ -50,7 +50,7 @@ def test_search_json_and_stdin_keep_their_contract(run, tmp_path):
     assert run("optimize").stdout == "index optimized: 6 chunks\n"
 
     [hit, *_] = json.loads(run("search", "escape velocity of the Earth", "-k", "2", "--json").stdout)
-    assert set(hit) == {"file", "page", "page_label", "score", "text", "section", "doc_id"}
+    assert set(hit) == {"file", "page", "page_label", "score", "text", "section", "doc_id", "chunk_no"}
     assert (hit["page"], hit["page_label"]) == (4, "2")
 
     lines = run("search", "--stdin", "-k", "1", "--json", stdin="telescope mirrors\noffice hours room\n").stdout
