@@ -194,3 +194,69 @@ def test_a_looping_answer_stops_at_its_first_repeated_block_and_is_otherwise_unc
     assert unguarded.startswith(guarded) and len(guarded) < len(unguarded)
     # Cut a few words into the first repeat of the paragraph.
     assert guarded.count(opening) == 2 and guarded[-80:] in guarded[:-80]
+
+
+# --- Reading a prompt once --------------------------------------------------------
+
+RULES = "You are the mentor for the course Astronomy. Answer using ONLY the numbered sources. " * 3
+
+
+def ask(model, messages: list[dict], tokens: int = 32) -> tuple[str, int]:
+    """The greedy answer to ``messages`` and how many prompt tokens were found in the cache."""
+    prompt = model._tokens(messages)
+    stream = model.scheduler.submit(prompt, tokens, GREEDY, shared=model.shared_length(messages, prompt))
+    return "".join(stream), stream.request.reused
+
+
+def turn(topic: str) -> dict:
+    facts = " ".join(f"Fact {i} about {topic}: it matters for the exam." for i in range(12))
+    return {"role": "user", "content": f"Sources:\n\n[1] notes.pdf, p. 3\n{facts}\n\nQuestion: What is {topic}?"}
+
+
+@pytest.fixture(scope="module")
+def fresh_model():
+    """The same model with no reuse: every prompt read whole."""
+    from mentor.generate.llm import LlamaCppModel
+    from tests.conftest import tiny_gguf
+
+    with LlamaCppModel(tiny_gguf(), n_ctx=2048, n_gpu_layers=0, n_parallel=2, reuse=False) as fresh:
+        yield fresh
+
+
+def conversation(model) -> list[tuple[str, int]]:
+    """Two students, a follow-up, the same question again, and a new course name."""
+    system = {"role": "system", "content": RULES}
+    first = ask(model, [system, turn("comets")])
+    other = ask(model, [system, turn("tides")])
+    follow = ask(model, [system, turn("comets"), {"role": "assistant", "content": first[0]}, turn("the comet's tail")])
+    again = ask(model, [system, turn("comets")])
+    renamed = ask(model, [{"role": "system", "content": RULES.replace("Astronomy", "Physics")}, turn("comets")])
+    return [first, other, follow, again, renamed]
+
+
+def test_answers_from_the_cache_are_word_for_word_those_read_whole(model, fresh_model):
+    with_reuse = conversation(model)
+    without = conversation(fresh_model)
+
+    assert [text for text, _ in with_reuse] == [text for text, _ in without]
+    assert all(text for text, _ in with_reuse)
+    assert all(reused == 0 for _, reused in without)
+
+
+def test_a_follow_up_reads_only_what_is_new_and_every_student_shares_the_rules(model):
+    system = {"role": "system", "content": RULES}
+    rules = model.shared_length([system, turn("x")], model._tokens([system, turn("x")]))
+    first_prompt = model._tokens([system, turn("orbits")])
+    first, _ = ask(model, [system, turn("orbits")])
+    _, other = ask(model, [system, turn("eclipses")])
+    _, follow = ask(model, [system, turn("orbits"), {"role": "assistant", "content": first}, turn("the orbit's shape")])
+    _, renamed = ask(model, [{"role": "system", "content": RULES.replace("Astronomy", "Optics")}, turn("orbits")])
+
+    assert rules > 40
+    # Another student's question starts from the rules, read once for all.
+    assert other >= rules
+    # The follow-up finds its whole last prompt, and the answer after it.
+    assert follow > len(first_prompt)
+    # A new course name is a new beginning: read again, and kept for the next.
+    assert renamed < rules
+    assert model.scheduler.shared_tokens > 0
