@@ -250,13 +250,18 @@ def test_a_follow_up_reads_only_what_is_new_and_every_student_shares_the_rules(m
     first, _ = ask(model, [system, turn("orbits")])
     _, other = ask(model, [system, turn("eclipses")])
     _, follow = ask(model, [system, turn("orbits"), {"role": "assistant", "content": first}, turn("the orbit's shape")])
-    _, renamed = ask(model, [{"role": "system", "content": RULES.replace("Astronomy", "Optics")}, turn("orbits")])
+    optics = {"role": "system", "content": RULES.replace("Astronomy", "Optics")}
+    new_rules = model.shared_length([optics, turn("x")], model._tokens([optics, turn("x")]))
+    _, renamed = ask(model, [optics, turn("orbits")])
+    _, renamed_again = ask(model, [optics, turn("eclipses")])
+    _, next_one = ask(model, [optics, turn("gravity")])
 
     assert rules > 40
     # Another student's question starts from the rules, read once for all.
     assert other >= rules
     # The follow-up finds its whole last prompt, and the answer after it.
     assert follow > len(first_prompt)
-    # A new course name is a new beginning: read again, and kept for the next.
+    # A new course name is a new beginning: read again, then kept for the next.
     assert renamed < rules
-    assert model.scheduler.shared_tokens > 0
+    assert renamed_again >= new_rules and next_one >= new_rules
+    assert model.scheduler.shared_tokens == new_rules

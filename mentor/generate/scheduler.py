@@ -31,8 +31,9 @@ A prompt is never read twice when its cells are still in the cache
   cells; a slot that starts a request copies them
   (``llama_memory_seq_cp``) instead of reading them. When the shared
   beginning changes (a course setting: its name, the answer style), the
-  first prompt that carries the new one reads it and leaves it there for
-  the next: the key is the tokens themselves, so a stale beginning is
+  prompts that carry the new one read it, and the second in a row leaves
+  it there for the next (one other prompt, a follow-up's rewriting, does
+  not evict it): the key is the tokens themselves, so a stale beginning is
   never used.
 
 The cache only saves reading: a prompt whose cells were evicted is read
@@ -163,6 +164,10 @@ class Scheduler:
         # are its tokens.
         self._prefix_seq = n_parallel
         self._prefix: list[int] = []
+        # Prompts in a row that brought another shared beginning: the kept
+        # one is replaced at the second, so that a rare other one (the
+        # rewriting of a follow-up) does not evict the answers' rules.
+        self._prefix_misses = 0
         self._admission = Admission(n_parallel, queue_limit)
         self._piece = ctypes.create_string_buffer(64)
         # Guards the line, the slots' requests and the counters; never held
@@ -278,7 +283,7 @@ class Scheduler:
                     llama_cpp.llama_memory_seq_rm(self._memory, seq, -1, -1)
                 for slot in self._slots:
                     slot.cached = []
-                self._prefix = []
+                self._prefix, self._prefix_misses = [], 0
 
     def _wait_for_work(self) -> bool:
         """Frees the slots of cancelled requests and gives free slots to
@@ -309,6 +314,8 @@ class Scheduler:
         tokens = request.tokens
         free = [slot for slot in self._slots if slot.request is None]
         shared = len(self._prefix) if self._holds_prefix(tokens) else 0
+        if request.shared:
+            self._prefix_misses = 0 if shared == request.shared else self._prefix_misses + 1
         slot = max(free, key=lambda s: (common_length(s.cached, tokens), -s.used_at))
         keep = common_length(slot.cached, tokens)
         if keep < shared + CONTINUE_MIN:
@@ -336,7 +343,7 @@ class Scheduler:
         the sequence that keeps it, when that holds another (or none)."""
         request = slot.request
         shared = request.tokens[: request.shared]
-        if not self.reuse or not shared or shared == self._prefix:
+        if not self.reuse or not shared or shared == self._prefix or (self._prefix and self._prefix_misses < 2):
             return
         # A copy between sequences copies the whole cache of one: then drop
         # the cells past the shared beginning.
