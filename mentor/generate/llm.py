@@ -293,20 +293,29 @@ def device_defaults(gpu: bool) -> tuple[int, int]:
     return (16, 512) if gpu else (4, 64)
 
 
-# Flash attention: on the CPU it is slower to decode after a long prompt
-# (measured in bench/generate.py, see default_threads), as llama-cpp-python's
-# Llama leaves it off; on a GPU llama.cpp turns it on when the model allows.
+# Flash attention. On the CPU llama.cpp's "auto" turns it on, and after a
+# 1,250-token prompt it decodes 20-45% slower than without (SmolLM2 on 2
+# cores, interleaved: 16.1 vs 19.4, 7.6 vs 14.6, 12.6 vs 16.1 tokens/s):
+# off, as llama-cpp-python's Llama has it. On a GPU llama.cpp's "auto".
 FLASH_ATTN_CPU = 0  # LLAMA_FLASH_ATTN_TYPE_DISABLED
 FLASH_ATTN_GPU = -1  # LLAMA_FLASH_ATTN_TYPE_AUTO
 
 
 def default_threads(gpu: bool) -> tuple[int, int]:
     """The threads that decode answers (``N_THREADS``) and that read
-    prompts (``N_THREADS_BATCH``) when they are not set.
+    prompts (``N_THREADS_BATCH``) when they are not set: every core but
+    one, which the app's own Python threads need (the scheduler's loop, the
+    streams, the web server, the embedder); at least one. A GPU does the
+    work itself: the threads only feed it.
 
-    TODO measured figures."""
-    cores = available_cores()
-    return (cores, cores)
+    Measured on the project's 2 shared cores (SmolLM2-135M, interleaved
+    runs; a ggml thread that loses its core makes the others spin at the
+    next barrier): decoding after a 1,250-token prompt, 1 thread gave 19.4,
+    14.6, 16.1 tokens/s where 2 gave 3.6, 0.4, 0.7; reading a 256-token
+    prompt in 64-token chunks, 1 thread 50 tokens/s where 2 gave 4. On a
+    quiet machine 2 threads read prompts faster: set N_THREADS_BATCH there.
+    """
+    return (max(1, available_cores() - 1),) * 2
 
 
 def available_cores() -> int:
