@@ -67,6 +67,11 @@ class Answer:
     vector: np.ndarray | None = field(default=None, repr=False)
     # Called once with the answer when its last piece has been read.
     on_complete: Callable[[Answer], None] | None = field(default=None, repr=False)
+    # The student's turn as the model read it (its sources, then the
+    # question): kept in the history as "prompted", a follow-up repeats it
+    # word for word, so that its prompt begins with this one's and the model
+    # reads only what is new (see Answerer.prompt).
+    prompted: str = field(default="", repr=False)
 
     def __iter__(self) -> Iterator[str]:
         for piece in self.pieces:
@@ -159,7 +164,7 @@ class Answerer:
         style = self.style(hits)
         messages, used = self.prompt(question, hits, history, course, style)
         pieces = self.model.stream_chat(messages, self.settings.max_answer_tokens, client=client)
-        return Answer(question, query, used, False, pieces, style=style, **keep)
+        return Answer(question, query, used, False, pieces, style=style, prompted=messages[-1]["content"], **keep)
 
     def keeping(self, query: str) -> dict:
         """What an answer needs for its question to be kept when it completes:
@@ -231,6 +236,13 @@ class Answerer:
 
         The answer's tokens are reserved first; then the question, as many
         sources as fit in rank order, and as much recent history as is left.
+
+        The layout puts what stays first, so that prompts share long
+        beginnings the model reads once: the rules (the same for every
+        student of the course), then the earlier turns as the model read
+        them (a user turn's ``prompted`` text, with its sources), then the
+        new sources and the question. A follow-up's prompt thus begins with
+        the whole prompt and answer before it.
         """
         count = self.model.count_tokens
         rules = GUIDE_RULES if style == GUIDE else RULES
@@ -248,6 +260,7 @@ class Answerer:
             used = [_cut(hits[0], max(budget, 0) * 3)]
         kept: list[dict] = []
         for turn in reversed(history):
+            turn = {"role": turn["role"], "content": turn.get("prompted") or turn["content"]}
             budget -= count(turn["content"]) + TEMPLATE_MARGIN // 4
             if budget < 0:
                 break
@@ -274,8 +287,13 @@ def refusal(hits: list[Hit]) -> str:
 
 
 def recent_turns(history: Sequence[dict], turns: int) -> list[dict]:
-    """The last ``turns`` question-answer pairs, as plain role/content dicts."""
-    plain = [{"role": m["role"], "content": str(m["content"])} for m in history if m.get("role") in ("user", "assistant")]
+    """The last ``turns`` question-answer pairs, as plain role/content dicts
+    (with a user turn's ``prompted`` text, when it has one)."""
+    plain = [
+        {"role": m["role"], "content": str(m["content"])} | ({"prompted": str(m["prompted"])} if m.get("prompted") else {})
+        for m in history
+        if m.get("role") in ("user", "assistant")
+    ]
     return plain[-2 * turns :] if turns else []
 
 
