@@ -249,9 +249,13 @@ class Answerer:
         system = {"role": "system", "content": rules.format(course=course, not_covered=NOT_COVERED)}
         budget = self.model.n_ctx - self.settings.max_answer_tokens - TEMPLATE_MARGIN
         budget -= count(system["content"]) + count(question) + TEMPLATE_MARGIN
+        # A source the conversation already holds is named, not repeated:
+        # the model reads it above, and reads only what is new.
+        earlier = "\n".join(turn.get("prompted", "") for turn in history)
+        block = lambda n, hit: source_block(n, hit, earlier)  # noqa: E731
         used: list[Hit] = []
         for hit in hits:
-            cost = count(source_block(len(used) + 1, hit))
+            cost = count(block(len(used) + 1, hit))
             if cost > budget:
                 break
             used.append(hit)
@@ -267,13 +271,17 @@ class Answerer:
             kept.insert(0, turn)
         if kept and kept[0]["role"] != "user":  # templates want user first
             kept = kept[1:]
-        sources = "\n\n".join(source_block(n, hit) for n, hit in enumerate(used, start=1))
+        sources = "\n\n".join(block(n, hit) for n, hit in enumerate(used, start=1))
         user = {"role": "user", "content": f"Sources:\n\n{sources}\n\nQuestion: {question}"}
         return [system, *kept, user], used
 
 
-def source_block(n: int, hit: Hit) -> str:
+def source_block(n: int, hit: Hit, earlier: str = "") -> str:
+    """Source ``n`` as the prompt gives it; named only (its text "above")
+    when ``earlier`` turns of the conversation already hold its text."""
     section = f" ({hit.section})" if hit.section else ""
+    if hit.text and hit.text in earlier:
+        return f"[{n}] {hit.file}, {hit.place}{section}: the same text as above, in an earlier question"
     return f"[{n}] {hit.file}, {hit.place}{section}\n{hit.text}"
 
 
