@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--pairs", type=int, default=3, help="question and follow-up pairs per side (default 3)")
     p.add_argument("--students", type=int, default=20, help="prompts submitted at once in the crowd (default 20)")
+    p.add_argument("--crowd-sources", type=int, default=5, help="sources in each crowd prompt (default 5)")
     p.add_argument("--crowd-rounds", type=int, default=1, help="crowd rounds per side, alternating (default 1)")
     p.add_argument("--out", type=Path, help="result JSON (default bench/results/generate.json)")
     p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
@@ -281,14 +282,20 @@ def crowd_figures(path: Path, args, settings, pdf: Path, questions: list[dict]) 
     ):
         answerer = Answerer(None, reusing, settings)
         prompts = [
-            answerer.prompt(q["question"], page_sources(pdf, q["pages"][0]), [], "GNU Octave")[0] for q in questions
+            answerer.prompt(q["question"], page_sources(pdf, q["pages"][0])[: args.crowd_sources], [], "GNU Octave")[0]
+            for q in questions
         ]
         for _ in range(args.crowd_rounds):
             for side, model in (("reuse", reusing), ("no_reuse", reading)):
                 sides.setdefault(side, []).append(crowd_round(model, prompts, args.max_tokens))
                 log(f"crowd of {len(prompts)}, {side}: first token p95 {sides[side][-1]['ttft_s']['p95']} s")
         slots = reusing.scheduler.n_parallel
-    figures = {"students": len(prompts), "slots": slots, "max_tokens": args.max_tokens}
+    figures = {
+        "students": len(prompts),
+        "slots": slots,
+        "max_tokens": args.max_tokens,
+        "prompt_tokens": summary([len(reusing._tokens(m)) for m in prompts], digits=0),
+    }
     for side, rounds in sides.items():
         firsts = [t for r in rounds for t in r["firsts"]]
         figures[side] = {
