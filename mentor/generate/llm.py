@@ -128,10 +128,9 @@ class LlamaCppModel:
         n_threads_batch: int | None = None,
         reuse: bool = Settings.prompt_reuse,
     ):
-        """Loads ``path``; ``chat_template`` (jinja) replaces the one the GGUF
-        carries. ``n_parallel`` and the threads default to what suits the
-        device (``device_defaults``, ``default_threads``); ``reuse`` False
-        reads every prompt whole (see ``Scheduler``)."""
+        """Loads ``path``; ``chat_template`` (jinja) replaces the GGUF's. ``n_parallel``
+        and the threads default to what suits the device (``device_defaults``,
+        ``default_threads``); ``reuse`` False reads every prompt whole."""
         # Imported here: a process that talks to a server never loads llama.cpp.
         import llama_cpp
         from llama_cpp._internals import LlamaModel
@@ -149,18 +148,13 @@ class LlamaCppModel:
         self._llama = LlamaModel(path_model=str(path), params=params, verbose=False)
         gpu = n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload()
         slots, chunk = device_defaults(gpu)
-        decode_threads, read_threads = default_threads(gpu)
+        threads = (n_threads, n_threads_batch)
+        decode_threads, read_threads = (given or default for given, default in zip(threads, default_threads(gpu)))
         self.scheduler = Scheduler(
-            self._llama,
-            n_ctx=n_ctx,
-            n_parallel=n_parallel or slots,
-            n_threads=n_threads or decode_threads,
-            n_threads_batch=n_threads_batch or read_threads,
-            queue_limit=queue_limit,
-            prefill_chunk=chunk,
-            reuse=reuse,
+            self._llama, n_ctx=n_ctx, n_parallel=n_parallel or slots, n_threads=decode_threads,
+            n_threads_batch=read_threads, queue_limit=queue_limit, prefill_chunk=chunk, reuse=reuse,
             flash_attn=FLASH_ATTN_GPU if gpu else FLASH_ATTN_CPU,
-        )
+        )  # fmt: skip
         self.name = path.name
         self.n_ctx = self.scheduler.n_ctx
         self.capacity = self.scheduler.capacity

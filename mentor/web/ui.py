@@ -203,7 +203,6 @@ class MentorUI:
         chat[-1] = {"role": "assistant", "content": shown}
         conversation.history = [
             *conversation.history,
-            # "prompted": the turn as the model read it, which a follow-up repeats.
             {"role": "user", "content": question} | ({"prompted": answer.prompted} if answer.prompted else {}),
             {"role": "assistant", "content": answer.text},
         ][-HISTORY_MESSAGES:]
