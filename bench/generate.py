@@ -288,7 +288,7 @@ def crowd_figures(path: Path, args, settings, pdf: Path, questions: list[dict]) 
         for _ in range(args.crowd_rounds):
             for side, model in (("reuse", reusing), ("no_reuse", reading)):
                 sides.setdefault(side, []).append(crowd_round(model, prompts, args.max_tokens))
-                log(f"crowd of {len(prompts)}, {side}: first token p95 {sides[side][-1]['ttft_s']['p95']} s")
+                log(f"crowd of {len(prompts)}, {side}: first token p95 {summary(sides[side][-1]['firsts'])['p95']} s")
         slots = reusing.scheduler.n_parallel
     figures = {
         "students": len(prompts),
