@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         streams, args.stream_tokens = [1, 2], 8
         args.pairs, args.students, args.max_tokens = 1, 3, min(args.max_tokens, 16)
+        args.crowd_sources = 1  # and one source a turn in the follow-ups: a quick check, not a figure
     # Only the prompt's settings are used: no embedder is loaded.
     settings = mentor_settings(OUT / "generate-unused", MODEL_PATH=str(path), EMBED_MODEL="unused")
     figures = {
@@ -202,7 +203,8 @@ def followup_figures(path: Path, args, settings, pdf: Path, questions: list[dict
     rows = {"ours": [], "baseline": []}
     with LlamaCppModel(path, n_ctx=n_ctx, n_gpu_layers=args.n_gpu_layers) as ours:
         raw = Llama(model_path=str(path), n_ctx=n_ctx, n_gpu_layers=args.n_gpu_layers, verbose=False)
-        answerer = Answerer(None, ours, settings.replace(n_ctx=n_ctx))
+        # top_k 1 marks a smoke run: one source a turn.
+        answerer = Answerer(None, ours, settings.replace(n_ctx=n_ctx, top_k=1 if args.smoke else settings.top_k))
         sides = {
             "ours": lambda m: ours.stream_chat(m, args.max_tokens),
             "baseline": lambda m: _raw_stream(raw, m, args.max_tokens),
@@ -233,7 +235,8 @@ def conversation_times(answerer, start, count_tokens, pdf: Path, first: dict, se
     """Asks ``first``, then ``second`` as its follow-up, then a new question
     of the follow-up's length; returns the times to first token."""
     course = "GNU Octave"
-    messages, _ = answerer.prompt(first["question"], page_sources(pdf, first["pages"][0]), [], course)
+    cap = 1 if answerer.settings.top_k == 1 else None
+    messages, _ = answerer.prompt(first["question"], page_sources(pdf, first["pages"][0])[:cap], [], course)
     reply = timed_text(lambda: start(messages), count_tokens)
     history = [
         {"role": "user", "content": first["question"], "prompted": messages[-1]["content"]},
@@ -241,7 +244,7 @@ def conversation_times(answerer, start, count_tokens, pdf: Path, first: dict, se
     ]
     # A follow-up on the same topic: its retrieval finds 3 of the 5 earlier
     # pages again (named, not repeated, in the prompt) and 2 new ones.
-    follow, _ = answerer.prompt(second["question"], page_sources(pdf, first["pages"][0] + 2), history, course)
+    follow, _ = answerer.prompt(second["question"], page_sources(pdf, first["pages"][0] + 2)[:cap], history, course)
     followup = timed_stream(lambda: start(follow), count_tokens)
     # The same prompt with its first turn changed at its first character:
     # as long, and nothing past the rules is in any cache.
