@@ -293,11 +293,13 @@ def crowd_figures(path: Path, args, settings, pdf: Path, questions: list[dict]) 
                 sides.setdefault(side, []).append(crowd_round(model, prompts, args.max_tokens))
                 log(f"crowd of {len(prompts)}, {side}: first token p95 {summary(sides[side][-1]['firsts'])['p95']} s")
         slots = reusing.scheduler.n_parallel
+        # Counted here: a closed model's vocabulary is freed.
+        lengths = [len(reusing._tokens(m)) for m in prompts]
     figures = {
         "students": len(prompts),
         "slots": slots,
         "max_tokens": args.max_tokens,
-        "prompt_tokens": summary([len(reusing._tokens(m)) for m in prompts], digits=0),
+        "prompt_tokens": summary(lengths, digits=0),
     }
     for side, rounds in sides.items():
         firsts = [t for r in rounds for t in r["firsts"]]
