@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     streams = sorted({int(s) for s in args.streams.split(",")})
     if args.smoke:
         streams, args.stream_tokens = [1, 2], 8
-        args.pairs, args.students, args.max_tokens = 1, 3, min(args.max_tokens, 16)
+        # More students than a CPU's 4 slots: the last ones start from the kept rules.
+        args.pairs, args.students, args.max_tokens = 1, 6, min(args.max_tokens, 16)
         args.crowd_sources = 1  # and one source a turn in the follow-ups: a quick check, not a figure
     # Only the prompt's settings are used: no embedder is loaded.
     settings = mentor_settings(OUT / "generate-unused", MODEL_PATH=str(path), EMBED_MODEL="unused")
