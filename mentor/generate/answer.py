@@ -67,6 +67,11 @@ class Answer:
     vector: np.ndarray | None = field(default=None, repr=False)
     # Called once with the answer when its last piece has been read.
     on_complete: Callable[[Answer], None] | None = field(default=None, repr=False)
+    # The student's turn as the model read it (its sources, then the
+    # question): kept in the history as "prompted", a follow-up repeats it
+    # word for word, so that its prompt begins with this one's and the model
+    # reads only what is new (see Answerer.prompt).
+    prompted: str = field(default="", repr=False)
 
     def __iter__(self) -> Iterator[str]:
         for piece in self.pieces:
@@ -159,7 +164,7 @@ class Answerer:
         style = self.style(hits)
         messages, used = self.prompt(question, hits, history, course, style)
         pieces = self.model.stream_chat(messages, self.settings.max_answer_tokens, client=client)
-        return Answer(question, query, used, False, pieces, style=style, **keep)
+        return Answer(question, query, used, False, pieces, style=style, prompted=messages[-1]["content"], **keep)
 
     def keeping(self, query: str) -> dict:
         """What an answer needs for its question to be kept when it completes:
@@ -231,15 +236,26 @@ class Answerer:
 
         The answer's tokens are reserved first; then the question, as many
         sources as fit in rank order, and as much recent history as is left.
+
+        The layout puts what stays first, so that prompts share long
+        beginnings the model reads once: the rules (the same for every
+        student of the course), then the earlier turns as the model read
+        them (a user turn's ``prompted`` text, with its sources), then the
+        new sources and the question. A follow-up's prompt thus begins with
+        the whole prompt and answer before it.
         """
         count = self.model.count_tokens
         rules = GUIDE_RULES if style == GUIDE else RULES
         system = {"role": "system", "content": rules.format(course=course, not_covered=NOT_COVERED)}
         budget = self.model.n_ctx - self.settings.max_answer_tokens - TEMPLATE_MARGIN
         budget -= count(system["content"]) + count(question) + TEMPLATE_MARGIN
+        # A source the conversation already holds is named, not repeated:
+        # the model reads it above, and reads only what is new.
+        earlier = "\n".join(turn.get("prompted", "") for turn in history)
+        block = lambda n, hit: source_block(n, hit, earlier)  # noqa: E731
         used: list[Hit] = []
         for hit in hits:
-            cost = count(source_block(len(used) + 1, hit))
+            cost = count(block(len(used) + 1, hit))
             if cost > budget:
                 break
             used.append(hit)
@@ -248,19 +264,24 @@ class Answerer:
             used = [_cut(hits[0], max(budget, 0) * 3)]
         kept: list[dict] = []
         for turn in reversed(history):
+            turn = {"role": turn["role"], "content": turn.get("prompted") or turn["content"]}
             budget -= count(turn["content"]) + TEMPLATE_MARGIN // 4
             if budget < 0:
                 break
             kept.insert(0, turn)
         if kept and kept[0]["role"] != "user":  # templates want user first
             kept = kept[1:]
-        sources = "\n\n".join(source_block(n, hit) for n, hit in enumerate(used, start=1))
+        sources = "\n\n".join(block(n, hit) for n, hit in enumerate(used, start=1))
         user = {"role": "user", "content": f"Sources:\n\n{sources}\n\nQuestion: {question}"}
         return [system, *kept, user], used
 
 
-def source_block(n: int, hit: Hit) -> str:
+def source_block(n: int, hit: Hit, earlier: str = "") -> str:
+    """Source ``n`` as the prompt gives it; named only (its text "above")
+    when ``earlier`` turns of the conversation already hold its text."""
     section = f" ({hit.section})" if hit.section else ""
+    if hit.text and hit.text in earlier:
+        return f"[{n}] {hit.file}, {hit.place}{section}: the same text as above, in an earlier question"
     return f"[{n}] {hit.file}, {hit.place}{section}\n{hit.text}"
 
 
@@ -274,8 +295,13 @@ def refusal(hits: list[Hit]) -> str:
 
 
 def recent_turns(history: Sequence[dict], turns: int) -> list[dict]:
-    """The last ``turns`` question-answer pairs, as plain role/content dicts."""
-    plain = [{"role": m["role"], "content": str(m["content"])} for m in history if m.get("role") in ("user", "assistant")]
+    """The last ``turns`` question-answer pairs, as plain role/content dicts
+    (with a user turn's ``prompted`` text, when it has one)."""
+    plain = [
+        {"role": m["role"], "content": str(m["content"])} | ({"prompted": str(m["prompted"])} if m.get("prompted") else {})
+        for m in history
+        if m.get("role") in ("user", "assistant")
+    ]
     return plain[-2 * turns :] if turns else []
 
 

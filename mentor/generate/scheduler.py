@@ -11,8 +11,34 @@ still being read, oldest first, so that a long prompt is read in chunks
 between the others' tokens instead of freezing their streams. Each answer
 then picks its next token with its own sampler chain. A request that
 arrives joins the batch at the next step; a stream that is closed (Stop, a
-closed tab, a timeout) frees its slot at the next step
-(``llama_memory_seq_rm``), and the next request in line takes it.
+closed tab, a timeout) frees its slot at the next step, and the next
+request in line takes it.
+
+A prompt is never read twice when its cells are still in the cache
+(``reuse``, on by default):
+
+- **A slot keeps what it read.** Each slot remembers the tokens whose cells
+  its sequence holds (its last prompt and the answer written after it).
+  A new request goes to the free slot whose tokens share the longest
+  beginning with its prompt, when that is more than the shared beginning
+  below (a follow-up comes back to the slot that answered the question
+  before it); otherwise to the free slot used least recently, whose cells
+  are the oldest (eviction). The slot drops its cells past the common part
+  (``llama_memory_seq_rm``) and reads only the rest.
+- **The shared beginning is read once.** A request says how many of its
+  first tokens every student's prompt shares (``shared``: the rules and the
+  course's fixed text). One extra sequence of the context keeps those
+  cells; a slot that starts a request copies them
+  (``llama_memory_seq_cp``) instead of reading them. When the shared
+  beginning changes (a course setting: its name, the answer style), the
+  prompts that carry the new one read it, and the second in a row leaves
+  it there for the next (one other prompt, a follow-up's rewriting, does
+  not evict it): the key is the tokens themselves, so a stale beginning is
+  never used.
+
+The cache only saves reading: a prompt whose cells were evicted is read
+whole, and at temperature 0 the answer is the same word for word
+(tests/test_scheduler.py).
 
 llama-cpp-python's ``Llama`` decodes one sequence at a time, so this
 drives llama.cpp's own batch API, as llama.cpp's server and its
@@ -44,6 +70,11 @@ REPEAT_SPAN = 32
 CONTEXT_STEP = 256
 # The most tokens llama.cpp computes in one pass; a larger batch is split.
 MAX_UBATCH = 512
+# A free slot continues a request when it holds this many more of its first
+# tokens than the shared beginning gives every slot; below that, a slot
+# that happens to share a few tokens ("Sources: [1]") is no conversation,
+# and the least recently used slot is taken instead.
+CONTINUE_MIN = 32
 
 
 @dataclass(frozen=True)
@@ -81,6 +112,10 @@ class Prompt(Request):
     max_tokens: int = 0
     sampling: Sampling = Sampling(0.0)
     stop: tuple[str, ...] = ()
+    # How many first tokens every student's prompt shares (the rules).
+    shared: int = 0
+    # Prompt tokens found in the cache, not read (tests, benchmarks).
+    reused: int = 0
     # The steps at which it got its slot and gave it back (tests, benchmarks).
     started_step: int | None = None
     ended_step: int | None = None
@@ -93,7 +128,9 @@ class Scheduler:
     each slot's room (rounded up to llama.cpp's 256); requests beyond the
     free slots wait in line, at most ``queue_limit`` of them (see
     ``Admission``). If llama.cpp cannot allocate ``n_parallel`` slots (a
-    GPU's memory), it tries half as many, down to one.
+    GPU's memory), it tries half as many, down to one. ``n_threads``
+    decode the answers, ``n_threads_batch`` read the prompts. ``reuse``
+    False reads every prompt whole (benchmarks compare the two).
     """
 
     def __init__(
@@ -104,23 +141,40 @@ class Scheduler:
         n_threads: int,
         queue_limit: int,
         prefill_chunk: int = 64,
+        *,
+        n_threads_batch: int | None = None,
+        reuse: bool = True,
+        flash_attn: int = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
     ):
         self._model = model  # held: the weights must outlive the context
         self._vocab = model.vocab
         self.prefill_chunk = prefill_chunk
+        self.reuse = reuse
         n_ctx = -(-n_ctx // CONTEXT_STEP) * CONTEXT_STEP
-        self._ctx, n_parallel = _new_context(model, n_ctx, n_parallel, n_threads, n_parallel + prefill_chunk)
+        threads = (n_threads, n_threads_batch or n_threads)
+        self._ctx, n_parallel = _new_context(
+            model, n_ctx, n_parallel, int(reuse), threads, n_parallel + prefill_chunk, flash_attn
+        )
         self.n_parallel = n_parallel
         self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._batch = llama_cpp.llama_batch_init(n_parallel + prefill_chunk, 0, 1)
         self._slots = [_Slot(seq) for seq in range(n_parallel)]
+        # The sequence after the slots' keeps the shared beginning, and these
+        # are its tokens.
+        self._prefix_seq = n_parallel
+        self._prefix: list[int] = []
+        # Prompts in a row that brought another shared beginning: the kept
+        # one is replaced at the second, so that a rare other one (the
+        # rewriting of a follow-up) does not evict the answers' rules.
+        self._prefix_misses = 0
         self._admission = Admission(n_parallel, queue_limit)
         self._piece = ctypes.create_string_buffer(64)
         # Guards the line, the slots' requests and the counters; never held
         # while llama.cpp decodes, so submitting and cancelling do not wait.
         self._lock = threading.Condition(threading.Lock())
         self._closed = False
+        self._uses = 0
         self.steps = 0
         self.timings = {"step_s": 0.0, "decode_s": 0.0, "sample_s": 0.0}
         self._thread = threading.Thread(target=self._run, name="llama-scheduler", daemon=True)
@@ -134,6 +188,11 @@ class Scheduler:
         """Requests held at once, running or waiting; one more is refused."""
         return self._admission.capacity
 
+    @property
+    def shared_tokens(self) -> int:
+        """How many tokens the shared beginning's sequence holds now."""
+        return len(self._prefix)
+
     # --- any thread ---------------------------------------------------------
 
     def submit(
@@ -144,13 +203,22 @@ class Scheduler:
         *,
         stop: tuple[str, ...] = (),
         client: str | None = None,
+        shared: int = 0,
     ) -> Stream:
-        """Queues a prompt; returns the stream of its reply's text. Raises
-        ``QueueFull`` when the line is full, ``ValueError`` when the prompt
-        and ``max_tokens`` do not fit a slot."""
+        """Queues a prompt; returns the stream of its reply's text. ``shared``:
+        how many of its first tokens every student's prompt begins with (the
+        rules), read once for all. Raises ``QueueFull`` when the line is full,
+        ``ValueError`` when the prompt and ``max_tokens`` do not fit a slot."""
         if not tokens or max_tokens < 1 or len(tokens) + max_tokens > self.n_ctx:
             raise ValueError(f"{len(tokens)} prompt tokens and {max_tokens} to answer do not fit {self.n_ctx}")
-        request = Prompt(client=client, tokens=list(tokens), max_tokens=max_tokens, sampling=sampling, stop=stop)
+        request = Prompt(
+            client=client,
+            tokens=list(tokens),
+            max_tokens=max_tokens,
+            sampling=sampling,
+            stop=stop,
+            shared=min(max(shared, 0), len(tokens) - 1),
+        )
         with self._lock:
             if self._closed:
                 raise RuntimeError("the model has been closed")
@@ -210,6 +278,12 @@ class Scheduler:
                     if slot.request:
                         slot.request.out.put(e)
                         self._release(self._free(slot))
+                # What the cache holds is no longer known: forget it all.
+                for seq in range(self.n_parallel + int(self.reuse)):
+                    llama_cpp.llama_memory_seq_rm(self._memory, seq, -1, -1)
+                for slot in self._slots:
+                    slot.cached = []
+                self._prefix, self._prefix_misses = [], 0
 
     def _wait_for_work(self) -> bool:
         """Frees the slots of cancelled requests and gives free slots to
@@ -221,12 +295,61 @@ class Scheduler:
                         self._admission.release(self._free(slot))
                 for request in self._admission.admit():
                     request.started_step = self.steps
-                    next(s for s in self._slots if s.request is None).start(request)
+                    self._seat(request)
                 if self._closed:
                     return False
                 if any(slot.request for slot in self._slots):
                     return True
                 self._lock.wait()
+
+    def _seat(self, request: Prompt) -> None:
+        """Gives ``request`` a free slot and drops that slot's cells past the
+        part of its prompt they hold; the rest is read in the coming steps.
+
+        The slot is the one holding the longest beginning of the prompt, if
+        that is ``CONTINUE_MIN`` tokens more than the shared beginning gives;
+        else the least recently used. A slot holding less than the shared
+        beginning gets it copied from its sequence.
+        """
+        tokens = request.tokens
+        free = [slot for slot in self._slots if slot.request is None]
+        shared = len(self._prefix) if self._holds_prefix(tokens) else 0
+        if request.shared:
+            self._prefix_misses = 0 if shared == request.shared else self._prefix_misses + 1
+        slot = max(free, key=lambda s: (common_length(s.cached, tokens), -s.used_at))
+        keep = common_length(slot.cached, tokens)
+        if keep < shared + CONTINUE_MIN:
+            slot = min(free, key=lambda s: s.used_at)
+            keep = common_length(slot.cached, tokens)
+        # The last prompt token is always read: its logits give the first token.
+        keep = min(keep, len(tokens) - 1) if self.reuse else 0
+        if shared > keep:
+            llama_cpp.llama_memory_seq_cp(self._memory, self._prefix_seq, slot.seq, -1, -1)
+            slot.cached, keep = list(self._prefix), shared
+        llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, keep, -1)
+        del slot.cached[keep:]
+        request.reused = keep
+        self._uses += 1
+        slot.start(request, keep, self._uses)
+
+    def _holds_prefix(self, tokens: list[int]) -> bool:
+        """Whether the shared beginning's sequence holds a beginning of ``tokens``
+        (and not all of them: the last is always read)."""
+        n = len(self._prefix)
+        return self.reuse and 0 < n < len(tokens) and tokens[:n] == self._prefix
+
+    def _keep_prefix(self, slot: _Slot) -> None:
+        """Copies the shared beginning of the prompt ``slot`` just read into
+        the sequence that keeps it, when that holds another (or none)."""
+        request = slot.request
+        shared = request.tokens[: request.shared]
+        if not self.reuse or not shared or shared == self._prefix or (self._prefix and self._prefix_misses < 2):
+            return
+        # A copy between sequences copies the whole cache of one: then drop
+        # the cells past the shared beginning.
+        llama_cpp.llama_memory_seq_cp(self._memory, slot.seq, self._prefix_seq, -1, -1)
+        llama_cpp.llama_memory_seq_rm(self._memory, self._prefix_seq, len(shared), -1)
+        self._prefix = shared
 
     def _step(self) -> None:
         """One step: a pass for the next token of every answer being written,
@@ -260,6 +383,8 @@ class Scheduler:
             while slot.pos < end:
                 slot.logits_at = self._add(slot, tokens[slot.pos], slot.pos == len(tokens) - 1)
             self._decode([slot] if end == len(tokens) else [])
+            if end == len(tokens):
+                self._keep_prefix(slot)
         with self._lock:
             self.steps += 1
             self.timings["step_s"] += time.perf_counter() - began
@@ -288,6 +413,7 @@ class Scheduler:
         batch.logits[i] = logits
         batch.n_tokens = i + 1
         slot.pos += 1
+        slot.cached.append(token)
         return i
 
     def _take(self, slot: _Slot, token: int) -> None:
@@ -321,8 +447,8 @@ class Scheduler:
         request.out.put(END)  # last: a reader that sees it sees the slot free
 
     def _free(self, slot: _Slot) -> Prompt:
-        """Forgets the slot's sequence and empties the slot; returns its request."""
-        llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
+        """Empties the slot; returns its request. Its cells stay, for a
+        follow-up (the next request it gets drops what it does not share)."""
         request = slot.stop()
         request.ended_step = self.steps
         return request
@@ -339,10 +465,15 @@ class _Slot:
         self.seq = seq
         self.request: Prompt | None = None
         self.sampler = None
+        # The tokens whose cells the sequence holds, in order of position.
+        self.cached: list[int] = []
+        self.used_at = 0  # when it last started a request (a count)
 
-    def start(self, request: Prompt) -> None:
+    def start(self, request: Prompt, pos: int, used_at: int) -> None:
+        """Starts ``request``, whose first ``pos`` tokens the cache holds."""
         self.request = request
-        self.pos = 0  # tokens of this sequence in the cache
+        self.used_at = used_at
+        self.pos = pos  # tokens of this sequence in the cache
         self.generated = 0
         self.next_token: int | None = None
         self.logits_at = -1
@@ -410,19 +541,33 @@ class RepeatGuard:
         return False
 
 
-def _new_context(model, n_ctx: int, n_parallel: int, n_threads: int, n_batch: int):
+def common_length(a: list[int], b: list[int]) -> int:
+    """How many first tokens ``a`` and ``b`` share."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:  # the common case, at C speed
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if a[:mid] == b[:mid] else (lo, mid)
+    return lo
+
+
+def _new_context(model, n_ctx: int, n_parallel: int, extra: int, threads: tuple[int, int], n_batch: int, flash_attn: int):
     """Returns a llama.cpp context of ``n_parallel`` sequences of ``n_ctx``
-    tokens, and the number of sequences it has: halved until it fits."""
+    tokens plus ``extra`` ones, and the number of slots it has: halved until
+    it fits. ``threads``: those that decode answers, those that read prompts."""
     while True:
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = n_ctx * n_parallel
-        params.n_seq_max = n_parallel
+        params.n_ctx = n_ctx * (n_parallel + extra)
+        params.n_seq_max = n_parallel + extra
         # One cache per sequence, not one shared: a sequence attends to its
         # own tokens only, and computes exactly what it computes alone.
         params.kv_unified = False
         params.n_batch = n_batch
         params.n_ubatch = min(n_batch, MAX_UBATCH)
-        params.n_threads = params.n_threads_batch = n_threads
+        params.n_threads, params.n_threads_batch = threads
+        params.flash_attn_type = flash_attn
         params.no_perf = True
         ctx = llama_cpp.llama_init_from_model(model.model, params)
         if ctx is not None:

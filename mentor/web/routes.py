@@ -75,10 +75,12 @@ class Conversations:
             history = self._history.get(conversation_id, [])
             return list(history)
 
-    def add(self, conversation_id: str, question: str, answer: str) -> None:
+    def add(self, conversation_id: str, question: str, answer: str, prompted: str = "") -> None:
+        """Adds a turn; ``prompted``: the question as the model read it, with its sources."""
         with self._lock:
             history = self._history.pop(conversation_id, [])
-            history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+            user = {"role": "user", "content": question} | ({"prompted": prompted} if prompted else {})
+            history += [user, {"role": "assistant", "content": answer}]
             self._history[conversation_id] = history[-2 * self.turns :] if self.turns else []
             while len(self._history) > self.limit:
                 self._history.popitem(last=False)
@@ -150,7 +152,7 @@ def add_chat_route(router: APIRouter, mentor: Mentor, course_name) -> None:
             raise busy(429, str(e)) from None
         except QueueFull as e:
             raise busy(503, str(e)) from None
-        conversations.add(conversation_id, answer.question, answer.text)
+        conversations.add(conversation_id, answer.question, answer.text, answer.prompted)
         return {**answer.to_json(), "conversation_id": conversation_id}
 
 

@@ -223,7 +223,7 @@ class MentorUI:
         the chatbot was, for its thumbs up or down."""
         conversation.history = [
             *conversation.history,
-            {"role": "user", "content": question},
+            {"role": "user", "content": question} | ({"prompted": answer.prompted} if answer.prompted else {}),
             {"role": "assistant", "content": answer.text},
         ][-HISTORY_MESSAGES:]
         conversation.answers[index] = {
