@@ -288,6 +288,7 @@ def _instructor_calls(tmp_path, handbook_id):
     fake_backup.write_bytes(b"not really")
     return {
         "/upload": ([handle_file(str(notes))],),
+        "/ask_delete_document": (handbook_id,),
         "/delete_document": (handbook_id,),
         "/save_course": ("Hacked", "Owned", "Nothing?"),
         "/export_backup": (),
@@ -307,6 +308,9 @@ def _instructor_calls(tmp_path, handbook_id):
         "/verified_answers": (),
         "/edit_verified": (None,),
         "/find_pages": ("When are office hours?", []),
+        "/cited_documents": (),
+        "/document_pages": (handbook_id,),
+        "/add_page": (handbook_id, 4, []),
         "/save_verified": ("When are office hours?", "Thursdays at 2pm.", []),
         "/remove_verified": (),
         "/requests": (),
@@ -315,11 +319,12 @@ def _instructor_calls(tmp_path, handbook_id):
 
 
 INSTRUCTOR_ENDPOINTS = [
-    "/upload", "/delete_document", "/save_course", "/export_backup", "/import_backup", "/refresh_console",
+    "/upload", "/ask_delete_document", "/delete_document", "/save_course", "/export_backup", "/import_backup", "/refresh_console",
     "/index_status", "/rebuild_index", "/document_flags", "/set_document_flags", "/save_teaching",
     # Insights, verified answers, questions for the instructor, privacy.
     "/insights", "/export_insights", "/draft_verified", "/ask_delete", "/delete_student_questions",
-    "/save_retention", "/verified_answers", "/edit_verified", "/find_pages", "/save_verified",
+    "/save_retention", "/verified_answers", "/edit_verified", "/find_pages", "/cited_documents",
+    "/document_pages", "/add_page", "/save_verified",
     "/remove_verified", "/requests", "/reply_request",
 ]  # fmt: skip
 
