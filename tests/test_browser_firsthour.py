@@ -395,7 +395,8 @@ def test_12_axe_finds_nothing_serious_on_the_chat_before_and_after_an_answer(app
 
 
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
-def test_12_axe_finds_nothing_serious_on_each_console_tab(app_url, browser, viewport):  # noqa: F811 - the shared fixture
+def test_12_axe_finds_nothing_serious_on_each_console_tab(app_url, browser, viewport, answered):  # noqa: F811 - the shared fixture
+    """After a question (``answered``), so that Insights has figures and groups to show."""
     from playwright.sync_api import expect
 
     context = _context(browser, viewport)
@@ -508,7 +509,13 @@ def _overlap(a: dict, b: dict) -> bool:
 
 
 def _assert_axe_clean(page, what: str) -> None:
-    """Runs axe-core on the page; fails on a serious or critical violation not in ``AXE_ALLOWED``."""
+    """Runs axe-core on the page, once no component is being updated (Gradio
+    lays a translucent veil over one meanwhile, which axe would measure);
+    fails on a serious or critical violation not in ``AXE_ALLOWED``."""
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid=status-tracker]')].every((t) => t.classList.contains('hide'))
+                 && !document.querySelector('.pending')"""
+    )
     if not page.evaluate("() => !!window.axe"):
         page.add_script_tag(path=str(AXE))
     violations = page.evaluate(
