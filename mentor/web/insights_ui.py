@@ -199,7 +199,7 @@ class InsightsConsole:
     def add_page(self, doc_id, page, chosen: list | None, candidates: dict | None, token: str) -> tuple:
         """Adds any page of any document to the citations, checked."""
         self.require(token)
-        hit = self._pages_of(doc_id).get(page) if doc_id and page is not None else None
+        hit = self._pages_of(doc_id).get(int(page)) if doc_id and str(page).isdigit() else None
         if hit is None:
             raise gr.Error("Pick a document and one of its pages first.")
         key = citation_key(Hit(**hit))
@@ -377,8 +377,14 @@ class InsightsConsole:
             pages = gr.CheckboxGroup(label="Cite these pages", choices=[], elem_id="verified-pages")
             find = gr.Button("Find pages for this question", size="sm", scale=0)
             with gr.Row(elem_id="any-page-row"):
-                document = gr.Dropdown(label="Or cite any page: document", choices=[], value=None, scale=3)
-                page = gr.Dropdown(label="Page", choices=[], value=None, scale=1, min_width=140)
+                # Custom values allowed, as in Materials: the handler checks the
+                # login first, and then whether the document and page exist.
+                document = gr.Dropdown(
+                    label="Or cite any page: document", choices=[], value=None, allow_custom_value=True, scale=3
+                )
+                page = gr.Dropdown(
+                    label="Page", choices=[], value=None, allow_custom_value=True, scale=1, min_width=140
+                )
                 add = gr.Button("Add this page", size="md", scale=0, min_width=140)
             with gr.Row():
                 save = gr.Button("Save verified answer", variant="primary", scale=0, min_width=200)
