@@ -293,6 +293,7 @@ def _instructor_calls(tmp_path, handbook_id):
     fake_backup.write_bytes(b"not really")
     return {
         "/upload": ([handle_file(str(notes))], False),
+        "/ask_delete_document": (handbook_id,),
         "/delete_document": (handbook_id,),
         "/save_course": ("Hacked", "Owned", "Nothing?"),
         "/export_backup": (),
@@ -312,6 +313,9 @@ def _instructor_calls(tmp_path, handbook_id):
         "/verified_answers": (),
         "/edit_verified": (None,),
         "/find_pages": ("When are office hours?", []),
+        "/cited_documents": (),
+        "/document_pages": (handbook_id,),
+        "/add_page": (handbook_id, 4, []),
         "/save_verified": ("When are office hours?", "Thursdays at 2pm.", []),
         "/remove_verified": (),
         "/requests": (),

@@ -49,6 +49,8 @@ class Request:
     out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue, repr=False)
     cancelled: bool = False
     started: bool = False
+    # The answer ended at its token limit, not where the model ended it.
+    cut: bool = False
 
     @property
     def key(self) -> object:
@@ -183,12 +185,24 @@ class Stream:
     def request(self) -> Request:
         return self._request
 
-    def positions(self, every: float = 1.0, poll: float = 0.1) -> Iterator[int]:
+    @property
+    def cut(self) -> bool:
+        """Whether the reply stopped at its token limit (mid-sentence, most likely)."""
+        return self._request.cut
+
+    def positions(self, every: float = 1.0, poll: float = 0.1, grace: float = 0.5) -> Iterator[int]:
         """Yields how many requests wait ahead of this one, each time that
         changes and at least every ``every`` seconds, until it starts (or
         ends); nothing if it never waits. The repeats give a reader the
         chance to notice that its caller left (Gradio closes a generator
-        only when it yields)."""
+        only when it yields).
+
+        Nothing in the first ``grace`` seconds: on an idle model a request
+        waits only for the loop's next step, and "your question is next"
+        would flash for a question that never queued."""
+        began = time.monotonic()
+        while not self._ended and self._owner.ahead(self._request) is not None and time.monotonic() - began < grace:
+            time.sleep(min(poll, grace))
         shown, at = None, 0.0
         while not self._ended and (ahead := self._owner.ahead(self._request)) is not None:
             if ahead != shown or time.monotonic() - at >= every:

@@ -99,6 +99,12 @@ class Answer:
         positions = getattr(self.pieces, "positions", None)
         return positions() if positions else iter(())
 
+    @property
+    def cut(self) -> bool:
+        """Whether the model stopped at the answer's token limit
+        (``MAX_ANSWER_TOKENS``, or the room the prompt left), not at its end."""
+        return bool(getattr(self.pieces, "cut", False))
+
     def finish(self) -> Answer:
         for _ in self:
             pass
@@ -116,6 +122,8 @@ class Answer:
             "answer": self.text,
             "sources": [{"n": n, **hit.to_json()} for n, hit in self.cited()],
             "refused": self.refused,
+            # Stopped at the length limit: the text ends mid-sentence.
+            "cut": self.cut,
             "id": self.id,
             # The question the instructor answered, when this is their answer.
             "verified": {"question": self.verified.question} if self.verified else None,

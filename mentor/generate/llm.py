@@ -419,7 +419,7 @@ class OpenAICompatibleModel:
     def _relay(self, request: _ServerRequest) -> None:
         """Puts the server's pieces into the request's queue, then END (or the error)."""
         try:
-            for piece in self._pieces(request.body):
+            for piece in self._pieces(request):
                 if request.cancelled:
                     break
                 request.out.put(piece)
@@ -429,8 +429,8 @@ class OpenAICompatibleModel:
         finally:
             self.cancel(request)  # releases the slot (a no-op if already released)
 
-    def _pieces(self, body: dict) -> Iterator[str]:
-        with self._client.stream("POST", self._url, json=body) as response:
+    def _pieces(self, request: _ServerRequest) -> Iterator[str]:
+        with self._client.stream("POST", self._url, json=request.body) as response:
             if response.is_error:
                 response.read()
                 raise httpx.HTTPStatusError(
@@ -448,6 +448,7 @@ class OpenAICompatibleModel:
                 if "error" in event:
                     raise RuntimeError(f"{self._url} failed mid-answer: {event['error']}")
                 for choice in event.get("choices") or []:  # vLLM's closing usage event has none
+                    request.cut = request.cut or choice.get("finish_reason") == "length"
                     if piece := (choice.get("delta") or {}).get("content"):
                         yield piece
 

@@ -428,6 +428,7 @@ class Scheduler:
         if text:
             request.out.put(text)
         if stopped or slot.generated >= request.max_tokens:
+            request.cut = not stopped
             self._finish(slot, stopped)
         else:
             slot.next_token = token

@@ -75,6 +75,22 @@ class Progress:
     pages_total: int
     chunks_embedded: int
     pages_ocr: int = 0  # of the pages parsed, those read by OCR
+    # Chunks cut from the pages read so far: every chunk once all pages are read.
+    chunks_made: int = 0
+
+    @property
+    def share_done(self) -> float:
+        """How much of the file is done, 0 to 1: reading its pages is the
+        first half, embedding its chunks the second (on a CPU the longer)."""
+        read = self.pages_parsed / self.pages_total if self.pages_total else 0.0
+        embedded = self.chunks_embedded / self.chunks_made if self.chunks_made else 0.0
+        return min(1.0, (read + read * embedded) / 2)
+
+    def chunks_line(self) -> str:
+        """E.g. "40 of 120 chunks embedded"; the total still growing while
+        pages are read ("of 120 so far")."""
+        so_far = " so far" if self.pages_parsed < self.pages_total else ""
+        return f"{self.chunks_embedded} of {self.chunks_made}{so_far} chunks embedded"
 
     def by_ocr(self) -> str:
         """" (2 by OCR)" once OCR has read pages (seconds each), else ""."""
@@ -111,7 +127,7 @@ class Pipeline:
         """Writes the chunks of ``path`` into ``index`` in batches; raises
         DocumentError when the file holds no text to index."""
         tally = Tally(pages=count_pages(path, self.limits))
-        chunks = _prefetch(self.chunker.chunks(tally.count(read_pages(path, self.limits, self.ocr))))
+        chunks = _prefetch(tally.made(self.chunker.chunks(tally.count(read_pages(path, self.limits, self.ocr)))))
         last = None
 
         def report() -> None:
@@ -184,6 +200,7 @@ class Tally:
         self.pages = pages
         self.parsed = 0
         self.chunks = 0
+        self.chunks_made = 0
         self.ocr = 0
         self.unit = "page"
         self.problems: list[Page] = []
@@ -201,8 +218,13 @@ class Tally:
                 self.problems.append(page)
             yield page
 
+    def made(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+        for chunk in chunks:
+            self.chunks_made += 1
+            yield chunk
+
     def progress(self, name: str) -> Progress:
-        return Progress(name, self.parsed, self.pages, self.chunks, self.ocr)
+        return Progress(name, self.parsed, self.pages, self.chunks, self.ocr, self.chunks_made)
 
     def why_empty(self) -> str:
         if self.problems:

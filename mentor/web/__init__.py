@@ -20,6 +20,9 @@ from mentor.web.auth import AdminAuth, admin_password
 from mentor.web.limits import BodyLimit
 
 STYLE = Path(__file__).with_name("style.css")
+# What the page does in the browser beside Gradio: the question's counter,
+# plain-text labels for the chat's messages (see its comments).
+SCRIPT = Path(__file__).with_name("page.js")
 # System fonts only: the page loads nothing from other sites, which keeps
 # it fast and tells no third party who the students are.
 FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"]
@@ -65,6 +68,7 @@ def create_app(mentor: Mentor, auth: AdminAuth | None = None, class_key: ClassKe
         path="/",
         theme=theme(),
         css_paths=[STYLE],
+        head=f"<script>{SCRIPT.read_text(encoding='utf-8')}</script>",
         footer_links=[],
         run_history=False,
         # Gradio refuses bigger files before they reach the engine; every
@@ -89,6 +93,13 @@ def theme():
         body_background_fill="#f6f7fb",
         block_shadow="none",
         button_primary_shadow="none",
+        # White on indigo-500 is 4.46:1, under WCAG AA's 4.5: one shade darker
+        # for the primary buttons and a picked radio choice.
+        button_primary_background_fill="*primary_600",
+        button_primary_background_fill_hover="*primary_700",
+        button_primary_border_color="*primary_600",
+        button_primary_border_color_hover="*primary_700",
+        checkbox_label_background_fill_selected="*primary_600",
         # Quiet labels: plain text above a field, not coloured chips.
         block_label_background_fill="transparent",
         block_label_text_color="*neutral_600",

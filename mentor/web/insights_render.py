@@ -154,16 +154,24 @@ def inbox_html(requests: Sequence[Request]) -> str:
 
 def _request_item(r: Request) -> str:
     who = html.escape(r.name) if r.name else "anonymous"
+    # What the student found wanting: the mentor's answer, shown, not folded.
     said = (
-        f"<details><summary>What the mentor said</summary><div>{html.escape(snippet(r.mentor_answer, 600))}</div></details>"
+        f'<div class="mentor-said"><div class="mentor-said-title">The mentor answered</div>'
+        f"<blockquote>{html.escape(snippet(r.mentor_answer, 600))}</blockquote></div>"
         if r.mentor_answer
-        else ""
+        else '<div class="help">The student asked before getting an answer from the mentor.</div>'
     )
     reply = f'<div class="reply"><b>Your reply:</b> {html.escape(r.reply)}</div>' if r.reply else ""
     return (
         f'<li><div class="request-q">{html.escape(r.question)}</div>'
         f'<div class="help">{who} · {html.escape(when(r.asked_at))}</div>{said}{reply}</li>'
     )
+
+
+def open_requests_html(open_requests: int) -> str:
+    """How many requests wait for an answer, for the Questions for you
+    tab's name: ``page.js`` copies it onto the tab, the stylesheet shows it."""
+    return f'<span class="open-requests" data-open="{int(open_requests)}"></span>'
 
 
 def request_label(r: Request) -> str:

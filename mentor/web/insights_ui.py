@@ -29,6 +29,7 @@ from mentor.web.insights_render import (
     group_label,
     groups_html,
     inbox_html,
+    open_requests_html,
     request_label,
     summary_html,
     verified_html,
@@ -87,14 +88,16 @@ class InsightsConsole:
     def _draft(group: Group) -> dict:
         """What "Write a verified answer" starts from: the group's typical
         question and the best answer the mentor gave it (rated helpful
-        first, then the latest), with the pages that answer cited."""
-        answered = [q for q in group.questions if not q.refused and q.verified_id is None]
+        first, then the latest), with the pages that answer cited. An
+        answer students rated unhelpful is no start: the draft is empty."""
+        answered = [q for q in group.questions if not q.refused and q.verified_id is None and q.rating != "down"]
         answered.sort(key=lambda q: (q.rating == "up", q.asked_at), reverse=True)
         best = answered[0] if answered else None
         return {
             "question": group.representative.question,
             "answer": best.answer if best else "",
             "cited": [f"{p.doc_id}:{p.page}" for p in best.cited] if best else [],
+            "rated": best.rating if best else None,
         }
 
     def export_csv(self, period: str, token: str) -> gr.File:
@@ -125,7 +128,7 @@ class InsightsConsole:
             draft["answer"],
             gr.CheckboxGroup(choices=choices, value=checked),
             candidates,
-            note("Edit the answer the mentor gave, or write your own, then save it.", "ok"),
+            draft_note(draft),
         )
 
     def ask_delete(self, token: str) -> tuple:
@@ -180,6 +183,40 @@ class InsightsConsole:
         choices, candidates = self._pages_for(v.question, v.citations)
         checked = [citation_key(h) for h in v.citations]
         return v.id, v.question, v.answer, gr.CheckboxGroup(choices=choices, value=checked), candidates, ""
+
+    def cited_documents(self, token: str) -> gr.Dropdown:
+        """The documents a verified answer may cite: those students may open."""
+        self.require(token)
+        docs = self.mentor.library.student_documents()
+        return gr.Dropdown(choices=[(d.name, d.doc_id) for d in reversed(docs)], value=None)
+
+    def document_pages(self, doc_id: str | None, token: str) -> gr.Dropdown:
+        """The pages of the document picked, by their printed labels."""
+        self.require(token)
+        pages = self._pages_of(doc_id) if doc_id else {}
+        return gr.Dropdown(choices=[(Hit(**h).place, page) for page, h in pages.items()], value=None)
+
+    def add_page(self, doc_id, page, chosen: list | None, candidates: dict | None, token: str) -> tuple:
+        """Adds any page of any document to the citations, checked."""
+        self.require(token)
+        hit = self._pages_of(doc_id).get(int(page)) if doc_id and str(page).isdigit() else None
+        if hit is None:
+            raise gr.Error("Pick a document and one of its pages first.")
+        key = citation_key(Hit(**hit))
+        found = {**(candidates or {}), key: hit}
+        checked = [k for k in chosen or [] if k in found and k != key] + [key]
+        choices = [(citation_label(Hit(**h)), key) for key, h in found.items()]
+        return gr.CheckboxGroup(choices=choices, value=checked), found
+
+    def _pages_of(self, doc_id: str) -> dict[int, dict]:
+        """Each page of a student document, by its physical number, as a
+        citation (its first chunk's text)."""
+        if doc_id not in self.mentor.library.student_doc_ids():
+            return {}
+        pages: dict[int, dict] = {}
+        for r in sorted(self.mentor.index.records(doc_id), key=lambda r: r.chunk_no):
+            pages.setdefault(r.page, Hit(r.doc_id, r.file, r.page, r.page_label, r.text, 0.0, r.section).to_json())
+        return dict(sorted(pages.items()))
 
     def find_pages(self, question: str, chosen: list | None, candidates: dict | None, token: str) -> tuple:
         """Pages that could back the answer to ``question``; chosen ones stay."""
@@ -244,13 +281,23 @@ class InsightsConsole:
             raise gr.Error(html.escape(str(e))) from None
         shown, picker = self.inbox(token)
         said = "Sent." + (" It is a verified answer now too." if verified else "")
-        return shown, picker, "", False, note(said, "ok")
+        return shown, picker, "", False, note(said, "ok"), self.open_requests(token)
+
+    def open_requests(self, token: str) -> str:
+        """How many requests are open, for the Questions for you tab's name
+        (unchanged for a session not logged in: a refused login runs it too)."""
+        try:
+            self.require(token)
+        except gr.Error:
+            return gr.skip()
+        return open_requests_html(len(self.questions.requests(only_open=True)))
 
     # --- Layout -------------------------------------------------------------------------------
 
-    def build(self, admin: gr.State, console_tabs: gr.Tabs) -> None:
+    def build(self, admin: gr.State, console_tabs: gr.Tabs, open_requests: gr.HTML) -> None:
         """Adds the three tabs to the console (inside its ``gr.Tabs``), each
-        wired; "Write a verified answer" crosses from Insights to the editor."""
+        wired; "Write a verified answer" crosses from Insights to the editor.
+        ``open_requests`` (the console bar's) counts the open requests."""
         group, drafts, draft = self._build_insights(admin)
         editor, verified_message = self._build_verified(admin)
         draft.click(
@@ -259,7 +306,7 @@ class InsightsConsole:
             [console_tabs, *editor, verified_message],
             api_name="draft_verified",
         )
-        self._build_inbox(admin)
+        self._build_inbox(admin, open_requests)
 
     def _build_insights(self, admin: gr.State) -> tuple:
         """The Insights tab, wired but for its draft button. Returns the
@@ -329,6 +376,16 @@ class InsightsConsole:
             answer = gr.Textbox(label="Your answer (Markdown)", lines=6, max_length=8000, elem_id="verified-answer")
             pages = gr.CheckboxGroup(label="Cite these pages", choices=[], elem_id="verified-pages")
             find = gr.Button("Find pages for this question", size="sm", scale=0)
+            with gr.Row(elem_id="any-page-row"):
+                # Custom values allowed, as in Materials: the handler checks the
+                # login first, and then whether the document and page exist.
+                document = gr.Dropdown(
+                    label="Or cite any page: document", choices=[], value=None, allow_custom_value=True, scale=3
+                )
+                page = gr.Dropdown(
+                    label="Page", choices=[], value=None, allow_custom_value=True, scale=1, min_width=140
+                )
+                add = gr.Button("Add this page", size="md", scale=0, min_width=140)
             with gr.Row():
                 save = gr.Button("Save verified answer", variant="primary", scale=0, min_width=200)
                 remove = gr.Button("Remove", variant="stop", scale=0, min_width=110)
@@ -336,6 +393,9 @@ class InsightsConsole:
         editor = [editing, question, answer, pages, candidates]
         listed = [verified_list, pick]
         verified_tab.select(self.verified, [admin], listed, api_name="verified_answers")
+        verified_tab.select(self.cited_documents, [admin], [document], api_name="cited_documents")
+        document.change(self.document_pages, [document, admin], [page], api_name="document_pages")
+        add.click(self.add_page, [document, page, pages, candidates, admin], [pages, candidates], api_name="add_page")
         pick.input(self.edit_verified, [pick, admin], [*editor, verified_message], api_name="edit_verified")
         new.click(self.edit_verified, [gr.State(None), admin], [*editor, verified_message], api_visibility="private")
         find.click(self.find_pages, [question, pages, candidates, admin], [pages, candidates], api_name="find_pages")
@@ -350,8 +410,8 @@ class InsightsConsole:
         )
         return editor, verified_message
 
-    def _build_inbox(self, admin: gr.State) -> None:
-        """The Questions for you tab, wired."""
+    def _build_inbox(self, admin: gr.State, open_requests: gr.HTML) -> None:
+        """The Questions for you tab, wired; a reply updates ``open_requests``."""
         with gr.Tab("Questions for you", id="inbox") as inbox_tab:
             inbox = gr.HTML(elem_id="inbox")
             request = gr.Dropdown(label="Answer a question", choices=[], value=None)
@@ -366,6 +426,19 @@ class InsightsConsole:
         send.click(
             self.reply,
             [request, reply, make_verified, admin],
-            [*inbox_shown, reply, make_verified, reply_message],
+            [*inbox_shown, reply, make_verified, reply_message, open_requests],
             api_name="reply_request",
         )
+
+
+def draft_note(draft: dict) -> str:
+    """What the editor says of a draft: whose words it starts from."""
+    if not draft["answer"]:
+        said = "No answer of the mentor's to start from (none yet, or rated unhelpful): write yours, then save it."
+        return note(said, "ok")
+    rated = " Students rated it helpful." if draft.get("rated") == "up" else " No student rated it."
+    said = (
+        "The draft below is the mentor's own answer, unchecked: read it against the pages before you save it, "
+        "or clear it and write your own." + rated
+    )
+    return note(said, "busy")

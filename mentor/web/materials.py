@@ -36,6 +36,16 @@ class MaterialsParts:
     status_timer: gr.Timer
 
 
+@dataclass
+class DeleteConfirmation:
+    """Delete's second step: its row, and the buttons that confirm or cancel."""
+
+    box: gr.Column
+    question: gr.HTML
+    yes: gr.Button
+    cancel: gr.Button
+
+
 class Materials:
     """Handlers (plain methods) and ``build``, which adds the tab's layout
     and wires it."""
@@ -77,11 +87,9 @@ class Materials:
             progress(i / len(paths), desc=f"{path.name}: reading")
 
             def report(p, i=i):
-                share = p.pages_parsed / p.pages_total if p.pages_total else 0
-                progress(
-                    (i + share) / len(paths),
-                    desc=f"{p.file}: {p.pages_parsed} of {p.pages_total} pages read{p.by_ocr()}, {p.chunks_embedded} chunks embedded",
-                )
+                # The bar counts embedding too: on a CPU it is the longer half.
+                pages = f"{p.pages_parsed} of {p.pages_total} pages read{p.by_ocr()}"
+                progress((i + p.share_done) / len(paths), desc=f"{p.file}: {pages}, {p.chunks_line()}")
 
             results.append(self.mentor.ingest_file(path, path.name, report, instructor_only=bool(instructor_only)))
             discard_upload(path)
@@ -95,7 +103,21 @@ class Materials:
                 None if done else gr.skip(),
             )
 
+    def ask_delete_document(self, doc_id: str | None, token: str) -> tuple:
+        """The first step of Delete: what deleting the picked document does,
+        and the buttons that confirm or cancel it."""
+        self.require(token)
+        doc = next((d for d in self.mentor.documents() if d.doc_id == doc_id), None)
+        if doc is None:
+            raise gr.Error("Pick the document to delete." if not doc_id else "That document is no longer in the course.")
+        said = (
+            f"Delete {doc.name}? Students will no longer get answers from it, and the links to its pages in "
+            "earlier answers stop working. Its file is deleted too: to undo, you would upload it again."
+        )
+        return gr.Column(visible=True), note(said, "error"), gr.Button(value=f"Yes, delete {doc.name}"), ""
+
     def delete_document(self, doc_id: str | None, token: str) -> tuple:
+        """Deletes the picked document (the second step: the instructor confirmed)."""
         self.require(token)
         if not doc_id:
             raise gr.Error("Pick the document to delete.")
@@ -163,9 +185,10 @@ class Materials:
                 interactive=False,
                 wrap=True,
                 label="Course documents (For: who gets answers from each)",
+                elem_id="documents",
                 column_widths=["34%", "18%", "8%", "8%", "20%", "12%"],
             )
-            to_delete, delete_button, delete_message = self._document_rows(admin, documents)
+            to_delete, delete_button, confirm, delete_message = self._document_rows(admin, documents)
             with gr.Row(elem_id="index-row"):
                 index_status = gr.HTML(elem_id="index-status")
                 rebuild_button = gr.Button(
@@ -180,11 +203,22 @@ class Materials:
             [files, upload_private, admin],
             [upload_results, *library, files],
             api_name="upload",
-            show_progress_on=[upload_results],
+            # Over the files being added, not over the result lines above.
+            show_progress_on=[files],
         )
         delete_button.click(
+            self.ask_delete_document,
+            [to_delete, admin],
+            [confirm.box, confirm.question, confirm.yes, delete_message],
+            api_name="ask_delete_document",
+        )
+        deleted = confirm.yes.click(
             self.delete_document, [to_delete, admin], [delete_message, *library], api_name="delete_document"
         )
+        hidden = lambda: gr.Column(visible=False)  # noqa: E731
+        deleted.then(hidden, None, [confirm.box], queue=False, api_visibility="private")
+        confirm.cancel.click(hidden, None, [confirm.box], queue=False, api_visibility="private")
+        to_delete.change(hidden, None, [confirm.box], queue=False, api_visibility="private")
         return MaterialsParts(documents, to_delete, index_status, status_timer)
 
     def _document_rows(self, admin: gr.State, documents: gr.Dataframe) -> tuple:
@@ -198,7 +232,14 @@ class Materials:
                 allow_custom_value=True,
                 scale=4,
             )
-            delete_button = gr.Button("Delete", variant="stop", size="md", scale=1, min_width=110)
+            delete_button = gr.Button("Delete…", variant="stop", size="md", scale=1, min_width=110)
+        # Delete asks first: a document and its file go for good.
+        with gr.Column(visible=False, elem_id="delete-confirm") as confirm_box:
+            question = gr.HTML()
+            with gr.Row():
+                yes = gr.Button("Yes, delete it", variant="stop", size="sm", scale=0, min_width=200)
+                cancel = gr.Button("Cancel", variant="secondary", size="sm", scale=0, min_width=100)
+        confirm = DeleteConfirmation(confirm_box, question, yes, cancel)
         with gr.Row(elem_id="flags-row"):
             instructor_only = gr.Checkbox(
                 label="Instructor only (a solution manual, say): never shown, quoted or cited to students",
@@ -216,7 +257,7 @@ class Materials:
             [delete_message, documents],
             api_name="set_document_flags",
         )
-        return to_delete, delete_button, delete_message
+        return to_delete, delete_button, confirm, delete_message
 
 
 def document_choices(docs: list[Document], clear: bool = False) -> gr.Dropdown:

@@ -173,6 +173,10 @@ def render_answer(text: str, cited: list[tuple[int, Hit]], sources: list[Hit], r
     The sources shown are the ones the answer cites; when it cites none,
     the passages that matched the question well (``min_score``, at least
     the best one), and for a refusal the three closest sections.
+
+    No score beside them: the numbers follow the fused ranking that chose
+    the passages, and a per-passage similarity beside them (source 1 at
+    0.51, source 2 at 0.58) invites a comparison the order does not make.
     """
     body = safe_markdown(text)
     if not sources:
@@ -186,12 +190,12 @@ def render_answer(text: str, cited: list[tuple[int, Hit]], sources: list[Hit], r
         shown = [(n, h) for n, h in cited if h.score >= min_score] or cited[:1]
     shown_numbers = {n for n, _ in shown}
     others = [(n, h) for n, h in enumerate(sources, start=1) if n not in shown_numbers]
-    items = "".join(source_item(n, h) for n, h in shown)
+    items = "".join(source_item(n, h, relevance=False) for n, h in shown)
     block = f'<div class="sources"><div class="sources-title">{title}</div><ol>{items}</ol>'
     if others:
         block += (
             f'<details class="sources-more"><summary>{len(others)} more {"passages" if len(others) > 1 else "passage"} searched</summary>'
-            f"<ol>{''.join(source_item(n, h) for n, h in others)}</ol></details>"
+            f"<ol>{''.join(source_item(n, h, relevance=False) for n, h in others)}</ol></details>"
         )
     return f"{body}\n\n{block}</div>"
 
@@ -213,6 +217,11 @@ def render_verified(text: str, question: str, citations: list[Hit]) -> str:
 # Above an answer written in the guide style, so that a student knows why
 # it asks them questions instead of giving the answer.
 GUIDE_NOTE = "<p><em>Hints, not solutions: your instructor asked the mentor to guide you to the answer.</em></p>\n\n"
+# After an answer the model stopped at its length limit (MAX_ANSWER_TOKENS),
+# which ends mid-sentence: the student knows it was cut, and what to do.
+CUT_NOTE = (
+    "\n\n*The answer was cut at the length limit. Ask about one part of it at a time for the rest.*"
+)
 
 
 def replies_markdown(replies) -> str:

@@ -11,13 +11,16 @@ and ``/healthz``.
 id is checked to be 64 hex digits and the engine finds the file, so no part
 of a request ever becomes a path. A slide deck or a Word file, which a
 browser cannot show, is served as its text (``course.views``, rendered once
-at ingest), with the original at ``?download=1``. Every route here but
+at ingest), with the original at ``?download=1``. A browser that follows a
+stale or blocked link gets a page that says what happened
+(``unavailable_html``); an API caller, JSON. Every route here but
 ``/healthz`` is behind the class key (``access.ClassGate``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import threading
 import uuid
@@ -25,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from mentor.course.views import CONTENT_SECURITY_POLICY, VIEWED
@@ -162,13 +165,15 @@ def add_file_route(router: APIRouter, mentor: Mentor) -> None:
     ingest: a request reads a file, never parses one."""
 
     @router.get("/files/{doc_id}")
-    def stored_file(doc_id: str, download: bool = False) -> Response:
+    def stored_file(doc_id: str, request: Request, download: bool = False) -> Response:
         # Only documents students can get answers from (never an
         # instructor-only one); the engine finds the file by hash alone (None
         # for anything but 64 hex digits).
         name = next((d.name for d in mentor.library.student_documents() if d.doc_id == doc_id), None)
         path = mentor.stored_file(doc_id) if name else None
         if path is None or path.suffix not in CONTENT_TYPES or not path.is_file():
+            if wants_html(request):
+                return HTMLResponse(unavailable_html(), status_code=404, headers={"Cache-Control": "no-store"})
             raise HTTPException(404, "No such file.")
         # Asked again every time: a document marked instructor-only later
         # must not live on in a browser's cache.
@@ -186,6 +191,40 @@ def add_file_route(router: APIRouter, mentor: Mentor) -> None:
             content_disposition_type="attachment" if download else "inline",
             headers=headers,
         )
+
+
+def wants_html(request: Request) -> bool:
+    """Whether the caller is a browser following a link (it asks for a
+    page first), not a script that wants JSON."""
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept.split(",")[0] or accept.startswith("text/html")
+
+
+def unavailable_html() -> str:
+    """The page a stale or blocked citation opens: what happened, what to do."""
+    title = "This file is not available"
+    detail = (
+        "The page this link points to is no longer in the course: the instructor removed or replaced the file, "
+        "or keeps it for themselves. Ask your question again in the chat: the new answer cites the course's "
+        "current files."
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>
+body {{ margin: 0; background: #f6f7fb; color: #1e293b; font: 16px/1.55 ui-sans-serif, system-ui, -apple-system,
+  "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }}
+main {{ max-width: 560px; margin: 12vh auto 0; padding: 28px 28px 24px; background: #fff;
+  border: 1px solid #e2e8f0; border-radius: 14px; }}
+.eyebrow {{ font-size: .78rem; letter-spacing: .08em; text-transform: uppercase; color: #4338ca; font-weight: 600; }}
+h1 {{ font-size: 1.5rem; line-height: 1.25; margin: 4px 0 10px; }}
+p {{ margin: 0 0 18px; color: #475569; }}
+a {{ display: inline-block; padding: 8px 16px; border-radius: 8px; background: #4338ca; color: #fff;
+  text-decoration: none; font-weight: 600; }}
+a:focus-visible {{ outline: 3px solid #a5b4fc; outline-offset: 2px; }}
+</style></head>
+<body><main><div class="eyebrow">Course mentor</div><h1>{html.escape(title)}</h1>
+<p>{html.escape(detail)}</p><a href="/">Back to the chat</a></main></body></html>"""
 
 
 def busy(status: int, message: str) -> HTTPException:

@@ -6,9 +6,11 @@ login's handlers. Each console tab is a module of its own, with its handlers
 beside its layout: ``materials``, ``course_page``, ``share``, ``insights_ui``.
 
 Thin by design: every handler calls the engine (``Mentor``), ``course`` or
-``backup`` and renders the result. Per-browser state lives only in
-``gr.State`` (the conversation, the instructor's session token), which
-Gradio keeps on the server; nothing about one student is held elsewhere.
+``backup`` and renders the result. Per-browser state lives in ``gr.State``
+(the conversation, the instructor's session token), which Gradio keeps on
+the server for the page's life, and the conversation also in the browser's
+own storage (``gr.BrowserState``), so that a reload or a locked phone does
+not lose it; the server keeps no identity for it.
 
 Every instructor handler checks the session token itself: a hidden tab's
 endpoints can still be called directly.
@@ -38,6 +40,7 @@ from mentor.web.insights_ui import InsightsConsole
 from mentor.web.limits import RateLimit
 from mentor.web.materials import Materials, document_choices
 from mentor.web.render import (
+    CUT_NOTE,
     GUIDE_NOTE,
     LATEX_DELIMITERS,
     documents_table,
@@ -76,6 +79,20 @@ MAX_TICKETS = 20
 ASKS_PER_HOUR = 10
 RATINGS_PER_HOUR = 120
 SLOW_DOWN = "You have sent your instructor many questions in the last hour. Please wait a while before sending more."
+# The end of a finished answer, invisible: the chat shows the thumbs only
+# under a message that has it (style.css), never under a waiting note or an
+# answer still being written.
+ANSWERED = '<span class="answered"></span>'
+# Where the browser keeps the conversation (localStorage), and the key it
+# is sealed with: a reload finds it; the server keeps nothing.
+CONVERSATION_KEY = "mentor-conversation"
+# Brings "Ask the instructor" into view once it opens, its question focused.
+SHOW_PANEL = """() => {
+  const panel = document.getElementById("ask-instructor");
+  if (!panel) return;
+  panel.scrollIntoView({block: "center"});
+  panel.querySelector("textarea")?.focus({preventScroll: true});
+}"""
 
 
 @dataclass
@@ -97,6 +114,25 @@ class Conversation:
 
     history: list[dict] = field(default_factory=list)
     answers: dict[int, dict] = field(default_factory=dict)
+
+    def saved(self, chat: list) -> dict:
+        """The conversation as the browser keeps it (JSON): the chat's last
+        ``HISTORY_MESSAGES`` messages, the turns and the answers still in it."""
+        dropped = max(0, len(chat) - HISTORY_MESSAGES)
+        answers = {str(i - dropped): a for i, a in self.answers.items() if i >= dropped}
+        return {"chat": list(chat[dropped:]), "history": self.history, "answers": answers}
+
+    @classmethod
+    def restored(cls, saved: dict | None) -> tuple[list, Conversation]:
+        """The chat and the conversation from what the browser kept; empty
+        when it kept nothing, or something this version cannot read."""
+        try:
+            chat = [m for m in saved["chat"] if m.get("role") in ("user", "assistant")]
+            answers = {int(i): dict(a) for i, a in saved["answers"].items()}
+            history = [dict(m) for m in saved["history"]][-HISTORY_MESSAGES:]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return [], cls()
+        return chat, cls(history, answers)
 
 
 class MentorUI:
@@ -153,12 +189,23 @@ class MentorUI:
 
     def ask(self, question: str, chat: list) -> tuple:
         """Shows the question at once (before any queue) and locks the box
-        until the answer is done or stopped."""
+        until the answer is done or stopped. A question over the length
+        limit stays in the box, whole, with a line that says why."""
         question = (question or "").strip()
         if not question:
-            return gr.Textbox(), chat, ""
+            return gr.Textbox(), chat, "", gr.skip()
+        limit = self.mentor.settings.max_question_chars
+        if len(question) > limit:
+            said = f"Your question is {len(question):,} characters long; the limit is {limit:,}. Please shorten it."
+            return gr.Textbox(), chat, "", self._limit_html(note(said, "error"))
         chat = [*chat, {"role": "user", "content": safe_markdown(question)}]
-        return gr.Textbox(value="", interactive=False, submit_btn=False, stop_btn=True), chat, question
+        locked = gr.Textbox(value="", interactive=False, submit_btn=False, stop_btn=True)
+        return locked, chat, question, self._limit_html()
+
+    def _limit_html(self, message: str = "") -> str:
+        """Under the question box: the counter (``page.js`` fills it in as
+        the limit nears), then ``message``."""
+        return f'<div id="question-count" data-limit="{self.mentor.settings.max_question_chars}"></div>{message}'
 
     def pick_example(self, chat: list, evt: gr.SelectData) -> tuple:
         question = (evt.value or {}).get("text", "") if isinstance(evt.value, dict) else str(evt.value or "")
@@ -185,37 +232,35 @@ class MentorUI:
             chat.append({"role": "assistant", "content": safe_markdown(str(e))})
             yield chat, conversation
             return
-        chat.append({"role": "assistant", "content": ""})
+        # No message of the mentor's until there is something to say: the
+        # chat's own "…" shows meanwhile, and a waiting note only when the
+        # question really waits behind others'.
+        said = lambda content: [*chat, {"role": "assistant", "content": content}]  # noqa: E731
         try:
             for ahead in answer.waiting():
-                chat[-1] = {"role": "assistant", "content": waiting_note(ahead)}
-                yield chat, conversation
-            chat[-1] = {"role": "assistant", "content": ""}
+                yield said(waiting_note(ahead)), conversation
             for _ in answer:
-                chat[-1] = {"role": "assistant", "content": safe_markdown(answer.text)}
-                yield chat, conversation
+                yield said(safe_markdown(answer.text)), conversation
         except Exception:  # noqa: BLE001 - the student sees a sentence, the log the traceback
             log.exception("answering %r failed", question[:200])
-            chat[-1] = {
-                "role": "assistant",
-                "content": safe_markdown(answer.text)
-                + "\n\n*The mentor could not finish this answer. Please ask again.*",
-            }
-            yield chat, conversation
+            failed = "\n\n*The mentor could not finish this answer. Please ask again.*"
+            yield said(safe_markdown(answer.text) + failed), conversation
             return
         finally:
             answer.close()
-        chat[-1] = {"role": "assistant", "content": self._shown(answer)}
+        chat = said(self._shown(answer))
         self._remember(question, answer, len(chat) - 1, conversation)
         yield chat, conversation
 
     def _shown(self, answer: Answer) -> str:
-        """A finished answer as the chat shows it, with its numbered sources."""
+        """A finished answer as the chat shows it, with its numbered sources
+        (and a note when the length limit cut it), marked ``ANSWERED``."""
         if answer.verified:
-            return render_verified(answer.text, answer.verified.question, answer.sources)
+            return render_verified(answer.text, answer.verified.question, answer.sources) + ANSWERED
         cited, min_score = answer.cited(), self.mentor.settings.min_score
-        shown = render_answer(answer.text, cited, answer.sources, answer.refused, min_score)
-        return GUIDE_NOTE + shown if answer.style == GUIDE else shown
+        text = answer.text + (CUT_NOTE if answer.cut else "")
+        shown = render_answer(text, cited, answer.sources, answer.refused, min_score)
+        return (GUIDE_NOTE + shown if answer.style == GUIDE else shown) + ANSWERED
 
     @staticmethod
     def _remember(question: str, answer: Answer, index: int, conversation: Conversation) -> None:
@@ -248,8 +293,21 @@ class MentorUI:
     def answered(self) -> gr.Textbox:
         return gr.Textbox(interactive=True, submit_btn=True, stop_btn=False)
 
-    def new_conversation(self) -> tuple[list, Conversation, gr.Textbox]:
-        return [], Conversation(), gr.Textbox(value="", interactive=True, submit_btn=True, stop_btn=False)
+    @staticmethod
+    def keep(chat: list, conversation: Conversation) -> dict:
+        """What the browser keeps of the conversation after each answer."""
+        return conversation.saved(chat or [])
+
+    @staticmethod
+    def restore(saved: dict | None) -> tuple[list, Conversation]:
+        """The conversation the browser kept, on every page load."""
+        return Conversation.restored(saved)
+
+    def new_conversation(self) -> tuple[list, Conversation, gr.Textbox, dict]:
+        """An empty chat, here and in the browser's storage (emptied, not
+        None: Gradio keeps the last value a BrowserState was given)."""
+        question = gr.Textbox(value="", interactive=True, submit_btn=True, stop_btn=False)
+        return [], Conversation(), question, Conversation().saved([])
 
     def feedback(self, conversation: Conversation, evt: gr.LikeData, request: gr.Request = None) -> None:
         """Records a thumbs up or down on one of this session's answers
@@ -274,9 +332,12 @@ class MentorUI:
         student gives a name; no address or session is kept with it (the
         address only counts, in memory, towards ``ASKS_PER_HOUR``). The
         ticket goes back to this browser only, to show the reply later."""
-        said = [a["answer"] for a in conversation.answers.values() if a["question"] == (question or "").strip()]
         if not self.asking_limit.allow(self._address(request)):
             return gr.skip(), gr.skip(), note(SLOW_DOWN, "error"), gr.skip()
+        answers = list(conversation.answers.values())
+        said = [a["answer"] for a in answers if a["question"] == (question or "").strip()]
+        # The question edited in the panel: the answer it followed, the last one.
+        said = said or [a["answer"] for a in answers[-1:]]
         try:
             request = self.mentor.questions.ask_instructor(question, said[-1] if said else "", name)
         except QuestionsError as e:
@@ -375,12 +436,16 @@ class MentorUI:
             placeholder="Ask a question about the course…",
             lines=1,
             max_lines=6,
-            max_length=self.mentor.settings.max_question_chars,
+            # No maxlength: the browser would cut a pasted question silently.
+            # The counter under the box (page.js) warns as the limit nears,
+            # and ``ask`` keeps a longer question in the box and says why.
+            max_length=None,
             submit_btn=True,
             stop_btn=False,
             autofocus=True,
             container=False,
         )
+        limit = gr.HTML(self._limit_html(), elem_id="question-limit", padding=False, container=False)
         with gr.Row(elem_id="chat-footer"):
             gr.Markdown(
                 "Answers come only from the course materials. Open a source to read the page it cites.",
@@ -391,18 +456,21 @@ class MentorUI:
         panel = self._ask_instructor_panel()
         pending = gr.Textbox(visible=False)
         conversation = gr.State(Conversation())
-        # The tickets of the questions this browser passed on,
-        # in its own storage: the server keeps no link to it.
+        # The tickets of the questions this browser passed on, and the
+        # conversation, in its own storage: the server keeps no link to it.
         tickets = gr.BrowserState([], storage_key="mentor-instructor-tickets", secret="mentor-tickets")
-        self._wire_chat(chatbot, question, pending, conversation, new_chat)
+        saved = gr.BrowserState(None, storage_key=CONVERSATION_KEY, secret=CONVERSATION_KEY)
+        self._wire_chat(chatbot, question, pending, conversation, new_chat, saved, limit)
         demo.load(self.page, None, [header, chatbot], api_name="page", api_visibility="undocumented")
+        demo.load(self.restore, [saved], [chatbot, conversation], api_visibility="private")
         demo.load(self.replies, [tickets], [replies], api_visibility="private")
         self._wire_ask_instructor(panel, ask_teacher, conversation, tickets)
         return chatbot
 
-    def _wire_chat(self, chatbot, question, pending, conversation, new_chat) -> None:
-        """Shows the question at once, then queues the answer; Stop, New
-        conversation and the chatbot's clear cancel it."""
+    def _wire_chat(self, chatbot, question, pending, conversation, new_chat, saved, limit) -> None:
+        """Shows the question at once, then queues the answer, and keeps the
+        conversation in the browser; Stop, New conversation and the
+        chatbot's clear cancel it (and empty what the browser keeps)."""
         capacity = self.mentor.model.capacity if self.mentor.model else 1
         chat_limit = min(capacity, MAX_CHAT_EVENTS)
         answer_kwargs = dict(
@@ -413,28 +481,27 @@ class MentorUI:
             concurrency_id="answer",
             show_progress="minimal",
         )
-        asked = question.submit(
-            self.ask, [question, chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
-        )
+        asked_outputs = [question, chatbot, pending, limit]
+        asked = question.submit(self.ask, [question, chatbot], asked_outputs, queue=False, api_visibility="private")
         answering = asked.then(**answer_kwargs, api_name="chat")
         picked = chatbot.example_select(
-            self.pick_example, [chatbot], [question, chatbot, pending], queue=False, api_visibility="private"
+            self.pick_example, [chatbot], asked_outputs, queue=False, api_visibility="private"
         )
         answering_example = picked.then(**answer_kwargs, api_visibility="private")
         for event in (answering, answering_example):
             event.then(self.answered, None, [question], queue=False, api_visibility="private")
+            event.then(self.keep, [chatbot, conversation], [saved], queue=False, api_visibility="private")
         question.stop(None, None, None, cancels=[answering, answering_example], api_visibility="private")
+        emptied = [chatbot, conversation, question, saved]
         new_chat.click(
             self.new_conversation,
             None,
-            [chatbot, conversation, question],
+            emptied,
             cancels=[answering, answering_example],
             queue=False,
             api_visibility="private",
         )
-        chatbot.clear(
-            self.new_conversation, None, [chatbot, conversation, question], queue=False, api_visibility="private"
-        )
+        chatbot.clear(self.new_conversation, None, emptied, queue=False, api_visibility="private")
         chatbot.like(self.feedback, [conversation], None, api_name="feedback", api_visibility="undocumented")
 
     @staticmethod
@@ -448,19 +515,21 @@ class MentorUI:
             question = gr.Textbox(label="Your question", lines=2, max_length=2000)
             name = gr.Textbox(label="Your name (optional)", max_length=80)
             with gr.Row():
-                send = gr.Button("Send to the instructor", variant="primary", scale=0, min_width=200)
+                send = gr.Button("Send to the instructor", variant="primary", scale=0, min_width=230)
                 cancel = gr.Button("Cancel", variant="secondary", scale=0, min_width=100)
         message = gr.HTML(elem_id="ask-instructor-message")
         return AskInstructorPanel(column, question, name, send, cancel, message)
 
     def _wire_ask_instructor(self, panel: AskInstructorPanel, open_button, conversation, tickets) -> None:
-        open_button.click(
+        opened = open_button.click(
             self.open_ask_instructor,
             [conversation],
             [panel.column, panel.question, panel.message],
             queue=False,
             api_visibility="private",
         )
+        # The panel opens under the chat, below the fold: bring it into view.
+        opened.then(None, None, None, js=SHOW_PANEL, queue=False, api_visibility="private")
         panel.cancel.click(lambda: gr.Column(visible=False), None, [panel.column], queue=False, api_visibility="private")
         panel.send.click(
             self.ask_instructor,
@@ -485,12 +554,14 @@ class MentorUI:
         with gr.Column(visible=False, elem_id="console") as console:
             with gr.Row(elem_id="console-bar"):
                 stats = gr.Markdown(elem_id="console-stats")
+                # How many requests wait: the Questions for you tab shows it (page.js).
+                open_requests = gr.HTML(elem_id="open-requests-count", container=False, padding=False)
                 logout_button = gr.Button("Log out", size="sm", scale=0, min_width=100)
             with gr.Tabs(elem_id="console-tabs") as console_tabs:
                 materials = self.materials.build(admin, stats)
                 course_page = self.course_page.build(admin, header, chatbot)
                 self.share.build(admin, [stats, materials.documents, materials.to_delete])
-                self.insights.build(admin, console_tabs)
+                self.insights.build(admin, console_tabs, open_requests)
         console_outputs = [
             stats,
             materials.documents,
@@ -504,7 +575,13 @@ class MentorUI:
         ]
         timer = materials.status_timer
         login_outputs = [admin, login_panel, console, login_message, password, *console_outputs, timer]
-        login_button.click(self.login, [password], login_outputs, api_name="login")
-        password.submit(self.login, [password], login_outputs, api_visibility="private")
+        for logged_in in (
+            login_button.click(self.login, [password], login_outputs, api_name="login"),
+            password.submit(self.login, [password], login_outputs, api_visibility="private"),
+        ):
+            # The tab's name says how many students wait for an answer (and,
+            # with the console's timer, keeps saying it while you work).
+            logged_in.success(self.insights.open_requests, [admin], [open_requests], api_visibility="private")
+        timer.tick(self.insights.open_requests, [admin], [open_requests], show_progress="hidden", api_visibility="private")
         logout_button.click(self.logout, [admin], [admin, login_panel, console, timer], api_name="logout")
         return admin, console_outputs
