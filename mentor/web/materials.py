@@ -160,25 +160,7 @@ class Materials:
         """Adds the tab (inside the console's ``gr.Tabs``) and wires it;
         ``stats`` is the console bar's, refreshed after every change."""
         with gr.Tab("Materials", id="materials"):
-            settings = self.mentor.settings
-            ocr_status = engine_status(settings.ocr, OcrOptions(settings.ocr_languages))
-            gr.Markdown(upload_limits(settings.max_upload_mb, ocr_status), elem_classes="help")
-            files = gr.File(
-                label=f"Course files ({SUPPORTED})",
-                file_count="multiple",
-                file_types=sorted(SUFFIXES),
-                type="filepath",
-                height=160,
-            )
-            with gr.Row(elem_id="upload-row"):
-                upload_private = gr.Checkbox(
-                    label="Instructor only (a solution manual, say): students never see these files, "
-                    "not even while they are being added",
-                    elem_id="upload-instructor-only",
-                    scale=3,
-                )
-                upload_button = gr.Button("Add to the course", variant="primary", scale=1)
-            upload_results = gr.HTML()
+            files, upload_private, upload_button, upload_results = self._upload_area()
             documents = gr.Dataframe(
                 headers=DOCUMENT_COLUMNS,
                 datatype=["str"] * len(DOCUMENT_COLUMNS),
@@ -220,6 +202,28 @@ class Materials:
         confirm.cancel.click(hidden, None, [confirm.box], queue=False, api_visibility="private")
         to_delete.change(hidden, None, [confirm.box], queue=False, api_visibility="private")
         return MaterialsParts(documents, to_delete, index_status, status_timer)
+
+    def _upload_area(self) -> tuple:
+        """The limits, the drop zone, the instructor-only choice and the button."""
+        settings = self.mentor.settings
+        ocr_status = engine_status(settings.ocr, OcrOptions(settings.ocr_languages))
+        gr.Markdown(upload_limits(settings.max_upload_mb, ocr_status), elem_classes="help")
+        files = gr.File(
+            label=f"Course files ({SUPPORTED})",
+            file_count="multiple",
+            file_types=sorted(SUFFIXES),
+            type="filepath",
+            height=160,
+        )
+        with gr.Row(elem_id="upload-row"):
+            upload_private = gr.Checkbox(
+                label="Instructor only (a solution manual, say): students never see these files, "
+                "not even while they are being added",
+                elem_id="upload-instructor-only",
+                scale=3,
+            )
+            upload_button = gr.Button("Add to the course", variant="primary", scale=1)
+        return files, upload_private, upload_button, gr.HTML()
 
     def _document_rows(self, admin: gr.State, documents: gr.Dataframe) -> tuple:
         """The rows that pick a document to delete or mark, with the marking

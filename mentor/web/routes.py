@@ -26,6 +26,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -166,12 +167,9 @@ def add_file_route(router: APIRouter, mentor: Mentor) -> None:
 
     @router.get("/files/{doc_id}")
     def stored_file(doc_id: str, request: Request, download: bool = False) -> Response:
-        # Only documents students can get answers from (never an
-        # instructor-only one); the engine finds the file by hash alone (None
-        # for anything but 64 hex digits).
-        name = next((d.name for d in mentor.library.student_documents() if d.doc_id == doc_id), None)
-        path = mentor.stored_file(doc_id) if name else None
-        if path is None or path.suffix not in CONTENT_TYPES or not path.is_file():
+        found = viewable(mentor, doc_id)
+        name, path = found if found else (None, None)
+        if path is None or path.suffix not in CONTENT_TYPES:
             if wants_html(request):
                 return HTMLResponse(unavailable_html(), status_code=404, headers={"Cache-Control": "no-store"})
             raise HTTPException(404, "No such file.")
@@ -225,6 +223,18 @@ a:focus-visible {{ outline: 3px solid #a5b4fc; outline-offset: 2px; }}
 </style></head>
 <body><main><div class="eyebrow">Course mentor</div><h1>{html.escape(title)}</h1>
 <p>{html.escape(detail)}</p><a href="/">Back to the chat</a></main></body></html>"""
+
+
+def viewable(mentor: Mentor, doc_id: str) -> tuple[str, Path] | None:
+    """The name and kept original of the document ``doc_id`` if students may
+    see it, else None: only documents students can get answers from (never
+    an instructor-only one), and the engine finds the file by hash alone
+    (None for anything but 64 hex digits). ``/files`` and the viewers ask this."""
+    name = next((d.name for d in mentor.library.student_documents() if d.doc_id == doc_id), None)
+    path = mentor.stored_file(doc_id) if name else None
+    if path is None or not path.is_file():
+        return None
+    return name, path
 
 
 def busy(status: int, message: str) -> HTTPException:

@@ -36,6 +36,7 @@ from mentor.engine import Mentor
 from mentor.index.labels import place
 from mentor.index.store import Hit, IndexClosed
 from mentor.ingest.locate import Box, passage_boxes, preview_png
+from mentor.web.routes import viewable
 from mentor.web.viewer import ASSETS, PDF_POLICY, STATIC, pdf_view_html
 
 log = logging.getLogger(__name__)
@@ -62,16 +63,6 @@ PREVIEW_CACHE_BYTES = 64 * 2**20
 # Asked again every time, as /files is: a document marked instructor-only
 # later must not live on in a browser's cache.
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-cache"}
-
-
-def viewable(mentor: Mentor, doc_id: str) -> tuple[str, Path] | None:
-    """The name and kept original of the document ``doc_id`` if students may
-    see it (the rule of ``/files/…``: ready, not instructor-only), else None."""
-    name = next((d.name for d in mentor.library.student_documents() if d.doc_id == doc_id), None)
-    path = mentor.stored_file(doc_id) if name else None
-    if path is None or not path.is_file():
-        return None
-    return name, path
 
 
 class Passages:
