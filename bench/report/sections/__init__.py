@@ -1,8 +1,22 @@
 """One module per section of BENCHMARKS.md; SECTIONS is their order on the page."""
 
-from . import coldstart, generation, gpu, ingestion, latency, load, ocr, profile, quality, repetition, summary, tuning
+from . import (
+    coldstart,
+    generation,
+    gpu,
+    highlight,
+    ingestion,
+    latency,
+    load,
+    ocr,
+    profile,
+    quality,
+    repetition,
+    summary,
+    tuning,
+)
 
 SECTIONS = [
     m.SECTION
-    for m in (summary, ingestion, profile, quality, tuning, latency, generation, repetition, coldstart, load, gpu, ocr)
+    for m in (summary, ingestion, profile, quality, tuning, latency, generation, repetition, coldstart, load, gpu, ocr, highlight)
 ]
