@@ -74,28 +74,17 @@ def _r_manual(name: str) -> Path:
 
 def octave_pdf() -> Path:
     """The Octave manual as a plain PDF (Debian may ship it gzipped)."""
-    if OCTAVE_PDF.is_file():
-        return OCTAVE_PDF
-    gz = OCTAVE_PDF.with_name(OCTAVE_PDF.name + ".gz")
-    if not gz.is_file():
-        raise CorpusMissing(f"{OCTAVE_PDF} not found: {INSTALL_HINT}")
-    plain = OUT / "corpora" / OCTAVE_PDF.name
-    if not plain.is_file():
-        plain.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.open(gz) as src, plain.with_suffix(".part").open("wb") as dst:
-            shutil.copyfileobj(src, dst)
-        plain.with_suffix(".part").replace(plain)
-    return plain
+    return debian_pdf(OCTAVE_PDF, INSTALL_HINT)
 
 
-def debian_pdf(path: Path) -> Path:
+def debian_pdf(path: Path, hint: str = DEVSET_HINT) -> Path:
     """A Debian PDF as a plain file: ``path``, or its .gz copy decompressed
-    under bench/out/corpora."""
+    under bench/out/corpora; CorpusMissing, with ``hint``, where neither is."""
     if path.is_file():
         return path
     gz = path.with_name(path.name + ".gz")
     if not gz.is_file():
-        raise CorpusMissing(f"{path} not found: {DEVSET_HINT}")
+        raise CorpusMissing(f"{path} not found: {hint}")
     plain = OUT / "corpora" / path.name
     if not plain.is_file():
         plain.parent.mkdir(parents=True, exist_ok=True)
