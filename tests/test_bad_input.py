@@ -532,4 +532,6 @@ def test_the_cli_names_each_failure_ingests_the_rest_and_exits_1(settings, embed
             ("scan.pdf", 2),
         ]
         assert mentor.index.count() == 15
-        assert sorted(p.suffix for p in settings.files_dir.iterdir()) == [".pdf", ".pdf", ".pdf", ".txt"]
+        # The originals kept, and beside them (files/words) the scan's OCR word boxes.
+        assert sorted(p.suffix for p in settings.files_dir.iterdir() if p.is_file()) == [".pdf", ".pdf", ".pdf", ".txt"]
+        assert [p.suffix for p in (settings.files_dir / "words").iterdir()] == [".json"]
