@@ -70,7 +70,7 @@ def test_twenty_chats_an_upload_and_a_delete_at_once_lose_and_duplicate_nothing(
         return threading.Thread(target=target, daemon=True)
 
     def chat(i: int, question: str):
-        answers[i] = mentor.ask(question, client=f"student {i}").finish()
+        answers[i] = mentor.ask(question, client=f"10.0.1.{i} session:{i}").finish()  # address, then session
 
     threads = [run(f"chat {i}", lambda i=i, q=q: chat(i, q)) for i, q in enumerate(questions)]
     threads.append(run("ingest", lambda: ingested.extend(mentor.ingest(files))))
