@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     except CorpusMissing as e:
         raise SystemExit(str(e)) from None
     path, settings = answering_model(args, "repetition")
-    with LlamaCppModel(path, n_ctx=settings.n_ctx, n_gpu_layers=args.n_gpu_layers) as model:
+    # Every prompt read whole on both sides, so that only the guard differs:
+    # the second side would otherwise find its prompts in the slots' cache
+    # and read them in other batch shapes, whose float sums can turn a
+    # greedy choice (seen here: the guarded answer no longer a prefix).
+    with LlamaCppModel(path, n_ctx=settings.n_ctx, n_gpu_layers=args.n_gpu_layers, reuse=False) as model:
         answerer = Answerer(None, model, settings)
         questions, prompts = [], []
         for q, messages, _ in devset_prompts(answerer, pdf, args.devset, args.questions):
