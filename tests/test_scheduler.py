@@ -176,17 +176,14 @@ def test_the_repeat_guard_fires_at_the_first_repeat_of_a_block():
     assert [guard.seen(t) for t in text] == [False] * 9 + [True]
 
 
-@pytest.mark.xfail(
-    reason="with flash attention off on the CPU (issue 25) the tiny model's greedy answer to this prompt no longer "
-    "loops within 200 tokens; the test needs a prompt that loops verbatim again (the guard's own test still runs)",
-    strict=False,
-)
 def test_a_looping_answer_stops_at_its_first_repeated_block_and_is_otherwise_unchanged(model, tmp_path, monkeypatch):
     # With the handbook as its sources, the tiny model writes one paragraph
-    # about escape velocity over and over at temperature 0.
+    # about the course over and over at temperature 0 (with flash attention
+    # off on the CPU; the escape-velocity question it looped on before no
+    # longer loops).
     answerer = Answerer(None, model, small_settings(tmp_path))
     hits = [Hit("d", "handbook.pdf", n, str(n), text, 0.6) for n, text in enumerate(HANDBOOK, start=1)]
-    messages, _ = answerer.prompt("How is escape velocity computed?", hits, [], "Astronomy 101")
+    messages, _ = answerer.prompt("Explain orbits.", hits, [], "Astronomy 101")
     tokens = model._llama.tokenize(model.format_prompt(messages).encode(), add_bos=False, special=True)
 
     monkeypatch.setattr(scheduler_module, "REPEAT_SPAN", 10_000)
@@ -194,7 +191,7 @@ def test_a_looping_answer_stops_at_its_first_repeated_block_and_is_otherwise_unc
     monkeypatch.undo()
     guarded = "".join(model.scheduler.submit(tokens, 200, GREEDY))
 
-    opening = "The process of calculating escape velocity is based on the concept of gravitational acceleration."
+    opening = 'The course is called "Astronomy 101". It is a course that teaches you about the science of astronomy.'
     assert unguarded.count(opening) >= 3  # it loops until max_tokens
     assert unguarded.startswith(guarded) and len(guarded) < len(unguarded)
     # Cut a few words into the first repeat of the paragraph.
