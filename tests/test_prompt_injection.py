@@ -80,7 +80,7 @@ def test_a_planted_instruction_reaches_the_model_only_as_a_numbered_source(plant
     assert answer.text.strip()
     shown = answer.to_json()["sources"]
     assert shown and all(f"[{s['n']}] {s['file']}, page {s['page_label']}\n" in sources for s in shown)
-    fields = {"n", "file", "page", "page_label", "score", "text", "section", "doc_id"}
+    fields = {"n", "file", "page", "page_label", "score", "text", "section", "doc_id", "chunk_no"}
     assert all(set(source) == fields for source in answer.to_json()["sources"])
 
 
