@@ -150,7 +150,7 @@ def test_tuning_smoke_chooses_leaving_each_corpus_out_and_reports_it(inputs):
     assert [row["value"] for row in sweep["per_corpus"]] == ["sum", "best", "floor:0.02", "floor:0.05", "floor:0.1", "decay:0.25", "decay:0.5"]
     assert [row["left_out"] for row in sweep["leave_one_out"]["rows"]] == ["handbook", "office"]
     assert r["reranker"]["cost_by_pages"]["5"]["cpu_ms"]["n"] == 7  # every question, off-course ones too
-    assert set(r["refusal"]["rules"]) == {"dense", "dense+gap", "rerank", "dense+rerank"}
+    assert set(r["refusal"]["rules"]) == {"dense", "dense+gap", "dense+unknown", "rerank", "dense+rerank"}
     assert r["refusal"]["rules"]["dense"]["per_corpus"]["office"]["refused_off_course"] in {"0 of 1", "1 of 1"}
 
 

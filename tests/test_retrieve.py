@@ -36,6 +36,24 @@ def test_search_returns_each_page_once(mentor, tmp_path):
     assert [(h.file, h.page) for h in hits] == [("thermo.pdf", 1), ("thermo.pdf", 2)]
 
 
+def test_a_question_naming_what_the_course_never_mentions_is_refused_even_near_its_pages(mentor, handbook):
+    from dataclasses import replace
+
+    from mentor.index.retrieve import Retriever
+
+    mentor.ingest([handbook])
+    strict = Retriever(mentor.library, replace(mentor.settings, min_score_unknown_term=0.95))
+    # "eyepiece" and "buy" occur nowhere in the handbook; "reflecting" and
+    # "telescope" do, and bring the question near the telescopes' page.
+    near_but_unknown = strict.retrieve("Which eyepiece should I buy for my reflecting telescope?", k=3)
+    known = strict.retrieve("What do reflecting telescopes use to gather light?", k=3)
+
+    assert (near_but_unknown.unknown_terms, near_but_unknown.hits[0].page) == (2, 5)
+    assert near_but_unknown.best_score >= mentor.settings.min_score  # the cosine alone would answer it
+    assert not near_but_unknown.covered
+    assert (known.unknown_terms, known.covered) == (0, True)
+
+
 def test_merge_pages_keeps_one_hit_per_page_with_its_best_score():
     a1 = Hit("d", "f.pdf", 1, "1", "alpha", 0.5)
     b = Hit("d", "f.pdf", 2, "2", "beta", 0.7)

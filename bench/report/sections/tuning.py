@@ -3,6 +3,8 @@ one corpus out and reported on the corpus left out (bench/tuning.py)."""
 
 from __future__ import annotations
 
+import statistics
+
 from ..formatting import fmt
 from ..section import Section
 
@@ -12,7 +14,7 @@ LEVERS = {
     "k": "RRF k",
     "reranker": "Reranker: pages reranked × first-stage weight",
 }
-RULES = ("dense", "dense+gap", "rerank", "dense+rerank")
+RULES = ("dense", "dense+gap", "dense+unknown", "rerank", "dense+rerank")
 MIN_RECALL, MAX_FALSE_REFUSALS = 0.875, 0.1  # bench/tuning.py
 
 
@@ -38,7 +40,8 @@ def context(r: dict, results: dict) -> dict:
         "names": names,
         "setting_name": setting_name,
         "loo_table": loo_rows(r, results),
-        "has_baseline": octave_baseline(r, results) is not None,
+        "has_baseline": octave_baseline(r, results) is not None and not r.get("baseline"),
+        "has_starter": bool(r.get("baseline")),
         "loo_gpu_differs": r.get("leave_one_out_gpu") != r["leave_one_out"],
         "levers": [lever_tables(key, title, r["levers"][key], names) for key, title in LEVERS.items() if key in r["levers"]],
         "refusal": refusal_rows(r["refusal"], names),
@@ -51,10 +54,11 @@ def context(r: dict, results: dict) -> dict:
 
 def loo_rows(r: dict, results: dict) -> list[list[str]]:
     """Per corpus left out: before, and as chosen on the other corpora."""
-    loo = r["leave_one_out"]
+    loo, starter = r["leave_one_out"], r.get("baseline") or {}
     rows = [
         [
             f"{row['left_out']} ({row['before']['n']})",
+            two(starter.get(row["left_out"])),
             two(row["before"]),
             setting_name(row["chosen"]),
             two(row["chosen_figures"]),
@@ -63,11 +67,12 @@ def loo_rows(r: dict, results: dict) -> list[list[str]]:
         for row in loo["rows"]
     ]
     mean = loo["mean"]
-    rows.append(["**Mean, each corpus the same**", two(mean["before"]), "—", two(mean["chosen_figures"]),
+    starter_mean = {k: statistics.fmean(m[k] for m in starter.values()) for k in ("hit@5", "mrr@5")} if starter else None
+    rows.append(["**Mean, each corpus the same**", two(starter_mean), two(mean["before"]), "—", two(mean["chosen_figures"]),
                  gain(mean["chosen_figures"], mean["before"])])
     base = octave_baseline(r, results)
-    if base:
-        rows.append(["octave: the LlamaIndex starter (quality.json)", two(base), "—", "—", "—"])
+    if base and not starter:
+        rows.append(["octave: the LlamaIndex starter (quality.json)", two(base), "—", "—", "—", "—"])
     return rows
 
 
@@ -120,7 +125,18 @@ def refusal_rows(ref: dict, names: list[str]) -> list[list[str]]:
             th = ", ".join(f"{k} {fmt(v)}" for k, v in row["thresholds"].items())
             cells.append(f"{refusal_cell(row)} ({th})")
         rows.append([n, refusal_cell(ref["before"]["per_corpus"][n]), *cells])
+    before = [ref["before"]["per_corpus"][n] for n in names]
+    rows.append(["**All corpora**", total_cell(before), *(total_cell([by[n] for n in names]) for by in rules.values())])
     return rows
+
+
+def total_cell(results: list[dict]) -> str:
+    """Off-course refused · answerable refused, summed over corpora."""
+    def add(key: str) -> str:
+        pairs = [tuple(int(x) for x in r[key].split(" of ")) for r in results]
+        return f"{sum(a for a, _ in pairs)} of {sum(b for _, b in pairs)}"
+
+    return f"{add('refused_off_course')} · {add('refused_answerable')}"
 
 
 def cost_rows(rr: dict) -> list[list[str]]:

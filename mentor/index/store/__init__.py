@@ -105,6 +105,12 @@ class Keywords:
         vector = self._bm25.embed_query(text)
         return list(vector.indices), list(vector.values)
 
+    def terms(self, text: str) -> list[tuple[list[int], list[float]]]:
+        """Each of the question's terms alone, as a query: a search for one
+        finds a chunk only if the chunk holds that term."""
+        indices, _ = self.query(text)
+        return [([i], [1.0]) for i in dict.fromkeys(indices)]
+
 
 class Index(Protocol):
     """One index: every chunk of the course, embedded with one embedder and
@@ -122,6 +128,13 @@ class Index(Protocol):
         """The best chunks of ``doc_ids`` by meaning and by keywords, each
         best first; every hit's score is its cosine similarity to the
         question, comparable across questions (the refusal threshold needs it)."""
+        ...
+
+    def unknown_terms(self, question: str, doc_ids: Sequence[str]) -> tuple[int, int]:
+        """How many of the question's keyword terms occur in no chunk of
+        ``doc_ids``, and how many terms it has: a course that never names
+        what the question asks about does not cover it, however near in
+        meaning its pages are."""
         ...
 
     def chunk(self, doc_id: str, chunk_no: int) -> Hit | None:

@@ -120,6 +120,24 @@ class EdgeIndex:
             meaning, *keyword = shard.query_batch(qe.QueryBatchRequest(requests))
         return ranked_hits(dense, meaning, keyword[0] if keyword else [])
 
+    def unknown_terms(self, question: str, doc_ids: Sequence[str]) -> tuple[int, int]:
+        terms = self._keywords.terms(question)
+        if not (terms and doc_ids):
+            return 0, len(terms)
+        requests = [
+            qe.QueryRequest(
+                query=qe.Query.Nearest(qe.SparseVector(*t), using=KEYWORDS),
+                limit=1,
+                filter=_only(doc_ids),
+                with_payload=False,
+                with_vector=False,
+            )
+            for t in terms
+        ]
+        with self._use() as shard:
+            found = shard.query_batch(qe.QueryBatchRequest(requests))
+        return sum(1 for points in found if not points), len(terms)
+
     def chunk(self, doc_id: str, chunk_no: int) -> Hit | None:
         with self._use() as shard:
             found = shard.retrieve([point_id(doc_id, chunk_no)], True, False)

@@ -94,6 +94,19 @@ class ServerIndex:
         meaning, *keyword = self.client.query_batch_points(self.name, requests=requests)
         return ranked_hits(dense, meaning.points, keyword[0].points if keyword else [])
 
+    def unknown_terms(self, question: str, doc_ids: Sequence[str]) -> tuple[int, int]:
+        from qdrant_client import models
+
+        terms = self._keywords.terms(question)
+        if not (terms and doc_ids):
+            return 0, len(terms)
+        requests = [
+            models.QueryRequest(query=_sparse(t), using=KEYWORDS, filter=_only(doc_ids), limit=1, with_payload=False)
+            for t in terms
+        ]
+        found = self.client.query_batch_points(self.name, requests=requests)
+        return sum(1 for r in found if not r.points), len(terms)
+
     def chunk(self, doc_id: str, chunk_no: int) -> Hit | None:
         found = self.client.retrieve(self.name, ids=[point_id(doc_id, chunk_no)], with_payload=True, with_vectors=False)
         return hit_of(found[0].payload, 0.0) if found else None
