@@ -51,8 +51,8 @@ class Settings:
     # fast as bare llama.cpp, and two spin whenever another process takes a
     # core (llm.default_threads has the figures).
     n_threads: int | None = None
-    # Threads that read prompts (llama.cpp's n_threads_batch). None: as
-    # n_threads (llm.default_threads says what was measured).
+    # Threads that read prompts (llama.cpp's n_threads_batch). None: every
+    # core, as llama.cpp does (llm.default_threads says what was measured).
     n_threads_batch: int | None = None
     # Keep what each slot read, so that a follow-up reads only what is new,
     # and read the rules every prompt begins with once (scheduler.py).

@@ -297,19 +297,25 @@ FLASH_ATTN_GPU = -1  # LLAMA_FLASH_ATTN_TYPE_AUTO
 
 def default_threads(gpu: bool) -> tuple[int, int]:
     """The threads that decode answers (``N_THREADS``) and that read
-    prompts (``N_THREADS_BATCH``) when they are not set: every core but
-    one, which the app's own Python threads need (the scheduler's loop, the
-    streams, the web server, the embedder); at least one. A GPU does the
-    work itself: the threads only feed it.
+    prompts (``N_THREADS_BATCH``) when they are not set.
 
-    Measured on the project's 2 shared cores (SmolLM2-135M, interleaved
-    runs; a ggml thread that loses its core makes the others spin at the
-    next barrier): decoding after a 1,250-token prompt, 1 thread gave 19.4,
-    14.6, 16.1 tokens/s where 2 gave 3.6, 0.4, 0.7; reading a 256-token
-    prompt in 64-token chunks, 1 thread 50 tokens/s where 2 gave 4. On a
-    quiet machine 2 threads read prompts faster: set N_THREADS_BATCH there.
+    Decoding: every core but one, which the app's own Python threads need
+    (the scheduler's loop, the streams, the web server, the embedder); at
+    least one. A ggml thread that loses its core makes the others spin at
+    the next barrier: on 2 shared cores (SmolLM2-135M, interleaved runs)
+    decoding after a 1,250-token prompt gave 19.4, 14.6, 16.1 tokens/s with
+    1 thread and 3.6, 0.4, 0.7 with 2.
+
+    Reading: every core, as llama.cpp itself does. A prompt is read while
+    the Python threads wait on it, and on a quiet machine one thread read
+    it at half the speed: on 2 quiet cores, 8 questions of ~1,250 tokens,
+    time to first token p50 7.27 s with 1 reading thread against bare
+    ``Llama``'s 4.27 s with 2 (bench/generate.py, 2026-12-07).
+
+    A GPU does the work itself: the threads only feed it.
     """
-    return (max(1, available_cores() - 1),) * 2
+    cores = available_cores()
+    return max(1, cores - 1), cores
 
 
 def available_cores() -> int:
