@@ -95,7 +95,10 @@ def debian_pdf(path: Path, hint: str = DEVSET_HINT) -> Path:
 
 
 def _devset_script(name: str):
-    """bench/devset/<name>.py as a module (the folder is not a package)."""
+    """bench/devset/<name>.py as a module (the folder is not a package),
+    its sibling modules importable as when it runs as a script."""
+    if str(DEVSET) not in sys.path:
+        sys.path.append(str(DEVSET))
     spec = importlib.util.spec_from_file_location(f"devset_{name}", DEVSET / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

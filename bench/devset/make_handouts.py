@@ -23,9 +23,10 @@ its sections, the PDFs' pages are physical pages.
 from __future__ import annotations
 
 import sys
-import zipfile
 from datetime import datetime
 from pathlib import Path
+
+from office_package import fix_zip_dates
 
 FIXED_DATE = datetime(2024, 1, 15, 9, 0, 0)
 
@@ -155,7 +156,7 @@ def _docx(path: Path, blocks: list[tuple[str, str]]) -> Path:
     props.created = props.modified = FIXED_DATE
     props.revision = 1
     document.save(str(path))
-    _fix_zip_dates(path)
+    fix_zip_dates(path, FIXED_DATE)
     return path
 
 
@@ -187,19 +188,6 @@ def _pdf(path: Path, blocks: list[tuple[str, str]], title: str) -> Path:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _fix_zip_dates(path: Path) -> None:
-    """Rewrites an Office package with every entry dated FIXED_DATE."""
-    with zipfile.ZipFile(path) as src:
-        entries = [(info.filename, src.read(info)) for info in src.infolist()]
-    tmp = path.with_suffix(".part")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
-        for name, data in entries:
-            info = zipfile.ZipInfo(name, date_time=FIXED_DATE.timetuple()[:6])
-            info.compress_type = zipfile.ZIP_DEFLATED
-            dst.writestr(info, data)
-    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ Three slides carry speaker notes, which the mentor reads as "Notes: …".
 from __future__ import annotations
 
 import sys
-import zipfile
 from datetime import datetime
 from pathlib import Path
+
+from office_package import fix_zip_dates
 
 NAME = "git-lecture.pptx"
 FIXED_DATE = datetime(2024, 1, 15, 9, 0, 0)
@@ -371,22 +372,8 @@ def build(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / NAME
     deck.save(str(path))
-    _fix_zip_dates(path)
+    fix_zip_dates(path, FIXED_DATE)
     return path
-
-
-def _fix_zip_dates(path: Path) -> None:
-    """Rewrites the package with every entry dated FIXED_DATE, so that two
-    builds give the same bytes."""
-    with zipfile.ZipFile(path) as src:
-        entries = [(info.filename, src.read(info)) for info in src.infolist()]
-    tmp = path.with_suffix(".part")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
-        for name, data in entries:
-            info = zipfile.ZipInfo(name, date_time=FIXED_DATE.timetuple()[:6])
-            info.compress_type = zipfile.ZIP_DEFLATED
-            dst.writestr(info, data)
-    tmp.replace(path)
 
 
 if __name__ == "__main__":
