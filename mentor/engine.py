@@ -104,14 +104,9 @@ class Mentor:
         return self.library.add_paths(paths, progress, instructor_only=instructor_only)
 
     def ingest_file(
-        self,
-        path: Path,
-        name: str | None = None,
-        progress: ProgressCallback | None = None,
-        *,
-        instructor_only: bool = False,
+        self, path: Path, name: str | None = None, progress: ProgressCallback | None = None, *, instructor_only: bool = False
     ) -> IngestResult:
-        """Adds one file; ``instructor_only`` keeps it from students from its first byte."""
+        """Adds one file (``Library.add``); ``instructor_only`` keeps it from students from its first byte."""
         return self.library.add(path, name, progress, instructor_only=instructor_only)
 
     def documents(self) -> list[Document]:
