@@ -177,10 +177,9 @@ def test_a_student_follows_a_citation_to_a_slide_and_its_formula_renders(app_url
 def test_an_answer_renders_each_kind_of_formula_and_leaves_prices_alone(page):
     """The chat's own settings (LATEX_DELIMITERS) and ``render_answer`` in a
     Gradio chatbot of their own: no model writes formulas on demand."""
-    import gradio as gr
     from playwright.sync_api import expect
 
-    from mentor.web.render import LATEX_DELIMITERS, render_answer
+    from mentor.web.render import render_answer
 
     ARTIFACTS.mkdir(exist_ok=True)
     answer = (
@@ -189,9 +188,27 @@ def test_an_answer_renders_each_kind_of_formula_and_leaves_prices_alone(page):
     )
     hit = Hit("d" * 64, "notes.md", 1, "1", "Kepler: $T^2 \\propto a^3$. The lab fee is $5 and $10.", 0.9)
     shown = render_answer(answer, [(1, hit)], [hit], False, 0.4)
+    with rendered_chat(page, "Formulas?", shown) as bot:
+        # Four formulas in the answer, two of them displayed, and one in the source.
+        expect(bot.locator(".katex")).to_have_count(5)
+        expect(bot.locator(".katex-display")).to_have_count(2)
+        expect(bot.locator(".source-snippet .katex")).to_have_count(1)
+        expect(bot).to_contain_text("A ticket costs $5 and $10.")
+        expect(bot).to_contain_text("The lab fee is $5 and $10.")
+        page.screenshot(path=ARTIFACTS / "browser-math.png", full_page=True)
+
+
+@contextmanager
+def rendered_chat(page, question: str, shown: str) -> Iterator:
+    """``shown``, an answer as the chat renders it, in a Gradio chatbot with
+    the chat's settings, opened in ``page``: the answer's message."""
+    import gradio as gr
+
+    from mentor.web.render import LATEX_DELIMITERS
+
     with gr.Blocks() as demo:
         gr.Chatbot(
-            value=[{"role": "user", "content": "Formulas?"}, {"role": "assistant", "content": shown}],
+            value=[{"role": "user", "content": question}, {"role": "assistant", "content": shown}],
             latex_delimiters=LATEX_DELIMITERS,
             sanitize_html=True,
             allow_tags=False,
@@ -200,14 +217,7 @@ def test_an_answer_renders_each_kind_of_formula_and_leaves_prices_alone(page):
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
     try:
         page.goto(url)
-        bot = page.locator("#chat .message.bot").last
-        # Four formulas in the answer, two of them displayed, and one in the source.
-        expect(bot.locator(".katex")).to_have_count(5)
-        expect(bot.locator(".katex-display")).to_have_count(2)
-        expect(bot.locator(".source-snippet .katex")).to_have_count(1)
-        expect(bot).to_contain_text("A ticket costs $5 and $10.")
-        expect(bot).to_contain_text("The lab fee is $5 and $10.")
-        page.screenshot(path=ARTIFACTS / "browser-math.png", full_page=True)
+        yield page.locator("#chat .message.bot").last
     finally:
         demo.close()
 

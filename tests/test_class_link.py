@@ -205,31 +205,16 @@ def test_hostile_model_output_makes_no_element_in_a_chat_with_the_apps_settings(
     """The model's output, rendered as the chat renders an answer, in a
     Gradio chatbot with the chat's settings: a fake model, since the subject
     is what a model might write."""
-    import gradio as gr
     from playwright.sync_api import expect
 
     from mentor.index.store import Hit
-    from mentor.web.render import LATEX_DELIMITERS, render_answer
-    from tests.test_browser import _free_port
+    from mentor.web.render import render_answer
+    from tests.test_browser import rendered_chat
 
     hit = Hit("d" * 64, "notes.md", 1, "1", "Kepler: $T^2 \\propto a^3$. In R: `x <- 5` and df$x.", 0.9)
     shown = render_answer("So $x^2$, with `df$x <- 5` [1].\n\n" + HOSTILE, [(1, hit)], [hit], False, 0.4)
-    with gr.Blocks() as demo:
-        gr.Chatbot(
-            value=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": shown}],
-            latex_delimiters=LATEX_DELIMITERS,
-            sanitize_html=True,
-            allow_tags=False,
-            elem_id="chat",
-        )
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
-    try:
-        page.goto(url)
-        bot = page.locator("#chat .message.bot").last
-
+    with rendered_chat(page, "Hi", shown) as bot:
         expect(bot.locator(".katex")).to_have_count(2)  # $x^2$ and the source's formula
         expect(bot.locator("code", has_text="x <- 5")).to_have_count(1)  # the source's backticks are its text
         assert page.locator(f"#chat :is({FORBIDDEN})").count() == 0
         assert re.search(r"Log in again", bot.inner_text())
-    finally:
-        demo.close()
