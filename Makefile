@@ -8,8 +8,12 @@ PY := $(VENV)/bin/python
 run: $(VENV)/.installed
 	$(PY) app.py
 
+# Two workers, each test module whole on one of them (so that a module's
+# app and fixtures are made once): on 2 cores the suite keeps both busy.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 $(VENV)/.installed: requirements.txt scripts/install.sh
 	VENV=$(VENV) scripts/install.sh
