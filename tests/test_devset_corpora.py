@@ -15,6 +15,10 @@ DEVSET = Path(__file__).resolve().parent.parent / "bench" / "devset"
 
 
 def _script(name: str):
+    """bench/devset/<name>.py as a module, its sibling modules importable as
+    when it runs as a script."""
+    if str(DEVSET) not in sys.path:
+        sys.path.insert(0, str(DEVSET))
     spec = importlib.util.spec_from_file_location(f"devset_{name}", DEVSET / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # check.py's dataclasses look themselves up there
@@ -23,9 +27,8 @@ def _script(name: str):
 
 
 def _checker():
-    for folder in (DEVSET, DEVSET.parent):
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
+    if str(DEVSET.parent) not in sys.path:
+        sys.path.insert(0, str(DEVSET.parent))
     return _script("check")
 
 
