@@ -19,8 +19,14 @@ from tests.test_browser import ARTIFACTS, CLASS_KEY, PASSWORD, browser, page, ru
 
 VERIFIED_QUESTION = "When are office hours held?"
 VERIFIED_ANSWER = "Every Thursday, 2 to 4 pm, in room B12 of the physics building. Bring your problem sets."
+OFF_COURSE = [
+    "What is the best recipe for sourdough bread?",
+    "How do I bake sourdough bread at home?",
+    "Who won the football game last night?",
+    "What is the capital of France?",
+]
 # Twenty questions as a class might ask them: four topics of the handbook,
-# several wordings each, and four it does not cover.
+# several wordings each, and the four it does not cover.
 QUESTIONS = [
     "What is escape velocity?",
     "How is escape velocity computed?",
@@ -38,17 +44,13 @@ QUESTIONS = [
     "When are office hours?",
     VERIFIED_QUESTION,
     "Where are office hours held?",
-    "What is the best recipe for sourdough bread?",
-    "How do I bake sourdough bread at home?",
-    "Who won the football game last night?",
-    "What is the capital of France?",
+    *OFF_COURSE,
 ]
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, embedder):
-    """``python app.py`` on a course with the handbook and one verified
-    answer, after twenty questions through ``/api/chat``."""
+    """``python app.py`` on a course with the handbook and one verified answer."""
     from mentor import Mentor
 
     root = tmp_path_factory.mktemp("insights-browser")
@@ -58,14 +60,21 @@ def app_url(tmp_path_factory, embedder):
         office = [h for h in mentor.search(VERIFIED_QUESTION, 3) if h.page_label == "4"]
         mentor.questions.save_verified(VERIFIED_QUESTION, VERIFIED_ANSWER, office[:1])
     with running_app(root, MAX_ANSWER_TOKENS="16") as url:
-        keyed = {"Authorization": f"Bearer {CLASS_KEY}"}
-        answers = [httpx.post(f"{url}/api/chat", json={"message": q}, headers=keyed, timeout=180).json() for q in QUESTIONS]
-        assert [a["verified"] is not None for a in answers].count(True) >= 1
-        assert sum(a["refused"] for a in answers) >= 3
         yield url
 
 
-def test_the_insights_page_after_twenty_questions(app_url, page):  # noqa: F811 - the fixture
+@pytest.fixture(scope="module")
+def answers(app_url) -> list[dict]:
+    """The twenty questions asked through ``/api/chat``: their answers."""
+    keyed = {"Authorization": f"Bearer {CLASS_KEY}"}
+    answers = [httpx.post(f"{app_url}/api/chat", json={"message": q}, headers=keyed, timeout=180).json() for q in QUESTIONS]
+    assert [a["verified"] is not None for a in answers].count(True) >= 1
+    # The four off-course questions are refused before the model is called.
+    assert all(a["refused"] for a in answers[-len(OFF_COURSE):])
+    return answers
+
+
+def test_the_insights_page_after_twenty_questions(app_url, answers, page):  # noqa: F811 - the fixture
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -83,8 +92,9 @@ def test_the_insights_page_after_twenty_questions(app_url, page):  # noqa: F811 
     expect(gaps).to_contain_text("Not covered")
     expect(gaps).to_contain_text("sourdough")
     expect(gaps).not_to_contain_text("escape velocity")
-    # The four off-course questions, all refused: sourdough twice (one group), football, France.
-    expect(summary).to_contain_text("4refused")
+    # The four off-course questions, all refused (sourdough twice, one
+    # group; football; France), and any the tiny model refused in its own words.
+    expect(summary).to_contain_text(f"{sum(a['refused'] for a in answers)}refused")
     expect(summary).to_contain_text("3not covered")
     assert gaps.locator("tbody tr").count() == 3
     groups = page.locator("#insights-groups")
