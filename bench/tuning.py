@@ -230,7 +230,8 @@ def starter_figures(c: Corpus, work: Path) -> dict:
     from common import Baseline
 
     cache = work / c.name / "starter.json"
-    stamp = hashlib.sha256(json.dumps([[str(f), f.stat().st_size] for f in c.files] + c.answerable).encode()).hexdigest()[:16]
+    wanted = ["ranks,unread", [[str(f), f.stat().st_size] for f in c.files], c.answerable]  # the cache's shape first
+    stamp = hashlib.sha256(json.dumps(wanted).encode()).hexdigest()[:16]
     cached = json.loads(cache.read_text()) if cache.exists() else {}
     if cached.get("stamp") != stamp:
         folder = work / c.name / "starter"
@@ -238,14 +239,27 @@ def starter_figures(c: Corpus, work: Path) -> dict:
         log(f"{c.name}: the LlamaIndex starter indexes {len(c.files)} files")
         baseline = Baseline(folder)
         try:
-            baseline.ingest(c.files)
+            unread = [f.name for f in c.files if not starter_reads(baseline, f)]
             pdfs = [f for f in c.files if f.suffix.lower() == ".pdf"]
-            ranks = [starter_rank(baseline, pdfs, q) for q in c.answerable]
+            # A scanned PDF alone gives the starter no text, so no index to search.
+            ranks = [starter_rank(baseline, pdfs, q) if baseline.count() else None for q in c.answerable]
         finally:
             baseline.close()
-        cached = {"stamp": stamp, "ranks": ranks}
+        cached = {"stamp": stamp, "ranks": ranks, "unread": unread}
         cache.write_text(json.dumps(cached))
-    return rank_metrics(cached["ranks"], K)
+    return {**rank_metrics(cached["ranks"], K), "unread": cached["unread"]}
+
+
+def starter_reads(baseline, file: Path) -> bool:
+    """Indexes one file as the starter does; False when its reader needs a
+    package the starter's install lacks (docx2txt for Word files): the file
+    is then left out, as it would be for a user who skipped it."""
+    try:
+        baseline.ingest([file])
+    except ImportError as e:
+        log(f"the starter cannot read {file.name}: {e}")
+        return False
+    return True
 
 
 def starter_rank(baseline, pdfs: list[Path], q: dict) -> int | None:

@@ -42,6 +42,7 @@ def context(r: dict, results: dict) -> dict:
         "loo_table": loo_rows(r, results),
         "has_baseline": octave_baseline(r, results) is not None and not r.get("baseline"),
         "has_starter": bool(r.get("baseline")),
+        "starter_unread": [f for m in (r.get("baseline") or {}).values() for f in m.get("unread", [])],
         "loo_gpu_differs": r.get("leave_one_out_gpu") != r["leave_one_out"],
         "levers": [lever_tables(key, title, r["levers"][key], names) for key, title in LEVERS.items() if key in r["levers"]],
         "refusal": refusal_rows(r["refusal"], names),
