@@ -8,7 +8,8 @@ the chat's API endpoint. Two apps, one after the other, on copies of the
 same index:
 
 - serial, N_PARALLEL=1: one answer at a time, as before the scheduler;
-  20 students ask at once (a barrier releases them together);
+  20 students ask at once (a barrier releases them together), each
+  from an address of their own, as the pod's proxy forwards it;
 - batched, N_PARALLEL as given (the device's default when not), in four
   rounds with the same questions:
   1. alone:   each question asked alone, one after another (the
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     source = prepared_home("smoke" if args.smoke else "octave", files)
     work = fresh_dir(OUT / ("load-smoke" if args.smoke else "load"))
-    env = {"MAX_ANSWER_TOKENS": str(args.answer_tokens)}
+    # Behind a proxy, as on the pod: each student's address is the one it forwards.
+    env = {"MAX_ANSWER_TOKENS": str(args.answer_tokens), "BEHIND_PROXY": "1"}
     if args.n_parallel:
         env["N_PARALLEL"] = str(args.n_parallel)
 
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"warm-up answer: {warm}")
 
         log(f"alone: {len(questions)} questions, one at a time")
-        serial = [ask(app.url, q, None) for q in questions]
+        serial = [ask(app.url, q, None, student=i) for i, q in enumerate(questions)]
         serial_s = sum(r["total_s"] for r in serial)
 
         log(f"crowd: {len(questions)} students at once")
@@ -157,13 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def ask(url: str, question: str, barrier: threading.Barrier | None) -> dict:
+def ask(url: str, question: str, barrier: threading.Barrier | None, student: int = 0) -> dict:
     """One student: a fresh session, one question; times to the first text
     shown (the place in line, or the answer), to the answer's first piece,
-    and to its end."""
+    and to its end. Each student comes from an address of their own, as
+    the pod's proxy reports it (the apps run with BEHIND_PROXY=1): the fair
+    share counts addresses, and a class is not one machine."""
     from gradio_client import Client
 
-    client = Client(url, verbose=False, download_files=False)
+    client = Client(url, verbose=False, download_files=False, headers={"X-Forwarded-For": student_address(student)})
     if barrier:
         barrier.wait()
     began = time.perf_counter()
@@ -196,6 +200,10 @@ def ask(url: str, question: str, barrier: threading.Barrier | None) -> dict:
         client.close()
 
 
+def student_address(student: int) -> str:
+    return f"10.0.{student // 250}.{student % 250 + 1}"
+
+
 def _assistant_text(chat) -> str:
     if not isinstance(chat, list) or not chat:
         return ""
@@ -213,7 +221,7 @@ def crowd_round(url: str, questions: list[str]) -> dict:
     results: list[dict | None] = [None] * len(questions)
 
     def student(i: int) -> None:
-        results[i] = ask(url, questions[i], barrier)
+        results[i] = ask(url, questions[i], barrier, student=i)
 
     threads = [threading.Thread(target=student, args=(i,), daemon=True) for i in range(len(questions))]
     for t in threads:
