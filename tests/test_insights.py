@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mentor.course.insights import WEAK_MARGIN, groups_csv, questions_csv, summarize, timeline
+from mentor.course.insights import WEAK_SCORE, groups_csv, questions_csv, summarize, timeline
 from mentor.course.questions import QUESTIONS_FILE, QuestionStore
 from mentor.generate.answer import Answer
 from mentor.index.store import Hit
@@ -54,9 +54,9 @@ def page(n: int, score: float, file: str = "handbook.pdf") -> Hit:
     return Hit("d" * 64, file, n, str(n - 2), f"text of page {n}", score)
 
 
-def summary(store, min_score: float = 0.41, **options):
+def summary(store, **options):
     asked, vectors = store.asked()
-    return summarize(asked, vectors, min_score, **options)
+    return summarize(asked, vectors, **options)
 
 
 def test_paraphrases_of_four_questions_land_in_four_groups_and_off_course_questions_stay_alone(store):
@@ -92,14 +92,13 @@ def test_the_most_typical_wording_represents_its_group_and_the_pages_cited_most_
 
 
 def test_refused_and_weakly_answered_groups_are_not_covered_and_verified_ones_are(store):
-    min_score = 0.41
-    keep(store, "What is escape velocity?", sources=[page(4, min_score + 0.2)])
-    keep(store, "Can you explain escape velocity?", sources=[page(4, min_score + 0.2)])
+    keep(store, "What is escape velocity?", sources=[page(4, WEAK_SCORE + 0.2)])
+    keep(store, "Can you explain escape velocity?", sources=[page(4, WEAK_SCORE + 0.2)])
     keep(store, "How do I fix a flat tire on my bike?", refused=True, sources=[page(5, 0.2)])
-    keep(store, "How do mirror telescopes work?", sources=[page(5, min_score + WEAK_MARGIN / 2)])
-    keep(store, "Why do reflecting telescopes use mirrors?", sources=[page(5, min_score + WEAK_MARGIN / 2)])
+    keep(store, "How do mirror telescopes work?", sources=[page(5, WEAK_SCORE - 0.02)])
+    keep(store, "Why do reflecting telescopes use mirrors?", sources=[page(5, WEAK_SCORE - 0.02)])
 
-    found = summary(store, min_score)
+    found = summary(store)
 
     assert sorted(g.representative.question for g in found.not_covered) == [
         "How do I fix a flat tire on my bike?",
@@ -115,7 +114,7 @@ def test_off_course_questions_the_mentor_refused_appear_in_not_covered(mentor, h
     for question in [*PIZZA, *OFFICE_HOURS]:
         mentor.ask(question).finish()
 
-    found = summary(mentor.questions, mentor.settings.min_score)
+    found = summary(mentor.questions)
 
     assert [g.asked for g in found.groups] == [3, 2]
     (gap,) = found.not_covered

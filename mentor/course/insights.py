@@ -11,7 +11,7 @@ closest on average to the others), how often it was asked, refused, rated
 down, and the pages its answers cited most.
 
 **Not covered.** A question the mentor refused, or answered from weak
-sources (its best source within ``WEAK_MARGIN`` of the refusal threshold),
+sources (its best source under ``WEAK_SCORE``),
 points at a gap in the material; a group is *not covered* when at least
 half its questions do. Questions answered by a verified answer are covered:
 the instructor covered them.
@@ -41,11 +41,13 @@ from mentor.index.labels import place
 # held-out half: 89% and 73%). 0.50 made more than twice the wrong pairs
 # (23 against 9); 0.60 joined 49% of the wordings.
 GROUP_SIMILARITY = 0.55
-# An answer whose best source scored within this of MIN_SCORE was nearly
-# refused. On the Octave dev set the answerable questions' best sources
-# have a median of 0.58; 6 of the 90 answered ones fall under 0.46 (= 0.41
-# + 0.05), where an answer rests on a barely relevant page.
-WEAK_MARGIN = 0.05
+# An answer whose best source scored under this rests on a barely relevant
+# page. On the Octave dev set the answered questions' best sources have a
+# median of 0.58, and 9 of the 93 fall under 0.46. (It was MIN_SCORE + 0.05
+# while MIN_SCORE was 0.41; the refusal now reads the question's terms too
+# and lets a question whose every term is in the course through from 0.27,
+# which would leave almost nothing weak.)
+WEAK_SCORE = 0.46
 # Questions grouped at most (the most recent of the period): complete
 # linkage holds every pair's distance, 4,000 questions take 64 MB and a
 # few seconds; a term of a large class stays under it.
@@ -129,7 +131,6 @@ def since(days: int | None, at: datetime | None = None) -> str | None:
 def summarize(
     asked: Sequence[Asked],
     vectors: np.ndarray,
-    min_score: float,
     days: int | None = None,
     today: date | None = None,
 ) -> Insights:
@@ -138,7 +139,7 @@ def summarize(
     sets the timeline's bars."""
     recent = slice(max(0, len(asked) - MAX_GROUPED), len(asked))
     grouped, grouped_vectors = list(asked[recent]), vectors[recent]
-    groups = [_group(grouped, grouped_vectors, members, min_score) for members in cluster(grouped_vectors)]
+    groups = [_group(grouped, grouped_vectors, members) for members in cluster(grouped_vectors)]
     groups.sort(key=lambda g: (g.asked, g.last_asked), reverse=True)  # most asked, then most recent
     return Insights(tuple(asked), tuple(groups), timeline(asked, days, today), len(grouped))
 
@@ -162,7 +163,7 @@ def cluster(vectors: np.ndarray, similarity: float = GROUP_SIMILARITY) -> list[l
     return list(groups.values())
 
 
-def _group(asked: Sequence[Asked], vectors: np.ndarray, members: list[int], min_score: float) -> Group:
+def _group(asked: Sequence[Asked], vectors: np.ndarray, members: list[int]) -> Group:
     """A group, its most typical question first (the highest mean cosine to
     the others; the earliest on a tie)."""
     own = vectors[members]
@@ -173,15 +174,15 @@ def _group(asked: Sequence[Asked], vectors: np.ndarray, members: list[int], min_
     order = sorted(range(len(members)), key=lambda i: (-round(float(typical[i]), 4), i))
     questions = tuple(asked[members[i]] for i in order)
     pages = Counter(page for q in questions for page in q.cited)
-    uncovered = sum(_uncovered(q, min_score) for q in questions)
+    uncovered = sum(_uncovered(q) for q in questions)
     return Group(questions, tuple(pages.most_common(TOP_PAGES)), uncovered)
 
 
-def _uncovered(question: Asked, min_score: float) -> bool:
-    """Refused, or answered from a source barely over the refusal threshold."""
+def _uncovered(question: Asked) -> bool:
+    """Refused, or answered from a barely relevant source."""
     if question.verified_id is not None:
         return False
-    weak = question.best_score is not None and question.best_score < min_score + WEAK_MARGIN
+    weak = question.best_score is not None and question.best_score < WEAK_SCORE
     return question.refused or weak
 
 

@@ -82,7 +82,7 @@ class InsightsConsole:
     def _summarize(self, period: str):
         days = PERIODS.get(period, PERIODS[DEFAULT_PERIOD])
         asked, vectors = self.questions.asked(since(days))
-        return summarize(asked, vectors, self.mentor.settings.min_score, days)
+        return summarize(asked, vectors, days)
 
     @staticmethod
     def _draft(group: Group) -> dict:
