@@ -156,7 +156,7 @@ def test_tuning_smoke_chooses_leaving_each_corpus_out_and_reports_it(inputs):
     # "rocket" is nowhere in the handbook; every term of q1 and q3 is.
     values = r["refusal"]["values"]["handbook"]
     assert [values[q]["dense_if_unknown"] == values[q]["dense"] for q in ("q1", "q2", "q3")] == [False, True, False]
-    assert r["baseline"]["handbook"] == {"n": 3, "hit@1": 1.0, "hit@5": 1.0, "mrr@5": 1.0}
+    assert r["baseline"]["handbook"] == {"n": 3, "hit@1": 1.0, "hit@5": 1.0, "mrr@5": 1.0, "unread": []}
 
 
 def test_chunking_smoke_builds_an_index_per_size_and_finds_every_page(inputs):

@@ -513,13 +513,23 @@ def _overlap(a: dict, b: dict) -> bool:
 
 
 def _assert_axe_clean(page, what: str) -> None:
-    """Runs axe-core on the page, once no component is being updated (Gradio
-    lays a translucent veil over one meanwhile, which axe would measure);
-    fails on a serious or critical violation not in ``AXE_ALLOWED``."""
+    """Runs axe-core on the page once it has been calm for half a second:
+    no component being updated (Gradio lays a translucent veil over one
+    meanwhile) and no transition running (a tab fades in), either of which
+    axe would measure as faded colours. Fails on a serious or critical
+    violation not in ``AXE_ALLOWED``."""
     page.wait_for_function(
-        """() => [...document.querySelectorAll('[data-testid=status-tracker]')].every((t) => t.classList.contains('hide'))
-                 && !document.querySelector('.pending')"""
+        """() => {
+             const calm = [...document.querySelectorAll('[data-testid=status-tracker]')].every((t) => t.classList.contains('hide'))
+               && !document.querySelector('.pending')
+               && document.getAnimations().every((a) => a.playState !== 'running' || a.effect.getTiming().iterations === Infinity);
+             if (!calm) { window.__calmSince = undefined; return false; }
+             window.__calmSince ??= performance.now();
+             return performance.now() - window.__calmSince >= 500;
+           }""",
+        polling=100,
     )
+    page.evaluate("() => { window.__calmSince = undefined; }")
     if not page.evaluate("() => !!window.axe"):
         page.add_script_tag(path=str(AXE))
     violations = page.evaluate(
