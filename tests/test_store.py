@@ -101,6 +101,17 @@ def test_search_stays_within_the_documents_asked_for(index, records, embedder):
     assert index.search(embedder.embed_query(question), question, [], 50) == ([], [])
 
 
+def test_a_term_is_unknown_when_no_chunk_of_the_documents_asked_for_holds_it(index, records):
+    index.add(records)
+    a, b = "a" * 64, "b" * 64
+    question = "mirrors ellipse sourdough"  # "mirrors" only in a, "ellipse" only in b, "sourdough" in neither
+
+    assert index.unknown_terms(question, [a]) == (2, 3)
+    assert index.unknown_terms(question, [b]) == (2, 3)
+    assert index.unknown_terms(question, [a, b]) == (1, 3)
+    assert index.unknown_terms(question, []) == (0, 3)
+
+
 def test_every_hit_is_scored_by_its_cosine_to_the_question(index, records, embedder):
     """Keyword hits too: the refusal reads one scale whichever ranking found a chunk."""
     index.add(records)
