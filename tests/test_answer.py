@@ -46,12 +46,16 @@ def test_no_documents_says_there_is_nothing_yet(mentor):
     assert answer.refused and "No course materials" in answer.text
 
 
+# A first turn that a follow-up ("And what is it for the Earth?") continues.
+ESCAPE_VELOCITY_TURN = [
+    {"role": "user", "content": "What is escape velocity?"},
+    {"role": "assistant", "content": "It is the speed needed to leave a body's gravity [1]."},
+]
+
+
 def test_a_follow_up_is_rewritten_before_retrieval(spied):
     mentor, spy = spied
-    history = [
-        {"role": "user", "content": "What is escape velocity?"},
-        {"role": "assistant", "content": "It is the speed needed to leave a body's gravity [1]."},
-    ]
+    history = list(ESCAPE_VELOCITY_TURN)  # a copy: a test may not change it for the next
     answer = mentor.ask("And what is it for the Earth?", history)
     answer.finish()
 
@@ -76,10 +80,7 @@ class Rewrites:
 def test_a_rewrite_that_is_a_question_is_the_query_with_the_earlier_question_beside_it(mentor):
     from mentor.generate.answer import Answerer
 
-    history = [
-        {"role": "user", "content": "What is escape velocity?"},
-        {"role": "assistant", "content": "It is the speed needed to leave a body's gravity [1]."},
-    ]
+    history = list(ESCAPE_VELOCITY_TURN)  # a copy: a test may not change it for the next
     answerer = Answerer(mentor.retriever, Rewrites(), mentor.settings)
 
     query = answerer.standalone("And what is it for the Earth?", history)
@@ -104,10 +105,7 @@ def test_a_rewrite_that_is_no_question_falls_back_to_the_earlier_question(mentor
     from mentor.generate.answer import Answerer
 
     mentor.ingest([handbook])
-    history = [
-        {"role": "user", "content": "What is escape velocity?"},
-        {"role": "assistant", "content": "It is the speed needed to leave a body's gravity [1]."},
-    ]
+    history = list(ESCAPE_VELOCITY_TURN)  # a copy: a test may not change it for the next
     answerer = Answerer(mentor.retriever, Answers(), mentor.settings)
 
     query = answerer.standalone("And what is it for the Earth?", history)

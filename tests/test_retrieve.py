@@ -37,12 +37,10 @@ def test_search_returns_each_page_once(mentor, tmp_path):
 
 
 def test_a_question_naming_what_the_course_never_mentions_is_refused_even_near_its_pages(mentor, handbook):
-    from dataclasses import replace
-
     from mentor.index.retrieve import Retriever
 
     mentor.ingest([handbook])
-    strict = Retriever(mentor.library, replace(mentor.settings, min_score_unknown_term=0.95))
+    strict = Retriever(mentor.library, mentor.settings.replace(min_score_unknown_term=0.95))
     # "eyepiece" and "buy" occur nowhere in the handbook; "reflecting" and
     # "telescope" do, and bring the question near the telescopes' page.
     near_but_unknown = strict.retrieve("Which eyepiece should I buy for my reflecting telescope?", k=3)

@@ -142,7 +142,7 @@ class Retriever:
 
     def retrieve(self, question: str, k: int) -> Retrieval:
         """The ``k`` best pages, and the refusal's verdict on them."""
-        by_meaning, by_keywords = self.candidates(question)
+        by_meaning, by_keywords, unknown = self._first_stage(question, count_unknown=True)
         pages = fuse([(by_meaning, 1.0), (by_keywords, KEYWORD_WEIGHT)])
         best_rerank = None
         if n := min(self.rerank_pages, len(pages)):
@@ -151,7 +151,6 @@ class Retriever:
             best_rerank = max(scores)
         best_score = by_meaning[0].score if by_meaning else 0.0
         hits = [p.hit for p in pages[:k]]
-        unknown = self.unknown_terms(question) if hits else 0
         covered = bool(hits) and self.covers(best_score, best_rerank, unknown)
         return Retrieval(hits, best_score, best_rerank, covered, unknown)
 
@@ -166,27 +165,28 @@ class Retriever:
             return False
         return best_rerank is None or s.min_rerank_score is None or best_rerank >= s.min_rerank_score
 
-    def unknown_terms(self, question: str) -> int:
-        """How many of the question's keywords occur in none of the students' documents."""
-        try:
-            return self.course.live().index.unknown_terms(question, self.course.student_doc_ids())[0]
-        except IndexClosed:  # a rebuilt index was swapped in meanwhile: ask the new one
-            return self.course.live().index.unknown_terms(question, self.course.student_doc_ids())[0]
-
     def candidates(self, question: str) -> tuple[list[Hit], list[Hit]]:
         """The chunks nearest in meaning and the best keyword matches, before fusion."""
+        by_meaning, by_keywords, _ = self._first_stage(question, count_unknown=False)
+        return by_meaning, by_keywords
+
+    def _first_stage(self, question: str, count_unknown: bool) -> tuple[list[Hit], list[Hit], int]:
+        """``candidates``, and (when ``count_unknown``) how many of the
+        question's keywords occur in none of the students' documents."""
         # Students' documents only: instructor-only text never reaches a
         # prompt, a source or a link.
         ready = self.course.student_doc_ids()
         try:
-            return self._search(question, ready)
+            return self._search(question, ready, count_unknown)
         except IndexClosed:  # a rebuilt index was swapped in meanwhile: ask the new one
-            return self._search(question, ready)
+            return self._search(question, ready, count_unknown)
 
-    def _search(self, question: str, ready: list[str]) -> tuple[list[Hit], list[Hit]]:
+    def _search(self, question: str, ready: list[str], count_unknown: bool) -> tuple[list[Hit], list[Hit], int]:
         live = self.course.live()
         dense = live.embedder.embed_query(query_text(live.spec.embed_model, question))
-        return live.index.search(dense, question, ready, DEPTH)
+        by_meaning, by_keywords = live.index.search(dense, question, ready, DEPTH)
+        unknown = live.index.unknown_terms(question, ready)[0] if count_unknown else 0
+        return by_meaning, by_keywords, unknown
 
 
 def query_text(embed_model: str, question: str) -> str:
