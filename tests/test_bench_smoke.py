@@ -157,6 +157,22 @@ def test_tuning_smoke_chooses_leaving_each_corpus_out_and_reports_it(inputs):
     values = r["refusal"]["values"]["handbook"]
     assert [values[q]["dense_if_unknown"] == values[q]["dense"] for q in ("q1", "q2", "q3")] == [False, True, False]
     assert r["baseline"]["handbook"] == {"n": 3, "hit@1": 1.0, "hit@5": 1.0, "mrr@5": 1.0, "unread": []}
+    # Each way of building the index indexes both corpora again; every one
+    # finds every page, so the tie goes to the shipped one.
+    index = r["index"]
+    assert [row["value"] for row in index["per_corpus"]] == ["as shipped", "chunks of 100", "chunks of 200", "no section trail"]
+    assert [row["chunks"]["handbook"] for row in index["per_corpus"]] == [3, 3, 3, 3]
+    assert [(row["left_out"], row["value"]) for row in index["leave_one_out"]["rows"]] == [("handbook", "as shipped"), ("office", "as shipped")]
+    # BGE is compared as its card says to ask it, and without its
+    # instruction; each alone, and fused with the shipped MiniLM.
+    embedders = r["embedders"]
+    bge = ["BAAI/bge-small-en-v1.5", "BAAI/bge-small-en-v1.5 without its query instruction"]
+    assert list(embedders) == [bge[0], f"all-MiniLM-L6-v2 + {bge[0]}", bge[1], f"all-MiniLM-L6-v2 + {bge[1]}"]
+    fused = embedders[f"all-MiniLM-L6-v2 + {bge[0]}"]["leave_one_out"]["rows"]
+    assert ["second_weight" in row["chosen"] for row in fused] == [True, True]
+    for e in embedders.values():
+        assert [row["chosen_figures"]["hit@5"] for row in e["leave_one_out"]["rows"]] == [1.0, 1.0]
+        assert e["against_the_product_embedder"]["verdict"]["gains"] == [0.0, 0.0]
 
 
 def test_chunking_smoke_builds_an_index_per_size_and_finds_every_page(inputs):
@@ -312,6 +328,9 @@ def test_report_renders_every_section_from_the_smoke_results(inputs):
     assert "python bench/ingest.py --smoke" in text
     assert "smoke run" in text  # smoke figures are flagged as meaningless
     assert "OCR of scanned pages (tesseract " in text
+    # The tuning's index variants and the other embedder, each in a table.
+    assert "**How the index is built (chunk size" in text and "| chunks of 100 |" in text
+    assert "**Another embedder**" in text and "| all-MiniLM-L6-v2, shipped | BAAI/bge-small-en-v1.5 |" in text
     for heading in (
         "## Summary",
         "## 1. Ingestion",
