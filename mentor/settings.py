@@ -97,12 +97,13 @@ class Settings:
     # Hub repo id (cross-encoder/ms-marco-MiniLM-L12-v2) or a local folder;
     # "" (RERANK_MODEL=off, the default, on every device): no reranking.
     # Chosen leave-one-corpus-out (bench/tuning.py), that cross-encoder over
-    # the first 5 or 10 pages, fused with the first stage, ranked worse than
-    # the first stage alone on three of the five corpora left out (MRR@5
-    # -0.06 on the Octave manual, -0.03 on the scans) and better on two, so
-    # it is off on a GPU too, where it would cost a few ms. On a CPU it is
-    # also over budget: 5 pages take 281 ms of CPU p95 on 2 cores, 10 pages
-    # 562 ms, beside the 300 ms a whole search may take.
+    # the first 5, 10, 20 or 30 pages, fused with the first stage, ranked
+    # worse than the first stage alone on two of the five corpora left out
+    # (MRR@5 -0.05 on the Octave manual, -0.03 on the mixed folder) and
+    # better on three by less, a mean of -0.011, so it is off on a GPU too,
+    # where it would cost a few ms. On a CPU it is also over budget: 5 pages
+    # take 278 ms of CPU p95 on 2 cores, 10 pages 548 ms, beside the 300 ms
+    # a whole search may take.
     rerank_model: str = ""
     # Pages it reads per question, and the word pieces of each (question,
     # best chunk of the page) pair, when it is turned on.

@@ -14,8 +14,10 @@ LEVERS = {
     "k": "RRF k",
     "reranker": "Reranker: pages reranked × first-stage weight",
 }
+INDEX_TITLE = "How the index is built (chunk size in word pieces, the section trail indexed with each chunk), at the shipped first stage"
+SHIPPED_EMBEDDER = "all-MiniLM-L6-v2, shipped"
 RULES = ("dense", "dense+gap", "dense+unknown", "rerank", "dense+rerank")
-MIN_RECALL, MAX_FALSE_REFUSALS = 0.875, 0.1  # bench/tuning.py
+MIN_RECALL, MAX_FALSE_REFUSALS, MIN_GAIN = 0.875, 0.1, 0.02  # bench/tuning.py
 
 
 def setting_name(s: dict) -> str:
@@ -44,7 +46,10 @@ def context(r: dict, results: dict) -> dict:
         "has_starter": bool(r.get("baseline")),
         "starter_unread": [f for m in (r.get("baseline") or {}).values() for f in m.get("unread", [])],
         "loo_gpu_differs": r.get("leave_one_out_gpu") != r["leave_one_out"],
-        "levers": [lever_tables(key, title, r["levers"][key], names) for key, title in LEVERS.items() if key in r["levers"]],
+        "levers": [lever_tables(key, title, r["levers"][key], names) for key, title in LEVERS.items() if key in r["levers"]]
+        + ([lever_tables("index", INDEX_TITLE, r["index"], names)] if r.get("index") else []),
+        "embedders": embedder_rows(r) if r.get("embedders") else None,
+        "min_gain": MIN_GAIN,
         "refusal": refusal_rows(r["refusal"], names),
         "refusal_goal": {rule: r["refusal"]["rules"][rule]["goal_met_left_out"] for rule in RULES if rule in r["refusal"]["rules"]},
         "before_goal": [n for n in names if goal_met(r["refusal"]["before"]["per_corpus"][n])],
@@ -105,6 +110,21 @@ def lever_tables(key: str, title: str, lever: dict, names: list[str]) -> dict:
             "left_out": left_out, "verdict": loo["verdict"]}
 
 
+def embedder_rows(r: dict) -> dict:
+    """Each embedder's figures on each corpus left out (its own first stage
+    and refusal chosen on the others), beside the shipped embedder's."""
+    others = r["embedders"]
+    labels = [SHIPPED_EMBEDDER, *others]
+    loo = [r["leave_one_out"], *(e["leave_one_out"] for e in others.values())]
+    refusals = [r["refusal"]["rules"], *(e["refusal"] for e in others.values())]
+    rows = [[row["left_out"], *(two(fig["rows"][i]["chosen_figures"]) for fig in loo)] for i, row in enumerate(loo[0]["rows"])]
+    rows.append(["**Mean**", *(two(fig["mean"]["chosen_figures"]) for fig in loo)])
+    rows.append(["Refused left out (dense+unknown): off-course · answerable",
+                 *(total_cell(rules["dense+unknown"]["leave_one_out"]) for rules in refusals)])
+    verdicts = {label: e["against_the_product_embedder"]["verdict"] for label, e in others.items()}
+    return {"labels": labels, "rows": rows, "verdicts": verdicts}
+
+
 def goal_met(x: dict) -> bool:
     return (x["recall"] or 0) >= MIN_RECALL and (x["false_refusal_rate"] or 0) <= MAX_FALSE_REFUSALS
 
@@ -147,7 +167,7 @@ def cost_rows(rr: dict) -> list[list[str]]:
     for pages, c in (rr.get("cost_by_pages") or {}).items():
         cpu, wall = c["cpu_ms"], c["wall_ms"]
         fits = "—" if budget is None or cpu.get("p95") is None else ("yes" if cpu["p95"] <= budget else "**no**")
-        rows.append([pages, f"{fmt(cpu.get('p50'), 0)} / {fmt(cpu.get('p95'), 0)}",
+        rows.append([pages, cpu.get("n", 0), f"{fmt(cpu.get('p50'), 0)} / {fmt(cpu.get('p95'), 0)}",
                      f"{fmt(wall.get('p50'), 0)} / {fmt(wall.get('p95'), 0)}", fits])
     return rows
 
