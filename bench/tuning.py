@@ -97,10 +97,12 @@ GAP_RANK = 10  # "gap": the nearest chunk's cosine minus the GAP_RANK-th's
 BEFORE = {"keyword_weight": 0.0, "k": 5, "per_page": "sum", "rerank_pages": 0, "first_stage_weight": 2.0}
 BEFORE_REFUSAL = {"dense": 0.41}
 # Page rules that let a page of many weak chunks outrank a page whose one
-# chunk is exact (a scanned note beside a manual; tests/test_retrieve.py).
-# One is never shipped, whatever it scores: a page rule that does not win on
+# chunk is exact (a scanned note beside a manual; tests/test_retrieve.py):
+# "sum" without bound; "decay:d" up to 1/(1-d) of the page's best share,
+# which with a large k (ranks 1 and 2 worth nearly the same) is enough.
+# They are swept and shown, never chosen: a page rule that does not win on
 # the corpora left out keeps the unflawed rule chosen on all corpora.
-FLAWED_PER_PAGE = {"sum"}
+FLAWED_PER_PAGE = {"sum", "decay:0.25", "decay:0.5"}
 NOT_CORPORA = {"octave_followups", "paraphrases"}
 # How the index is built: the settings' chunk size (the overlap a fifth of
 # it) and the section trail indexed with each chunk. Each variant indexes
@@ -649,7 +651,9 @@ def first_stage_p95(args) -> float | None:
 
 
 FIRST_STAGES = [
-    {"keyword_weight": w, "k": k, "per_page": pp} for w, k, pp in itertools.product(KEYWORD_WEIGHTS, RRF_KS, PER_PAGE)
+    {"keyword_weight": w, "k": k, "per_page": pp}
+    for w, k, pp in itertools.product(KEYWORD_WEIGHTS, RRF_KS, PER_PAGE)
+    if pp not in FLAWED_PER_PAGE
 ]
 
 
@@ -734,7 +738,8 @@ def lever_tables(r: Rankings, corpora: list[Corpus], default: dict, rerank: bool
         rows = []
         for held in corpora:
             rest = [c for c in corpora if c is not held]
-            pick = max(settings, key=lambda s: (r.mean(rest, s), s == before_value))
+            shippable = [s for s in settings if lever != "per_page" or s["per_page"] not in FLAWED_PER_PAGE]
+            pick = max(shippable, key=lambda s: (r.mean(rest, s), s == before_value))
             rows.append(
                 {
                     "left_out": held.name,

@@ -54,7 +54,9 @@ KEYWORD_WEIGHT = 1.0
 # do not sum won on two left out and lost on two against "sum" (MRR@5
 # -0.055 to +0.036): a tie. "sum" never ships all the same: with it, a
 # scanned one-chunk note comes after a manual's pages for its own sentence
-# (tests/test_retrieve.py).
+# (tests/test_retrieve.py). Nor does "decay": it bounds a page's chunks at
+# 1/(1-f) of its best share, which lets many chunks ranked just below an
+# exact one add up past it.
 PAGE_RULES = ("sum", "best", "floor", "decay")
 PER_PAGE = "floor:0.1"
 # After reranking, the first stage's rank is fused in at this weight
