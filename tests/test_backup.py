@@ -10,7 +10,9 @@ import tarfile
 import pytest
 
 from mentor.course.backup import BackupError, export_backup, import_backup
+from mentor import Mentor
 from mentor.course.info import CourseInfo
+from tests.materials import make_scan
 from tests.pdfs import make_pdf
 
 QUESTIONS = ["When are office hours held?", "What is escape velocity?", "midterm exam date"]
@@ -141,9 +143,7 @@ def test_an_archive_with_paths_outside_the_layout_is_refused_before_anything_is_
 
 
 def test_a_damaged_original_is_caught_by_its_checksum_and_leaves_nothing_behind(course, fresh, tmp_path):
-    archive = export_backup(course, tmp_path / "out")
-    with tarfile.open(archive) as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    members = _members(export_backup(course, tmp_path / "out"))
     handbook = next(n for n in members if n.startswith("files/") and n.endswith(".pdf"))
     damaged = bytearray(members[handbook])
     damaged[len(damaged) // 2] ^= 0xFF
@@ -155,6 +155,31 @@ def test_a_damaged_original_is_caught_by_its_checksum_and_leaves_nothing_behind(
     docs = fresh.documents()
     assert all(d.name != "handbook.pdf" for d in docs)
     assert fresh.index.count() == sum(d.chunks for d in docs)  # no stray points of the broken one
+
+
+def test_the_words_ocr_read_on_a_scanned_page_are_restored_for_the_viewers_highlights(mentor, fresh, tmp_path):
+    scan = make_scan(tmp_path / "course" / "scan.pdf", [None, "Radio telescopes detect the faint hiss of the Big Bang.", None])
+    assert mentor.ingest([scan])[0].ok
+    (doc,) = mentor.documents()
+    kept = mentor.library.all_ocr_words(doc.doc_id)
+    assert list(kept) == [2] and [w[0] for w in kept[2][0]][:2] == ["Radio", "telescopes"]
+
+    members = _members(export_backup(mentor, tmp_path / "out"))
+    import_backup(fresh, _archive(tmp_path / "copy.tar.gz", members))
+    assert fresh.library.all_ocr_words(doc.doc_id) == kept
+    assert fresh.library.ocr_words(doc.doc_id, 2) == kept[2] and fresh.library.ocr_words(doc.doc_id, 1) is None
+
+    # Words for a page the document does not have: refused, and nothing of it kept.
+    members[f"words/{doc.doc_id}.json"] = json.dumps({"7": kept[2]}).encode()
+    with Mentor.open(fresh.settings.replace(home=tmp_path / "third"), embedder=fresh.embedder, with_model=False) as other:
+        with pytest.raises(BackupError, match="scan.pdf: the words read on its scanned pages are damaged"):
+            import_backup(other, _archive(tmp_path / "damaged.tar.gz", members))
+        assert other.documents() == [] and other.index.count() == 0
+
+
+def _members(archive) -> dict[str, bytes]:
+    with tarfile.open(archive) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
 
 
 def test_something_that_is_not_a_backup_gets_a_clear_message(fresh, tmp_path):

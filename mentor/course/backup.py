@@ -16,6 +16,8 @@ write outside ``MENTOR_HOME``)::
 
     files/<sha256>.pdf             the original, as uploaded (.pdf, .pptx, .docx, .txt, .md)
     points/<sha256>.jsonl          {"chunk_no", "dense", "payload"}  (format 1 also had "sparse", ignored now)
+    words/<sha256>.json            {page index: lines of [word, x0, y0, x1, y1]}: what OCR read on the
+                                   document's scanned pages, for the viewer's highlights (format 4)
     course.json                    the course page (name, welcome, examples, teaching), when one was saved
     instructor.json                {"verified": [...], "requests": [...]}: the verified answers and the
                                    students' open questions to the instructor (format 3)
@@ -50,14 +52,17 @@ from mentor.ingest.pipeline import safe_name
 log = logging.getLogger(__name__)
 
 # 2: no keyword vectors (Qdrant's BM25 makes them again). 3: instructor.json
-# and the documents' flags. 1 and 2 are still read.
-FORMAT = 3
-READABLE_FORMATS = (1, 2, 3)
+# and the documents' flags. 4: the words OCR read on scanned pages. 1 to 3
+# are still read (a scan restored from one shows its pages unmarked until a
+# rebuild reads them again).
+FORMAT = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 HEADER = "backup.json"
 INSTRUCTOR = "instructor.json"
 MEMBER = re.compile(
     r"(?:backup\.json|course\.json|instructor\.json"
-    rf"|files/[0-9a-f]{{64}}\.(?:{'|'.join(sorted(s.lstrip('.') for s in SUFFIXES))})|points/[0-9a-f]{{64}}\.jsonl)"
+    rf"|files/[0-9a-f]{{64}}\.(?:{'|'.join(sorted(s.lstrip('.') for s in SUFFIXES))})|points/[0-9a-f]{{64}}\.jsonl"
+    r"|words/[0-9a-f]{64}\.json)"
 )
 HIT_FIELDS = ("doc_id", "file", "page", "page_label", "text", "score", "section")
 MAX_HEADER_BYTES = 64 * 1024 * 1024
@@ -158,6 +163,8 @@ def _export_document(mentor, index, doc: Document, work: Path, tar: tarfile.TarF
         return False
     tar.add(points, arcname=f"points/{doc.doc_id}.jsonl")
     points.unlink()
+    if words := mentor.library.all_ocr_words(doc.doc_id):
+        _add_bytes(tar, f"words/{doc.doc_id}.json", json.dumps(words).encode())
     return True
 
 
@@ -279,8 +286,9 @@ def _import_document(mentor, tar, members, row, dimension: int, summary: ImportS
         summary.skipped.append((name, "its file or its vectors are missing from the backup"))
         return
     points_of = _records(tar, points, replace(doc, name=name), dimension)
+    words = _words(tar, members.get(f"words/{doc.doc_id}.json"), name, doc.pages)
     try:
-        written = mentor.library.restore(replace(doc, name=name), tar.extractfile(original), _suffix(original), points_of)
+        written = mentor.library.restore(replace(doc, name=name), tar.extractfile(original), _suffix(original), points_of, words)
     except RestoreSkipped as e:
         summary.skipped.append((name, str(e)))
         return
@@ -351,6 +359,31 @@ def _request(row: dict) -> dict:
         "mentor_answer": str(row.get("mentor_answer") or ""),
         "name": str(row["name"]) if row.get("name") else None,
     }
+
+
+def _words(tar, info: tarfile.TarInfo | None, name: str, pages: int) -> dict[int, list]:
+    """The words OCR read on a document's scanned pages, checked: a page
+    number (1-based) within the document, and lines of ``[word, x0, y0, x1, y1]``."""
+    if info is None:
+        return {}
+    if info.size > MAX_HEADER_BYTES:
+        raise BackupError(f"{info.name} is implausibly large ({info.size} bytes).")
+    try:
+        kept = json.loads(tar.extractfile(info).read())
+        words = {int(page): lines for page, lines in kept.items()}
+        for page, lines in words.items():
+            if not 1 <= page <= pages or not all(_word_line(line) for line in lines):
+                raise ValueError(f"page {page} is malformed")
+    except (ValueError, TypeError, AttributeError) as e:
+        raise BackupError(f"{name}: the words read on its scanned pages are damaged ({e}).") from e
+    return words
+
+
+def _word_line(line) -> bool:
+    return isinstance(line, list) and all(
+        isinstance(w, list) and len(w) == 5 and isinstance(w[0], str) and all(isinstance(x, (int, float)) for x in w[1:])
+        for w in line
+    )
 
 
 def _suffix(info: tarfile.TarInfo) -> str:

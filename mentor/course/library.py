@@ -233,6 +233,10 @@ class Library:
         None for a page with a text layer (``Originals.words``)."""
         return self.originals.words(doc_id, page)
 
+    def all_ocr_words(self, doc_id: str) -> dict[int, list]:
+        """Every scanned page's words, by page (what a backup carries)."""
+        return self.originals.all_words(doc_id)
+
     def optimize(self) -> None:
         """Builds the live index's search structures for what was written
         since the last time. It stops the whole process while it runs (see
@@ -542,11 +546,14 @@ class Library:
 
     # --- restoring -----------------------------------------------------------------
 
-    def restore(self, doc: Document, original: BinaryIO, suffix: str, records: Iterable[ChunkRecord]) -> int:
-        """Restores one backed-up document (its original and its chunks, whose
-        vectors the caller checked were made like this index's) and returns
-        how many chunks were written. Raises RestoreSkipped when it is
-        already here, or its name is taken by another version."""
+    def restore(
+        self, doc: Document, original: BinaryIO, suffix: str, records: Iterable[ChunkRecord], words: dict[int, list] | None = None
+    ) -> int:
+        """Restores one backed-up document (its original, its chunks, whose
+        vectors the caller checked were made like this index's, and the
+        words OCR read on its scanned pages) and returns how many chunks
+        were written. Raises RestoreSkipped when it is already here, or its
+        name is taken by another version."""
         with self._lock:
             existing = self.registry.get(doc.doc_id)
             if existing and existing.status == READY:
@@ -565,6 +572,7 @@ class Library:
             )
             try:
                 stored = self.originals.keep_stream(original, doc.doc_id, suffix)
+                self.originals.keep_words(doc.doc_id, words or {})
                 written = self._write_all(self._active.index, records)
                 self._keep_view(stored, doc.doc_id, doc.name)
                 if written != doc.chunks:

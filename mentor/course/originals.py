@@ -70,13 +70,18 @@ class Originals:
     def words(self, doc_id: str, page: int) -> list | None:
         """The lines of words OCR read on page ``page`` of ``doc_id``, or None
         when that page was not read by OCR."""
+        return self.all_words(doc_id).get(page)
+
+    def all_words(self, doc_id: str) -> dict[int, list]:
+        """The words OCR read on each of ``doc_id``'s scanned pages (1-based
+        page → lines), as ``keep_words`` took them; {} when none was scanned."""
         if not DOC_ID.fullmatch(doc_id or ""):
-            return None
+            return {}
         try:
             kept = json.loads((self.folder / WORDS / f"{doc_id}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return None
-        return kept.get(str(page))
+            return {}
+        return {int(page): lines for page, lines in kept.items()}
 
     def sweep_partials(self) -> int:
         """Deletes half-written copies (a crash mid-copy); never a whole original."""
