@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-from mentor.course.backup import BackupError, export_backup, import_backup
 from mentor import Mentor
+from mentor.course.backup import BackupError, export_backup, import_backup
 from mentor.course.info import CourseInfo
 from tests.materials import make_scan
 from tests.pdfs import make_pdf
