@@ -743,6 +743,55 @@ def test_one_client_passes_at_most_ten_questions_an_hour_to_the_instructor(cours
     assert len(course.questions.requests()) == len(asked) + ASKS_PER_HOUR + 1
 
 
+def test_one_client_rates_at_most_its_hourly_share_of_answers(ui, course):
+    import gradio as gr
+
+    from mentor.web.ui import RATINGS_PER_HOUR
+
+    *_, (chat, conversation) = ui.answer(OFFICE_HOURS, [], Conversation())
+    index = len(chat) - 1
+    rating = lambda: next(q.rating for q in course.questions.asked()[0] if q.id == conversation.answers[index]["id"])  # noqa: E731
+
+    def thumb(liked: bool, who: str) -> None:
+        ui.feedback(conversation, gr.LikeData(None, {"index": index, "value": "", "liked": liked}), http_request(who))
+
+    for n in range(RATINGS_PER_HOUR):  # up, down, up, ...: each one counts
+        thumb(n % 2 == 0, "10.0.0.7")
+    assert rating() == ("up" if RATINGS_PER_HOUR % 2 else "down")
+    thumb(RATINGS_PER_HOUR % 2 == 0, "10.0.0.7")  # one more from the same client: not recorded
+    assert rating() == ("up" if RATINGS_PER_HOUR % 2 else "down")
+    thumb(RATINGS_PER_HOUR % 2 == 0, "10.0.0.8")  # a classmate's is
+    assert rating() == ("down" if RATINGS_PER_HOUR % 2 else "up")
+
+
+def test_a_websocket_without_the_key_is_closed_before_the_app_sees_it():
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from mentor.web.access import ClassGate, ClassKey
+
+    reached = []
+
+    async def course(websocket) -> None:
+        reached.append(websocket.url.path)
+        await websocket.accept()
+        await websocket.send_text("the course")
+        await websocket.close()
+
+    inner = Starlette(routes=[WebSocketRoute("/stream", course)])
+    client = TestClient(ClassGate(inner, key=ClassKey(KEY), auth=AdminAuth(PASSWORD), behind_proxy=False))
+    for url in ("/stream", "/stream?key=guess"):
+        with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(url) as ws:
+            ws.receive_text()
+        assert closed.value.code == 1008
+    assert reached == []
+    with client.websocket_connect(f"/stream?key={KEY}") as ws:
+        assert ws.receive_text() == "the course"
+    assert reached == ["/stream"]
+
+
 def test_the_class_key_and_its_cookie_are_compared_in_constant_time(monkeypatch):
     from mentor.web.access import ClassKey
 
