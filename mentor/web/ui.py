@@ -557,7 +557,9 @@ class MentorUI:
                 # How many requests wait: the Questions for you tab shows it (page.js).
                 open_requests = gr.HTML(elem_id="open-requests-count", container=False, padding=False)
                 logout_button = gr.Button("Log out", size="sm", scale=0, min_width=100)
-            with gr.Tabs(elem_id="console-tabs") as console_tabs:
+            # On a phone the six tabs wrap onto more lines, all in sight: Gradio's
+            # "..." menu for the ones that do not fit drew a picked one twice, clipped.
+            with gr.Tabs(elem_id="console-tabs", overflow_behavior="wrap") as console_tabs:
                 materials = self.materials.build(admin, stats)
                 course_page = self.course_page.build(admin, header, chatbot)
                 self.share.build(admin, [stats, materials.documents, materials.to_delete])
