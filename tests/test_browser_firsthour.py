@@ -408,6 +408,9 @@ def test_12_axe_finds_nothing_serious_on_each_console_tab(app_url, browser, view
     try:
         _login(page, app_url)
         _assert_axe_clean(page, "the console's Materials tab")
+        # Each column of the documents' table wide enough for its heading (on a phone it scrolls).
+        headings = page.locator("#documents th")
+        assert min(headings.nth(i).bounding_box()["width"] for i in range(headings.count())) >= 60
         for name, shown in CONSOLE_TABS.items():
             _open_console_tab(page, name)
             expect(page.locator(shown).first).to_be_visible()  # the tab's content has come

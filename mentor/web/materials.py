@@ -168,7 +168,9 @@ class Materials:
                 wrap=True,
                 label="Course documents (For: who gets answers from each)",
                 elem_id="documents",
-                column_widths=["34%", "18%", "8%", "8%", "20%", "12%"],
+                # In pixels, not shares: on a phone the table scrolls sideways
+                # instead of squeezing "Pages" into a letter a line.
+                column_widths=["300px", "110px", "70px", "76px", "200px", "90px"],
             )
             to_delete, delete_button, confirm, delete_message = self._document_rows(admin, documents)
             with gr.Row(elem_id="index-row"):
