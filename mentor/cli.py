@@ -112,13 +112,28 @@ def cmd_search(args, settings: Settings) -> int:
     questions = (line.strip() for line in sys.stdin) if args.stdin else [args.question or ""]
     with open_mentor(settings, with_model=False) as mentor:
         for question in questions:
-            hits = mentor.search(question, args.k) if question else []
+            found = mentor.retriever.retrieve(question, args.k or settings.top_k) if question else None
+            hits = found.hits if found else []
             if args.json:
                 print(json.dumps([h.to_json() for h in hits]), flush=True)
-            else:
-                for h in hits:
-                    print(f"{h.score:.3f}  {h.file}  {h.place} (#{h.page})  {h.text[:100]!r}")
+                continue
+            for h in hits:
+                print(f"{h.score:.3f}  {h.file}  {h.place} (#{h.page})  {h.text[:100]!r}")
+            if found and not found.covered:
+                print(refusal_line(found))
     return 0
+
+
+def refusal_line(found) -> str:
+    """Why the mentor would not answer a question these are the pages of
+    (it names the closest ones instead), so that a search from a shell
+    shows what a student would get."""
+    why = f"the nearest passage scores {found.best_score:.2f}"
+    if found.unknown_terms:
+        why += f", and the question names {found.unknown_terms} term(s) found nowhere in the course"
+    if found.best_rerank is not None:
+        why += f"; the reranker's best score is {found.best_rerank:.2f}"
+    return f"-- off the course: the mentor would not answer this ({why})"
 
 
 def cmd_ask(args, settings: Settings) -> int:

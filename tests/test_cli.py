@@ -56,6 +56,12 @@ def test_search_json_and_stdin_keep_their_contract(run, tmp_path):
     lines = run("search", "--stdin", "-k", "1", "--json", stdin="telescope mirrors\noffice hours room\n").stdout
     assert [json.loads(line)[0]["page"] for line in lines.splitlines()] == [5, 6]
 
+    # In text, a question the mentor would refuse says so under its closest pages.
+    shown = run("search", "--stdin", "-k", "1", stdin="office hours room\nsourdough starter recipe\n").stdout.splitlines()
+    assert len(shown) == 3 and "handbook.pdf" in shown[0] and "handbook.pdf" in shown[1]
+    assert shown[2].startswith("-- off the course: the mentor would not answer this (the nearest passage scores 0.")
+    assert "found nowhere in the course" in shown[2]
+
 
 def test_docs_and_remove(run, tmp_path):
     run("ingest", str(make_pdf(tmp_path / "handbook.pdf")))
