@@ -18,6 +18,7 @@ from mentor.course.registry import UnknownDocument
 from mentor.engine import Mentor
 from mentor.generate.answer import QuestionError
 from mentor.generate.llm import ModelNotFound, resolve_model_path
+from mentor.index.retrieve import Retrieval
 from mentor.index.store import StoreLocked
 from mentor.ingest.pipeline import Outcome, Progress
 from mentor.settings import Settings, SettingsError
@@ -124,7 +125,7 @@ def cmd_search(args, settings: Settings) -> int:
     return 0
 
 
-def refusal_line(found) -> str:
+def refusal_line(found: Retrieval) -> str:
     """Why the mentor would not answer a question these are the pages of
     (it names the closest ones instead), so that a search from a shell
     shows what a student would get."""
