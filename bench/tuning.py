@@ -42,6 +42,7 @@ variant is then computed from the caches by the product's own functions
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import itertools
 import json
@@ -310,9 +311,10 @@ def other_embedders(args) -> list[tuple[str, OnnxEmbedder]]:
     out = []
     for spec in args.embedder or [f"BAAI/bge-small-en-v1.5={bge_folder()}"]:
         name, _, folder = spec.partition("=")
-        out.append((name, OnnxEmbedder(name, Path(folder), instructed=True)))
+        embedder = OnnxEmbedder(name, Path(folder), instructed=True)
+        out.append((name, embedder))
         if query_text(name, ""):
-            out.append((f"{name} without its query instruction", OnnxEmbedder(name, Path(folder), instructed=False)))
+            out.append((f"{name} without its query instruction", embedder.without_instruction()))
     return out
 
 
@@ -333,6 +335,28 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.enable_truncation(512)
         self._tokenizer.enable_padding()
+        # Each corpus's chunks and their vectors, by index (``chunk_vectors``):
+        # the same whichever way the questions are asked.
+        self._chunks: dict[Path, tuple[list, object]] = {}
+
+    def without_instruction(self) -> OnnxEmbedder:
+        """The same model (its session and the chunks it embedded), asked without its query instruction."""
+        plain = copy.copy(self)
+        plain.instructed = False
+        return plain
+
+    def chunk_vectors(self, home: Path) -> tuple[list, object]:
+        """Every chunk of the students' documents in the index at ``home``
+        and its vector, each embedded as the index embeds it (``indexed_text``)."""
+        from mentor.index.store import indexed_text
+
+        if home not in self._chunks:
+            with open_mentor(home) as mentor:
+                live = mentor.library.live()
+                records = [r for d in mentor.retriever.course.student_doc_ids() for r in live.index.records(d)]
+            log(f"{home.name}: {self.name} embeds {len(records)} chunks")
+            self._chunks[home] = records, self.embed([indexed_text(r.section, r.text) for r in records])
+        return self._chunks[home]
 
     def query(self, question: str) -> str:
         """The question as embedded: with the model's query instruction (BGE's), if asked to."""
@@ -359,23 +383,18 @@ class OnnxEmbedder:
 
 def other_dense(c: Corpus, embedder: OnnxEmbedder, path: Path) -> dict:
     """Per question, the DEPTH chunks nearest in meaning by ``embedder``
-    (exact search over every chunk the corpus's index holds, each embedded
-    as the index embeds it: ``indexed_text``), cached under the index's
-    build stamp, the questions and the model file."""
+    (exact search over every chunk the corpus's index holds), cached under
+    the index's build stamp, the questions and the model file."""
     import numpy as np
 
     from mentor.index.retrieve import DEPTH
-    from mentor.index.store import Hit, indexed_text
+    from mentor.index.store import Hit
 
     home = home_of(c)
     stamp = f"{_stamp(home, c.questions)}:{embedder.name}:{embedder.instructed}:{embedder.digest}"
     cached = json.loads(path.read_text()) if path.exists() else {}
     if cached.get("stamp") != stamp:
-        with open_mentor(home) as mentor:
-            live = mentor.library.live()
-            records = [r for d in mentor.retriever.course.student_doc_ids() for r in live.index.records(d)]
-        log(f"{c.name}: {embedder.name} embeds {len(records)} chunks")
-        chunks = embedder.embed([indexed_text(r.section, r.text) for r in records])
+        records, chunks = embedder.chunk_vectors(home)
         questions = embedder.embed([embedder.query(q["question"]) for q in c.questions])
         found = {}
         for q, cosines in zip(c.questions, questions @ chunks.T):
