@@ -113,7 +113,7 @@ def cmd_search(args, settings: Settings) -> int:
     questions = (line.strip() for line in sys.stdin) if args.stdin else [args.question or ""]
     with open_mentor(settings, with_model=False) as mentor:
         for question in questions:
-            found = mentor.retriever.retrieve(question, args.k or settings.top_k) if question else None
+            found = mentor.retrieve(question, args.k) if question else None
             hits = found.hits if found else []
             if args.json:
                 print(json.dumps([h.to_json() for h in hits]), flush=True)

@@ -21,7 +21,7 @@ from mentor.generate.answer import Answer, Answerer
 from mentor.generate.llm import ChatModel, ModelNotFound, load_chat_model
 from mentor.index.embed import Embedder, Embedders
 from mentor.index.rerank import Reranker, load_reranker
-from mentor.index.retrieve import Retriever
+from mentor.index.retrieve import Retrieval, Retriever
 from mentor.index.store import Hit, Index, open_store
 from mentor.ingest.pipeline import IngestResult, ProgressCallback
 from mentor.settings import Settings
@@ -117,7 +117,11 @@ class Mentor:
         return self.library.delete(name_or_id)
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
-        return self.retriever.search(question, k or self.settings.top_k)
+        return self.retrieve(question, k).hits
+
+    def retrieve(self, question: str, k: int | None = None) -> Retrieval:
+        """The ``k`` best pages (TOP_K by default), and whether the mentor would answer from them."""
+        return self.retriever.retrieve(question, k or self.settings.top_k)
 
     def ask(
         self, question: str, history: Sequence[dict] = (), course: str = "this course", *, client: str | None = None
