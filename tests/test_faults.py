@@ -254,6 +254,7 @@ def test_a_document_that_fails_to_rebuild_keeps_its_old_chunks_and_is_reported(c
 IMPORT_STEPS = [
     ("mentor.course.registry:Registry.begin", "after"),
     ("read", "after"),  # in the middle of writing the original out of the archive
+    ("mentor.course.originals:Originals.keep_words", "after"),  # the scans' words kept, no chunk yet
     ("mentor.index.store.edge:EdgeIndex.add", "after"),
     ("mentor.course.registry:Registry.finish", "before"),
 ]
