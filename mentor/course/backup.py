@@ -15,7 +15,8 @@ Archive layout (member names are checked exactly on import, so no member can
 write outside ``MENTOR_HOME``)::
 
     files/<sha256>.pdf             the original, as uploaded (.pdf, .pptx, .docx, .txt, .md)
-    points/<sha256>.jsonl          {"chunk_no", "dense", "payload"}  (format 1 also had "sparse", ignored now)
+    points/<sha256>.jsonl          {"chunk_no", "dense", "payload"}, and "second" from an index with a
+                                   second embedder (format 1 also had "sparse", ignored now)
     words/<sha256>.json            {page index: lines of [word, x0, y0, x1, y1]}: what OCR read on the
                                    document's scanned pages, for the viewer's highlights (format 4)
     course.json                    the course page (name, welcome, examples, teaching), when one was saved
@@ -151,6 +152,8 @@ def _export_document(mentor, index, doc: Document, work: Path, tar: tarfile.TarF
     with points.open("w", encoding="utf-8") as out:
         for record in index.records(doc.doc_id):
             point = {"chunk_no": record.chunk_no, "dense": record.dense, "payload": record.payload()}
+            if record.second is not None:
+                point["second"] = record.second
             out.write(json.dumps(point) + "\n")
             count += 1
     if count != doc.chunks:
@@ -210,7 +213,7 @@ def import_backup(mentor, archive: Path) -> ImportSummary:
             spec = _checked_spec(header.get("manifest"), mentor.library.live().spec)
             summary = ImportSummary()
             for row in header.get("documents") or []:
-                _import_document(mentor, tar, members, row, spec.dimension, summary)
+                _import_document(mentor, tar, members, row, spec, summary)
             summary.course_restored = _restore_course(mentor, tar, members)
             summary.verified, summary.requests = _restore_instructor(mentor, tar, members)
         except (tarfile.TarError, EOFError, OSError) as e:
@@ -265,7 +268,7 @@ def _checked_spec(found, live: IndexSpec) -> IndexSpec:
     return spec
 
 
-def _import_document(mentor, tar, members, row, dimension: int, summary: ImportSummary) -> None:
+def _import_document(mentor, tar, members, row, spec: IndexSpec, summary: ImportSummary) -> None:
     try:
         doc = Document(
             **{k: row[k] for k in ("doc_id", "name", "size", "pages", "chunks", "added_at", "status")},
@@ -285,7 +288,7 @@ def _import_document(mentor, tar, members, row, dimension: int, summary: ImportS
     if original is None or points is None:
         summary.skipped.append((name, "its file or its vectors are missing from the backup"))
         return
-    points_of = _records(tar, points, replace(doc, name=name), dimension)
+    points_of = _records(tar, points, replace(doc, name=name), spec)
     words = _words(tar, members.get(f"words/{doc.doc_id}.json"), name, doc.pages)
     try:
         written = mentor.library.restore(replace(doc, name=name), tar.extractfile(original), _suffix(original), points_of, words)
@@ -390,12 +393,12 @@ def _suffix(info: tarfile.TarInfo) -> str:
     return info.name[info.name.rindex(".") :]
 
 
-def _records(tar, info: tarfile.TarInfo, doc: Document, dimension: int) -> Iterator[ChunkRecord]:
+def _records(tar, info: tarfile.TarInfo, doc: Document, spec: IndexSpec) -> Iterator[ChunkRecord]:
     """The chunks of ``doc`` in the backup, each checked, read as they are written."""
     seen: set[int] = set()
     for number, line in enumerate(io.TextIOWrapper(tar.extractfile(info), encoding="utf-8"), start=1):
         try:
-            record = _record(json.loads(line), doc.doc_id, doc.name, doc.chunks, dimension)
+            record = _record(json.loads(line), doc.doc_id, doc.name, doc.chunks, spec)
         except (ValueError, KeyError, TypeError) as e:
             raise BackupError(f"{info.name}, line {number}: not a valid point ({e}).") from e
         if record.chunk_no in seen:
@@ -404,15 +407,14 @@ def _records(tar, info: tarfile.TarInfo, doc: Document, dimension: int) -> Itera
         yield record
 
 
-def _record(point: dict, doc_id: str, name: str, chunks: int, dimension: int) -> ChunkRecord:
+def _record(point: dict, doc_id: str, name: str, chunks: int, spec: IndexSpec) -> ChunkRecord:
     chunk_no, payload = point["chunk_no"], point["payload"]
     if not isinstance(chunk_no, int) or not 0 <= chunk_no < chunks:
         raise ValueError(f"chunk number {chunk_no!r} is out of range")
     if payload["doc_id"] != doc_id:
         raise ValueError("it belongs to another document")
-    dense = [float(x) for x in point["dense"]]
-    if len(dense) != dimension:
-        raise ValueError(f"its vector has {len(dense)} dimensions, not {dimension}")
+    dense = _vector(point["dense"], spec.dimension, "its vector")
+    second = _vector(point["second"], spec.second_dimension, "its second vector") if spec.second_dimension else None
     page = payload["page"]
     if not isinstance(page, int) or isinstance(page, bool):
         raise ValueError("its page is not a number")
@@ -425,4 +427,12 @@ def _record(point: dict, doc_id: str, name: str, chunks: int, dimension: int) ->
         text=str(payload["text"]),
         dense=dense,
         section=str(payload.get("section") or ""),
+        second=second,
     )
+
+
+def _vector(values, dimension: int, what: str) -> list[float]:
+    vector = [float(x) for x in values]
+    if len(vector) != dimension:
+        raise ValueError(f"{what} has {len(vector)} dimensions, not {dimension}")
+    return vector

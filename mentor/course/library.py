@@ -33,6 +33,7 @@ never became ready.
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import shutil
@@ -58,7 +59,7 @@ from mentor.course.registry import (
     Registry,
 )
 from mentor.course.views import VIEWED, Views, document_html
-from mentor.index.embed import Embedder, Embedders
+from mentor.index.embed import Embedder, Embedders, OnnxEmbedder
 from mentor.index.manifest import SCHEMA, IndexSpec, describe
 from mentor.index.store import ChunkRecord, Index, Store, StoreLocked, legacy
 from mentor.ingest.documents import DocumentError, read_pages, sha256_of
@@ -97,6 +98,11 @@ class LiveIndex:
     @property
     def embedder(self) -> Embedder:
         return self.pipeline.embedder
+
+    @property
+    def second(self) -> OnnxEmbedder | None:
+        """The second embedder, whose ranking is fused in; None in an index without one."""
+        return self.pipeline.second
 
 
 @dataclass
@@ -164,17 +170,32 @@ class Library:
 
     def wanted_spec(self) -> IndexSpec:
         """What the settings ask the index to be built with."""
-        s = self.settings
+        s, second = self.settings, self._wanted_second
         dimension = self.embedders.get(s.embed_model).dimension
-        return IndexSpec(s.embed_model, dimension, s.chunk_tokens, s.chunk_overlap, s.section_context)
+        return IndexSpec(
+            s.embed_model,
+            dimension,
+            s.chunk_tokens,
+            s.chunk_overlap,
+            s.section_context,
+            second.name if second else "",
+            second.dimension if second else 0,
+        )
+
+    @functools.cached_property
+    def _wanted_second(self) -> OnnxEmbedder | None:
+        """The second embedder the settings ask for (SECOND_EMBED_MODEL), loaded once."""
+        name = self.settings.second_embed_model
+        return self.embedders.second(name) if name else None
 
     def _live(self, row: IndexRow) -> LiveIndex:
-        embedder = self.embedders.get(row.spec.embed_model)
+        spec = row.spec
+        second = self.embedders.second(spec.second_embed_model) if spec.second_embed_model else None
         return LiveIndex(
             row.name,
-            row.spec,
-            self.store.open(row.name, row.spec.dimension),
-            Pipeline.for_spec(row.spec, embedder, self.settings),
+            spec,
+            self.store.open(row.name, spec.dimension, spec.second_dimension),
+            Pipeline.for_spec(spec, self.embedders.get(spec.embed_model), self.settings, second),
         )
 
     def _new_index(self, spec: IndexSpec, state: str) -> IndexRow:
@@ -508,7 +529,7 @@ class Library:
         self._active, self._building = target, None
         log.info("the rebuilt index %s is live; dropping %s", target.name, old.name)
         self._drop(old.name)
-        self.embedders.keep_only({target.spec.embed_model, self.settings.embed_model})
+        self.embedders.keep_only({target.spec.embed_model, target.spec.second_embed_model, self.settings.embed_model})
 
     def _drop(self, name: str) -> None:
         self.store.drop(name)

@@ -24,6 +24,10 @@ class IndexSpec:
     chunk_tokens: int
     chunk_overlap: int
     section_context: bool
+    # The second embedder fused in, and its vectors' size ("", 0: none; the
+    # spec of an index made before there was one).
+    second_embed_model: str = ""
+    second_dimension: int = 0
     schema: int = SCHEMA
 
     @classmethod

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mentor.index.embed import Embedder
+from mentor.index.embed import Embedder, OnnxEmbedder
 from mentor.index.manifest import IndexSpec
 from mentor.index.rerank import Reranker
 from mentor.index.store import Hit, Index, IndexClosed, indexed_text
@@ -59,6 +59,16 @@ KEYWORD_WEIGHT = 1.0
 # exact one add up past it.
 PAGE_RULES = ("sum", "best", "floor", "decay")
 PER_PAGE = "floor:0.1"
+# With a second embedder (SECOND_EMBED_MODEL, BGE-small; off by default), its
+# ranking is fused in at SECOND_WEIGHT, and the keywords and the page rule
+# are those chosen with it (bench/tuning.py, "another embedder": on the
+# corpora left out it won on all five against MiniLM alone with the
+# settings above, mean MRR@5 +0.041). Its hits are scored by MiniLM's
+# cosine like every other hit (``Index.search_second``): the refusal and the
+# sources shown read one scale.
+SECOND_WEIGHT = 1.0
+KEYWORD_WEIGHT_WITH_SECOND = 0.5
+PER_PAGE_WITH_SECOND = "best"
 # After reranking, the first stage's rank is fused in at this weight
 # against the reranker's rank (0: the reranker's order alone, which ranked
 # worse than the first stage on both halves).
@@ -112,6 +122,9 @@ class Searchable(Protocol):
     @property
     def embedder(self) -> Embedder: ...
 
+    @property
+    def second(self) -> OnnxEmbedder | None: ...
+
 
 class CourseView(Protocol):
     """What answering reads of a course, and nothing that writes: the
@@ -144,17 +157,17 @@ class Retriever:
 
     def retrieve(self, question: str, k: int) -> Retrieval:
         """The ``k`` best pages, and the refusal's verdict on them."""
-        by_meaning, by_keywords, unknown = self._first_stage(question, count_unknown=True)
-        pages = fuse([(by_meaning, 1.0), (by_keywords, KEYWORD_WEIGHT)])
+        first = self._first_stage(question, count_unknown=True)
+        pages = first.pages()
         best_rerank = None
         if n := min(self.rerank_pages, len(pages)):
             scores = self.reranker.score(question, [passage(p.best) for p in pages[:n]])
             pages = reorder(pages[:n], scores, FIRST_STAGE_WEIGHT) + pages[n:]
             best_rerank = max(scores)
-        best_score = by_meaning[0].score if by_meaning else 0.0
+        best_score = first.by_meaning[0].score if first.by_meaning else 0.0
         hits = [p.hit for p in pages[:k]]
-        covered = bool(hits) and self.covers(best_score, best_rerank, unknown)
-        return Retrieval(hits, best_score, best_rerank, covered, unknown)
+        covered = bool(hits) and self.covers(best_score, best_rerank, first.unknown)
+        return Retrieval(hits, best_score, best_rerank, covered, first.unknown)
 
     def covers(self, best_score: float, best_rerank: float | None, unknown_terms: int = 0) -> bool:
         """False when the question is off the course: the nearest chunk's
@@ -169,12 +182,12 @@ class Retriever:
 
     def candidates(self, question: str) -> tuple[list[Hit], list[Hit]]:
         """The chunks nearest in meaning and the best keyword matches, before fusion."""
-        by_meaning, by_keywords, _ = self._first_stage(question, count_unknown=False)
-        return by_meaning, by_keywords
+        first = self._first_stage(question, count_unknown=False)
+        return first.by_meaning, first.by_keywords
 
-    def _first_stage(self, question: str, count_unknown: bool) -> tuple[list[Hit], list[Hit], int]:
-        """``candidates``, and (when ``count_unknown``) how many of the
-        question's keywords occur in none of the students' documents."""
+    def _first_stage(self, question: str, count_unknown: bool) -> FirstStage:
+        """The first stage's rankings, and (when ``count_unknown``) how many
+        of the question's keywords occur in none of the students' documents."""
         # Students' documents only: instructor-only text never reaches a
         # prompt, a source or a link.
         ready = self.course.student_doc_ids()
@@ -183,12 +196,36 @@ class Retriever:
         except IndexClosed:  # a rebuilt index was swapped in meanwhile: ask the new one
             return self._search(question, ready, count_unknown)
 
-    def _search(self, question: str, ready: list[str], count_unknown: bool) -> tuple[list[Hit], list[Hit], int]:
+    def _search(self, question: str, ready: list[str], count_unknown: bool) -> FirstStage:
         live = self.course.live()
         dense = live.embedder.embed_query(query_text(live.spec.embed_model, question))
         by_meaning, by_keywords = live.index.search(dense, question, ready, DEPTH)
+        by_second = None
+        if live.second is not None:
+            # Without BGE's query instruction: asked with it, the fusion did
+            # not win left out (bench/tuning.py).
+            by_second = live.index.search_second(live.second.embed_query(question), dense, ready, DEPTH)
         unknown = live.index.unknown_terms(question, ready)[0] if count_unknown else 0
-        return by_meaning, by_keywords, unknown
+        return FirstStage(by_meaning, by_keywords, by_second, unknown)
+
+
+@dataclass(frozen=True)
+class FirstStage:
+    """A question's rankings of chunks: by meaning, by keywords and, in an
+    index with a second embedder, by its meaning (None otherwise); and how
+    many of its terms no chunk holds."""
+
+    by_meaning: list[Hit]
+    by_keywords: list[Hit]
+    by_second: list[Hit] | None
+    unknown: int
+
+    def pages(self) -> list[Page]:
+        """The rankings fused into pages, with the settings chosen for them."""
+        if self.by_second is None:
+            return fuse([(self.by_meaning, 1.0), (self.by_keywords, KEYWORD_WEIGHT)])
+        rankings = [(self.by_meaning, 1.0), (self.by_keywords, KEYWORD_WEIGHT_WITH_SECOND), (self.by_second, SECOND_WEIGHT)]
+        return fuse(rankings, per_page=PER_PAGE_WITH_SECOND)
 
 
 def query_text(embed_model: str, question: str) -> str:

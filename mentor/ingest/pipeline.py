@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 
-from mentor.index.embed import Embedder
+from mentor.index.embed import Embedder, OnnxEmbedder
 from mentor.index.labels import place
 from mentor.index.manifest import IndexSpec
 from mentor.index.store import ChunkRecord, Index
@@ -107,21 +107,30 @@ class Pipeline:
     which is the only caller."""
 
     def __init__(
-        self, embedder: Embedder, chunker: Chunker, batch_size: int, page_seconds: float, ocr: OcrOptions | None = None
+        self,
+        embedder: Embedder,
+        chunker: Chunker,
+        batch_size: int,
+        page_seconds: float,
+        ocr: OcrOptions | None = None,
+        second: OnnxEmbedder | None = None,
     ):
         self.embedder = embedder
+        self.second = second  # the second embedder, when the index has one
         self.chunker = chunker
         self.batch_size = batch_size
         self.limits = PageLimits(seconds=page_seconds)
         self.ocr = ocr
 
     @classmethod
-    def for_spec(cls, spec: IndexSpec, embedder: Embedder, settings: Settings) -> Pipeline:
+    def for_spec(
+        cls, spec: IndexSpec, embedder: Embedder, settings: Settings, second: OnnxEmbedder | None = None
+    ) -> Pipeline:
         chunker = Chunker(
             embedder.tokenize, embedder.max_tokens, spec.chunk_tokens, spec.chunk_overlap, spec.section_context
         )
         ocr = OcrOptions(settings.ocr_languages) if settings.ocr else None
-        return cls(embedder, chunker, settings.embed_batch_size, settings.page_seconds, ocr)
+        return cls(embedder, chunker, settings.embed_batch_size, settings.page_seconds, ocr, second)
 
     def index(self, path: Path, doc_id: str, name: str, index: Index, progress: ProgressCallback | None) -> Tally:
         """Writes the chunks of ``path`` into ``index`` in batches; raises
@@ -135,9 +144,13 @@ class Pipeline:
             last = _report(progress, tally.progress(name))
 
         for batch in _batches(_every(REPORT_SECONDS, chunks, report), self.batch_size):
-            vectors = self.embedder.embed([c.indexed_text for c in batch])
+            texts = [c.indexed_text for c in batch]
+            vectors = self.embedder.embed(texts)
+            seconds = self.second.embed(texts) if self.second else [None] * len(batch)
             first = tally.chunks
-            index.add([_record(doc_id, name, first + i, c, v) for i, (c, v) in enumerate(zip(batch, vectors))])
+            index.add(
+                [_record(doc_id, name, first + i, c, v, s) for i, (c, v, s) in enumerate(zip(batch, vectors, seconds))]
+            )
             tally.chunks += len(batch)
             report()
         done = replace(tally.progress(name), pages_parsed=tally.pages)
@@ -180,7 +193,9 @@ def safe_name(name: str) -> str:
     return base[:200] or "document"
 
 
-def _record(doc_id: str, name: str, chunk_no: int, chunk: Chunk, vector: list[float]) -> ChunkRecord:
+def _record(
+    doc_id: str, name: str, chunk_no: int, chunk: Chunk, vector: list[float], second: list[float] | None
+) -> ChunkRecord:
     return ChunkRecord(
         doc_id=doc_id,
         file=name,
@@ -190,6 +205,7 @@ def _record(doc_id: str, name: str, chunk_no: int, chunk: Chunk, vector: list[fl
         text=chunk.text,
         dense=vector,
         section=chunk.context,
+        second=second,
     )
 
 

@@ -1,8 +1,9 @@
 """The index: the course's chunks as Qdrant points, in one of two backends.
 
 Each point is one chunk: a dense vector (the embedder), a keyword vector
-(Qdrant's BM25, with the IDF applied by Qdrant over the whole index) and a
-payload naming its document, page and section.
+(Qdrant's BM25, with the IDF applied by Qdrant over the whole index), the
+second embedder's vector when the index has one, and a payload naming its
+document, page and section.
 
 - Embedded (the default): Qdrant's own engine in this process, one Edge
   shard per index under ``MENTOR_HOME/index`` (``edge.py``).
@@ -29,6 +30,7 @@ from mentor.settings import Settings
 
 DENSE = "dense"
 KEYWORDS = "bm25"
+SECOND = "second"
 PAYLOAD_FIELDS = ("doc_id", "file", "chunk_no", "page", "page_label", "text", "section")
 
 
@@ -74,6 +76,7 @@ class ChunkRecord:
     text: str
     dense: list[float]
     section: str = ""
+    second: list[float] | None = None  # the second embedder's vector, in an index that has one
 
     def payload(self) -> dict:
         return {name: getattr(self, name) for name in PAYLOAD_FIELDS}
@@ -130,6 +133,13 @@ class Index(Protocol):
         question, comparable across questions (the refusal threshold needs it)."""
         ...
 
+    def search_second(self, vector: list[float], dense: list[float], doc_ids: Sequence[str], limit: int) -> list[Hit]:
+        """The chunks of ``doc_ids`` nearest ``vector`` by the second
+        embedder, best first; none in an index without one. Each is scored
+        by its cosine to ``dense`` (the question by the first embedder), as
+        a keyword hit is: every hit's score is on one scale."""
+        ...
+
     def unknown_terms(self, question: str, doc_ids: Sequence[str]) -> tuple[int, int]:
         """How many of the question's keyword terms occur in no chunk of
         ``doc_ids``, and how many terms it has: a course that never names
@@ -142,7 +152,7 @@ class Index(Protocol):
         ...
 
     def records(self, doc_id: str) -> Iterator[ChunkRecord]:
-        """Every chunk of one document, with its dense vector (backups, upgrades)."""
+        """Every chunk of one document, with its vectors (backups, upgrades)."""
         ...
 
     def count(self, doc_id: str | None = None) -> int: ...
@@ -161,8 +171,9 @@ class Store(Protocol):
 
     location: str
 
-    def open(self, name: str, dimension: int) -> Index:
-        """The index called ``name``, created empty if it does not exist."""
+    def open(self, name: str, dimension: int, second_dimension: int = 0) -> Index:
+        """The index called ``name``, created empty if it does not exist,
+        with room for a second embedder's vectors when ``second_dimension``."""
         ...
 
     def drop(self, name: str) -> None:
@@ -205,15 +216,20 @@ def ranked_hits(query: Sequence[float], by_meaning: Sequence, by_keywords: Seque
     score is a dense hit's cosine; a keyword hit is scored here, in one
     product, so that the refusal reads one scale whichever ranking found the
     chunk."""
-    meaning = [hit_of(p.payload, p.score) for p in by_meaning]
-    if not by_keywords:
-        return meaning, []
-    vectors = np.asarray([p.vector[DENSE] for p in by_keywords], dtype=np.float32)
+    return [hit_of(p.payload, p.score) for p in by_meaning], scored_by_meaning(query, by_keywords)
+
+
+def scored_by_meaning(query: Sequence[float], points: Sequence) -> list[Hit]:
+    """Points that another ranking found (each with its dense ``vector``),
+    as hits scored by their dense cosine to ``query``."""
+    if not points:
+        return []
+    vectors = np.asarray([p.vector[DENSE] for p in points], dtype=np.float32)
     scores = (vectors @ np.asarray(query, dtype=np.float32)).tolist()
-    return meaning, [hit_of(p.payload, score) for p, score in zip(by_keywords, scores)]
+    return [hit_of(p.payload, score) for p, score in zip(points, scores)]
 
 
-def record_of(payload: dict, vector: Sequence[float]) -> ChunkRecord:
+def record_of(payload: dict, vector: Sequence[float], second: Sequence[float] | None = None) -> ChunkRecord:
     return ChunkRecord(
         doc_id=payload["doc_id"],
         file=payload["file"],
@@ -223,7 +239,17 @@ def record_of(payload: dict, vector: Sequence[float]) -> ChunkRecord:
         text=payload["text"],
         dense=list(vector),
         section=payload.get("section", ""),
+        second=None if second is None else list(second),
     )
+
+
+def point_vectors(record: ChunkRecord, keywords) -> dict:
+    """A point's named vectors: the dense one, ``keywords`` (as the backend
+    takes a sparse vector) and the second embedder's when it has one."""
+    vectors = {DENSE: list(record.dense), KEYWORDS: keywords}
+    if record.second is not None:
+        vectors[SECOND] = list(record.second)
+    return vectors
 
 
 def point_id(doc_id: str, chunk_no: int) -> str:

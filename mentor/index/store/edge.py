@@ -19,6 +19,7 @@ import qdrant_edge as qe
 from mentor.index.store import (
     DENSE,
     KEYWORDS,
+    SECOND,
     ChunkRecord,
     Hit,
     IndexClosed,
@@ -26,8 +27,10 @@ from mentor.index.store import (
     StoreLocked,
     hit_of,
     point_id,
+    point_vectors,
     ranked_hits,
     record_of,
+    scored_by_meaning,
 )
 
 # Points fetched per scroll call (backups, upgrades).
@@ -44,10 +47,10 @@ class EdgeStore:
         self._open: dict[str, EdgeIndex] = {}
         self._lock = threading.Lock()
 
-    def open(self, name: str, dimension: int) -> EdgeIndex:
+    def open(self, name: str, dimension: int, second_dimension: int = 0) -> EdgeIndex:
         with self._lock:
             if name not in self._open:
-                self._open[name] = EdgeIndex.open(self.folder / name, name, dimension, self._keywords)
+                self._open[name] = EdgeIndex.open(self.folder / name, name, dimension, self._keywords, second_dimension)
             return self._open[name]
 
     def drop(self, name: str) -> None:
@@ -69,31 +72,33 @@ class EdgeIndex:
     (a search takes about a millisecond), and closing for a swap must wait
     for a search in flight."""
 
-    def __init__(self, shard, name: str, keywords: Keywords):
+    def __init__(self, shard, name: str, keywords: Keywords, second: bool = False):
         self.name = name
         self._shard = shard
         self._keywords = keywords
+        # The dense vectors a record carries: the second embedder's too, in an index that has one.
+        self._vectors = [DENSE, SECOND] if second else [DENSE]
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path, name: str, dimension: int, keywords: Keywords) -> EdgeIndex:
+    def open(cls, path: Path, name: str, dimension: int, keywords: Keywords, second_dimension: int = 0) -> EdgeIndex:
         try:
             if (path / "edge_config.json").exists() or (path / "wal").exists():
                 shard = qe.EdgeShard.load(str(path))
             else:
-                shard = qe.EdgeShard.create(str(path), _config(dimension))
+                shard = qe.EdgeShard.create(str(path), _config(dimension, second_dimension))
                 shard.update(qe.UpdateOperation.create_field_index("doc_id", qe.PayloadSchemaType.Keyword))
         except Exception as e:  # the bindings raise plain Exception
             if "WouldBlock" in str(e):
                 raise StoreLocked(f"Another process has the index at {path} open.") from e
             raise
-        return cls(shard, name, keywords)
+        return cls(shard, name, keywords, second=bool(second_dimension))
 
     def add(self, records: Sequence[ChunkRecord]) -> None:
         points = [
             qe.Point(
                 id=point_id(r.doc_id, r.chunk_no),
-                vector={DENSE: list(r.dense), KEYWORDS: qe.SparseVector(*self._keywords.document(r))},
+                vector=point_vectors(r, qe.SparseVector(*self._keywords.document(r))),
                 payload=r.payload(),
             )
             for r in records
@@ -119,6 +124,14 @@ class EdgeIndex:
         with self._use() as shard:
             meaning, *keyword = shard.query_batch(qe.QueryBatchRequest(requests))
         return ranked_hits(dense, meaning, keyword[0] if keyword else [])
+
+    def search_second(self, vector: list[float], dense: list[float], doc_ids: Sequence[str], limit: int) -> list[Hit]:
+        if not (doc_ids and SECOND in self._vectors):
+            return []
+        nearest = qe.Query.Nearest(vector, using=SECOND)
+        request = qe.QueryRequest(query=nearest, limit=limit, filter=_only(doc_ids), with_payload=True, with_vector=[DENSE])
+        with self._use() as shard:
+            return scored_by_meaning(dense, shard.query(request))
 
     def unknown_terms(self, question: str, doc_ids: Sequence[str]) -> tuple[int, int]:
         terms = self._keywords.terms(question)
@@ -147,11 +160,11 @@ class EdgeIndex:
         offset = None
         while True:
             request = qe.ScrollRequest(
-                offset=offset, limit=SCROLL_BATCH, filter=_only([doc_id]), with_payload=True, with_vector=[DENSE]
+                offset=offset, limit=SCROLL_BATCH, filter=_only([doc_id]), with_payload=True, with_vector=self._vectors
             )
             with self._use() as shard:
                 found, offset = shard.scroll(request)
-            yield from (record_of(p.payload, p.vector[DENSE]) for p in found)
+            yield from (record_of(p.payload, p.vector[DENSE], p.vector.get(SECOND)) for p in found)
             if offset is None:
                 return
 
@@ -182,11 +195,11 @@ class EdgeIndex:
             yield self._shard
 
 
-def _config(dimension: int):
-    return qe.EdgeConfig(
-        vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
-        sparse_vectors={KEYWORDS: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-    )
+def _config(dimension: int, second_dimension: int):
+    vectors = {DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)}
+    if second_dimension:
+        vectors[SECOND] = qe.EdgeVectorParams(size=second_dimension, distance=qe.Distance.Cosine)
+    return qe.EdgeConfig(vectors=vectors, sparse_vectors={KEYWORDS: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)})
 
 
 def _only(doc_ids: Sequence[str]):

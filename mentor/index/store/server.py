@@ -14,7 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from mentor.index.store import DENSE, KEYWORDS, ChunkRecord, Hit, Keywords, hit_of, point_id, ranked_hits, record_of
+from mentor.index.store import (
+    DENSE,
+    KEYWORDS,
+    SECOND,
+    ChunkRecord,
+    Hit,
+    Keywords,
+    hit_of,
+    point_id,
+    point_vectors,
+    ranked_hits,
+    record_of,
+    scored_by_meaning,
+)
 
 SCROLL_BATCH = 256
 
@@ -33,17 +46,20 @@ class ServerStore:
         store.location = url
         return store
 
-    def open(self, name: str, dimension: int) -> ServerIndex:
+    def open(self, name: str, dimension: int, second_dimension: int = 0) -> ServerIndex:
         from qdrant_client import models
 
         if not self.client.collection_exists(name):
+            vectors = {DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)}
+            if second_dimension:
+                vectors[SECOND] = models.VectorParams(size=second_dimension, distance=models.Distance.COSINE)
             self.client.create_collection(
                 name,
-                vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
+                vectors_config=vectors,
                 sparse_vectors_config={KEYWORDS: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             )
             self.client.create_payload_index(name, "doc_id", models.PayloadSchemaType.KEYWORD)
-        return ServerIndex(self.client, name, self._keywords)
+        return ServerIndex(self.client, name, self._keywords, second=bool(second_dimension))
 
     def drop(self, name: str) -> None:
         if self.client.collection_exists(name):
@@ -56,10 +72,12 @@ class ServerStore:
 class ServerIndex:
     """One collection. qdrant-client is safe to share between threads."""
 
-    def __init__(self, client, name: str, keywords: Keywords):
+    def __init__(self, client, name: str, keywords: Keywords, second: bool = False):
         self.client = client
         self.name = name
         self._keywords = keywords
+        # The dense vectors a record carries: the second embedder's too, in an index that has one.
+        self._vectors = [DENSE, SECOND] if second else [DENSE]
 
     def add(self, records: Sequence[ChunkRecord]) -> None:
         from qdrant_client import models
@@ -67,7 +85,7 @@ class ServerIndex:
         points = [
             models.PointStruct(
                 id=point_id(r.doc_id, r.chunk_no),
-                vector={DENSE: list(r.dense), KEYWORDS: _sparse(self._keywords.document(r))},
+                vector=point_vectors(r, _sparse(self._keywords.document(r))),
                 payload=r.payload(),
             )
             for r in records
@@ -94,6 +112,14 @@ class ServerIndex:
         meaning, *keyword = self.client.query_batch_points(self.name, requests=requests)
         return ranked_hits(dense, meaning.points, keyword[0].points if keyword else [])
 
+    def search_second(self, vector: list[float], dense: list[float], doc_ids: Sequence[str], limit: int) -> list[Hit]:
+        if not (doc_ids and SECOND in self._vectors):
+            return []
+        found = self.client.query_points(
+            self.name, vector, using=SECOND, query_filter=_only(doc_ids), limit=limit, with_payload=True, with_vectors=[DENSE]
+        )
+        return scored_by_meaning(dense, found.points)
+
     def unknown_terms(self, question: str, doc_ids: Sequence[str]) -> tuple[int, int]:
         from qdrant_client import models
 
@@ -115,9 +141,14 @@ class ServerIndex:
         offset = None
         while True:
             found, offset = self.client.scroll(
-                self.name, scroll_filter=_only([doc_id]), limit=SCROLL_BATCH, offset=offset, with_payload=True, with_vectors=[DENSE]
+                self.name,
+                scroll_filter=_only([doc_id]),
+                limit=SCROLL_BATCH,
+                offset=offset,
+                with_payload=True,
+                with_vectors=self._vectors,
             )
-            yield from (record_of(p.payload, p.vector[DENSE]) for p in found)
+            yield from (record_of(p.payload, p.vector[DENSE], p.vector.get(SECOND)) for p in found)
             if offset is None:
                 return
 
