@@ -203,6 +203,13 @@ def rank_metrics(ranks: Sequence[int | None], k: int = 5) -> dict:
     }
 
 
+def right_page_rank(hits: Sequence, q: dict) -> int | None:
+    """1-based rank of the first hit on a dev-set question's right page (in
+    the right file, when the question names one); None when none is."""
+    pages, file = set(q["pages"]), q.get("file")
+    return next((i for i, h in enumerate(hits, start=1) if h.page in pages and (file is None or h.file == file)), None)
+
+
 def mentor_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment variables of a bench mentor: MENTOR_HOME under
     bench/out, the test MiniLM and the tiny model, on the CPU. Everything

@@ -66,6 +66,7 @@ from common import (
     open_mentor,
     prepared_home,
     rank_metrics,
+    right_page_rank,
     reranker_folder,
     summary,
     write_result,
@@ -319,22 +320,20 @@ def other_embedders(args) -> list[tuple[str, OnnxEmbedder]]:
 
 
 class OnnxEmbedder:
-    """A BERT embedder's ONNX export (its [CLS] vector, unit length), as
-    BGE is pooled: a second embedder measured on the product's own chunks
-    without re-indexing. The chunks are the same whichever BERT-vocabulary
-    embedder cut them (MiniLM and BGE share the uncased word pieces)."""
+    """Another embedder, measured on the product's own chunks without
+    re-indexing: the product's second embedder (``mentor.index.embed.OnnxEmbedder``,
+    BGE's pooling) under a label, asked with or without its query
+    instruction. The chunks are the same whichever BERT-vocabulary embedder
+    cut them (MiniLM and BGE share the uncased word pieces)."""
 
-    def __init__(self, name: str, folder: Path, instructed: bool, batch: int = 32):
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
+    def __init__(self, name: str, folder: Path, instructed: bool):
+        from mentor.index.embed import OnnxEmbedder as Model
+        from mentor.index.onnx import first_graph
 
-        self.name, self.instructed, self.batch = name, instructed, batch
-        graph = next(folder / f for f in ("model_optimized.onnx", "model.onnx", "onnx/model.onnx") if (folder / f).exists())
+        self.name, self.instructed = name, instructed
+        graph = first_graph(folder, Model.GRAPHS)
         self.digest = f"{graph.stat().st_size}-{graph.stat().st_mtime_ns}"
-        self._session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
-        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self._tokenizer.enable_truncation(512)
-        self._tokenizer.enable_padding()
+        self.model = Model(str(folder))
         # Each corpus's chunks and their vectors, by index (``chunk_vectors``):
         # the same whichever way the questions are asked.
         self._chunks: dict[Path, tuple[list, object]] = {}
@@ -367,18 +366,12 @@ class OnnxEmbedder:
     def embed(self, texts: list[str]):
         import numpy as np
 
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of like length pad little
-        out = np.zeros((len(texts), 0), dtype=np.float32)
-        for start in range(0, len(order), self.batch):
-            part = order[start : start + self.batch]
-            enc = self._tokenizer.encode_batch([texts[i] for i in part])
-            ids = np.array([e.ids for e in enc], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
-            cls = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0][:, 0]
-            if not out.shape[1]:
-                out = np.zeros((len(texts), cls.shape[1]), dtype=np.float32)
-            out[part] = cls / np.linalg.norm(cls, axis=1, keepdims=True)
-        return out
+        return np.asarray(self.model.embed(texts), dtype=np.float32).reshape(len(texts), -1)
+
+
+# How another embedder's vectors were made: each text alone (an INT8 export
+# in batches gives a text a vector that depends on its batch-mates).
+EMBEDDED_ALONE = "each text alone"
 
 
 def other_dense(c: Corpus, embedder: OnnxEmbedder, path: Path) -> dict:
@@ -391,7 +384,7 @@ def other_dense(c: Corpus, embedder: OnnxEmbedder, path: Path) -> dict:
     from mentor.index.store import Hit
 
     home = home_of(c)
-    stamp = f"{_stamp(home, c.questions)}:{embedder.name}:{embedder.instructed}:{embedder.digest}"
+    stamp = f"{_stamp(home, c.questions)}:{embedder.name}:{embedder.instructed}:{embedder.digest}:{EMBEDDED_ALONE}"
     cached = json.loads(path.read_text()) if path.exists() else {}
     if cached.get("stamp") != stamp:
         records, chunks = embedder.chunk_vectors(home)
@@ -509,12 +502,6 @@ def starter_pages(baseline, pdfs: list[Path], node) -> list[int]:
 # ---------------------------------------------------------------- rankings
 
 
-def first_rank(hits: list, q: dict) -> int | None:
-    """1-based rank of the first hit on a right page (in the right file, when the question names one)."""
-    pages, file = set(q["pages"]), q.get("file")
-    return next((i for i, h in enumerate(hits, start=1) if h.page in pages and (file is None or h.file == file)), None)
-
-
 def first_stage_of(setting: dict) -> dict:
     return {k: setting[k] for k in ("keyword_weight", "k", "per_page", "second_weight") if k in setting}
 
@@ -562,7 +549,7 @@ class Rankings:
         """hit@1, hit@5, MRR@5 over the corpus's answerable questions."""
         key = (c.key, json.dumps(setting, sort_keys=True))
         if key not in self._metrics:
-            ranks = [first_rank([p.hit for p in self.pages(c, q, setting)], q) for q in c.answerable]
+            ranks = [right_page_rank([p.hit for p in self.pages(c, q, setting)], q) for q in c.answerable]
             self._metrics[key] = rank_metrics(ranks, K)
         return self._metrics[key]
 

@@ -81,10 +81,10 @@ class Settings:
     # fused with MiniLM won on all 5 corpora left out (mean MRR@5 0.701 ->
     # 0.742, hit@1 0.568 -> 0.648, hit@5 0.880 -> 0.886). It is off because
     # it costs: embedding is most of an upload's time, and BGE's pass makes
-    # an upload about 1.6x slower on 2 cores (BENCHMARKS.md, "A second
-    # embedder in the product"), on the pod's CPU too (the image's PyTorch
-    # and ONNX Runtime are CPU builds). Changing it rebuilds the index
-    # beside the live one.
+    # an upload of text pages 1.6 to 1.7x slower on 2 cores (BENCHMARKS.md,
+    # "A second embedder in the product"), on the pod's CPU too (the
+    # image's PyTorch and ONNX Runtime are CPU builds). Changing it rebuilds
+    # the index beside the live one.
     second_embed_model: str = ""
     # 64 chunks per batch keeps a CPU busy without holding the embedder lock
     # long enough to stall a student's query (about 2 s on 2 cores).

@@ -175,6 +175,24 @@ def test_tuning_smoke_chooses_leaving_each_corpus_out_and_reports_it(inputs):
         assert e["against_the_product_embedder"]["verdict"]["gains"] == [0.0, 0.0]
 
 
+def test_second_embedder_smoke_ingests_each_way_and_finds_every_page(inputs):
+    r = bench(
+        "second_embedder",
+        "--corpus",
+        f"handbook={inputs['devset']}:{inputs['pdf']}",
+        "--work",
+        inputs["folder"] / "second",
+        inputs=inputs,
+    )
+
+    handbook = r["corpora"]["handbook"]
+    assert list(handbook) == ["shipped", "second"]
+    for figures in handbook.values():
+        assert (figures["chunks"], figures["n"], figures["hit@5"]) == (3, 3, 1.0)
+        assert (figures["refused_off_course"], figures["off_course"], figures["refused_answerable"]) == (1, 1, 0)
+        assert figures["ingest_wall_s"] > 0 and figures["ingest_cpu_s"] > 0
+
+
 def test_chunking_smoke_builds_an_index_per_size_and_finds_every_page(inputs):
     r = bench("chunking", "--pdf", inputs["pdf"], "--devset", inputs["devset"], "--sizes", 40, 200, inputs=inputs)
 
@@ -310,6 +328,8 @@ def test_report_renders_every_section_from_the_smoke_results(inputs):
         bench("ingest", "--files", inputs["pdf"], inputs=inputs)
     if not (results / "ocr.json").exists():
         bench("ocr", inputs=inputs)
+    if not (results / "second_embedder.json").exists():
+        test_second_embedder_smoke_ingests_each_way_and_finds_every_page(inputs)
     for name in ("ingest",):  # report.py reads ingest-<corpus>.json
         if (results / f"{name}.json").exists():
             (results / f"{name}.json").rename(results / "ingest-r-manuals.json")
@@ -336,6 +356,7 @@ def test_report_renders_every_section_from_the_smoke_results(inputs):
         "## 1. Ingestion",
         "## 2. Retrieval quality",
         "### Retrieval tuning",
+        "### A second embedder in the product",
         "## 3. Latency",
         "## 5. GPU",
         "## 6. OCR",

@@ -12,11 +12,12 @@ from . import (
     profile,
     quality,
     repetition,
+    second_embedder,
     summary,
     tuning,
 )
 
 SECTIONS = [
     m.SECTION
-    for m in (summary, ingestion, profile, quality, tuning, latency, generation, repetition, coldstart, load, gpu, ocr, highlight)
+    for m in (summary, ingestion, profile, quality, tuning, second_embedder, latency, generation, repetition, coldstart, load, gpu, ocr, highlight)
 ]
