@@ -323,6 +323,17 @@ def _instructor_calls(tmp_path, handbook_id):
     }
 
 
+def with_upload_pass(client, server: str, upload_pass: str):
+    """``client`` holding the cookie Gradio's upload route asks for, got
+    with a sign-in's upload pass as the console's page gets it."""
+    from mentor.web.access import INSTRUCTOR_UPLOADS, UPLOAD_COOKIE
+
+    given = keyed.post(server + INSTRUCTOR_UPLOADS, data={"pass": upload_pass})
+    assert given.status_code == 204
+    client.headers["Cookie"] = f"{UPLOAD_COOKIE}={given.cookies[UPLOAD_COOKIE]}"
+    return client
+
+
 # The endpoints a student (or a stranger to the console) may call; every
 # other endpoint the app exposes is the instructor's.
 STUDENT_ENDPOINTS = {"/chat", "/feedback", "/page", "/ask_instructor", "/login", "/logout"}
@@ -354,6 +365,12 @@ def test_every_instructor_endpoint_refuses_a_session_that_is_not_logged_in(
         refused = client.predict("not the password", api_name="/login")
         assert "Wrong password" in json.dumps(refused)
 
+    # The files reach the handlers: an instructor signed in elsewhere gave
+    # this client the upload pass, which is not a session of its own.
+    from gradio_client import Client
+
+    elsewhere = Client(server + "/", verbose=False, download_files=False, headers={"Authorization": f"Bearer {KEY}"})
+    with_upload_pass(client, server, elsewhere.predict(PASSWORD, api_name="/login")[-1])
     calls = _instructor_calls(tmp_path, handbook_id)
     # Derived from the app: a new instructor endpoint without a call here fails.
     assert sorted(calls) == sorted(callable_endpoints(server) - STUDENT_ENDPOINTS)
@@ -394,6 +411,7 @@ def test_the_instructor_uploads_deletes_edits_the_course_page_and_backs_up(clien
     calls = _instructor_calls(tmp_path, "unused")
     opened = client.predict(PASSWORD, api_name="/login")
     assert "handbook.pdf" in json.dumps(opened)  # the documents table
+    with_upload_pass(client, server, opened[-1])
 
     results, stats, table, *_ = client.predict(*calls["/upload"], api_name="/upload")
     assert "notes.md: added" in results
@@ -714,6 +732,36 @@ def test_new_link_replaces_the_key_and_the_old_link_and_its_cookies_stop_working
         assert httpx.get(f"{url}/api/stats", headers={"Authorization": f"Bearer {old}"}).status_code == 401
         assert browser.get(made.headers["location"]).status_code == 200  # the new link, which sets the new cookie
         assert browser.get("/api/stats").status_code == 200
+
+
+@pytest.mark.parametrize("class_key", [KEY, None], ids=["class key", "open course"])
+def test_only_a_browser_with_a_live_instructor_sessions_pass_uploads_files(course, class_key):
+    from mentor.web import create_app
+    from mentor.web.access import INSTRUCTOR_UPLOADS, UPLOAD_COOKIE, ClassKey
+
+    auth = AdminAuth(PASSWORD)
+    with served(create_app(course, auth, ClassKey(class_key))) as url, httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {KEY}"}
+    ) as browser:
+
+        def upload() -> httpx.Response:
+            return browser.post("/gradio_api/upload", files={"files": ("notes.md", b"# Week 1\n")})
+
+        refused = upload()
+        assert refused.status_code == 403 and refused.json()["detail"].startswith("Only the instructor uploads files")
+        assert browser.post(INSTRUCTOR_UPLOADS, data={"pass": "forged"}).status_code == 401
+        assert UPLOAD_COOKIE not in browser.cookies
+        token = auth.login(PASSWORD, "10.0.0.4")
+
+        given = browser.post(INSTRUCTOR_UPLOADS, data={"pass": auth.upload_pass(token)})
+
+        assert given.status_code == 204
+        cookie = given.headers["set-cookie"]
+        assert all(part in cookie for part in ("Path=/gradio_api/upload", "HttpOnly", "SameSite=strict"))
+        stored = upload()
+        assert stored.status_code == 200 and Path(stored.json()[0]).read_bytes() == b"# Week 1\n"
+        auth.logout(token)
+        assert upload().status_code == 403
 
 
 def test_the_console_shows_the_link_and_a_key_set_by_the_setting_is_not_replaced_from_it(course):

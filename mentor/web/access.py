@@ -19,6 +19,15 @@ The instructor reaches the course either through the same link (the start
 log and the console show it) or by typing the instructor password on the
 refusal page, which sets the same cookie: the password opens the course as
 it opens the console, under the same lockout of wrong guesses.
+
+Files are the instructor's alone to upload, key or no key: Gradio's upload
+route answers 403, before a byte of the body is read, to a request without
+the upload pass. The console gets that pass (a cookie, HttpOnly,
+SameSite=Strict, for the upload route only) when the instructor signs in:
+the sign-in hands the page the pass, a digest of the session's token that
+opens nothing but the upload route, and the page posts it to
+``INSTRUCTOR_UPLOADS`` (``upload_pass_js``). It stops working when the
+session ends.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from mentor.settings import Settings
 from mentor.web.auth import AdminAuth, LoginRefused, kept_secret, write_secret
 from mentor.web.client import client_address
+from mentor.web.limits import UPLOAD_PATHS
 
 KEY_FILE = "class_key"
 OFF = "off"
@@ -46,6 +56,9 @@ COOKIE_SECONDS = 365 * 24 * 3600
 # The one path open to anyone: a health check says nothing about the course.
 OPEN_PATHS = frozenset({"/healthz"})
 INSTRUCTOR_LOGIN = "/class/instructor"
+INSTRUCTOR_UPLOADS = "/class/instructor-uploads"
+UPLOAD_COOKIE = "mentor_uploads"
+UPLOADS_REFUSED = "Only the instructor uploads files: sign in on the Instructor tab first."
 # "New link" is a plain form post, not a Gradio event: the page that asks
 # holds the old key, so its answer could not come back through the gate;
 # the redirect to the new link gives this browser the new cookie.
@@ -136,7 +149,7 @@ class ClassGate:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket") or not self.key.enabled or scope["path"] in OPEN_PATHS:
-            return await self.app(scope, receive, send)
+            return await self._let_in(scope, receive, send)
         conn = HTTPConnection(scope)
         if scope["type"] == "http" and scope["path"] in (INSTRUCTOR_LOGIN, NEW_LINK):
             answer = self._instructor_login if scope["path"] == INSTRUCTOR_LOGIN else self._new_link
@@ -147,12 +160,42 @@ class ClassGate:
         scheme, _, given = bearer.partition(" ")
         if linked or (scheme.lower() == "bearer" and self.key.accepts(given.strip())):
             fresh = linked and not self.key.accepts_cookie(conn.cookies.get(COOKIE))
-            return await self.app(scope, receive, self._with_cookie(send, conn) if fresh else send)
+            return await self._let_in(scope, receive, self._with_cookie(send, conn) if fresh else send)
         if self.key.accepts_cookie(conn.cookies.get(COOKIE)):
-            return await self.app(scope, receive, send)
+            return await self._let_in(scope, receive, send)
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
         return await refusal(conn)(scope, receive, send)
+
+    async def _let_in(self, scope, receive, send) -> None:
+        """A request of the class on its way to the app, but for what is the
+        instructor's alone: an upload without the upload pass is refused
+        (403) before its body is read, and the pass is given here."""
+        if scope["type"] == "http" and scope["path"] == INSTRUCTOR_UPLOADS:
+            response = await self._upload_pass(HTTPConnection(scope), receive)
+            return await response(scope, receive, send)
+        if scope["type"] == "http" and scope["path"].startswith(UPLOAD_PATHS):
+            if not self.auth.accepts_upload_pass(HTTPConnection(scope).cookies.get(UPLOAD_COOKIE)):
+                refused = JSONResponse({"detail": UPLOADS_REFUSED}, status_code=403, headers={"Cache-Control": "no-store"})
+                return await refused(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    async def _upload_pass(self, conn: HTTPConnection, receive) -> Response:
+        """The console's sign-in posts the upload pass here; a live session's is kept as a cookie."""
+        value = await _form_field(receive, "pass") if conn.scope["method"] == "POST" else ""
+        if not self.auth.accepts_upload_pass(value):
+            return JSONResponse({"detail": "Log in as the instructor first (Instructor tab)."}, status_code=401)
+        response = Response(status_code=204, headers={"Cache-Control": "no-store"})
+        response.set_cookie(
+            UPLOAD_COOKIE,
+            value,
+            max_age=int(self.auth.session_seconds),
+            path=UPLOAD_PATHS[0],
+            httponly=True,
+            samesite="strict",
+            secure=self._https(conn),
+        )
+        return response
 
     def _with_cookie(self, send, conn: HTTPConnection):
         """``send``, adding the class cookie to the response's headers."""
@@ -219,6 +262,16 @@ async def _form_field(receive, name: str) -> str:
         if len(body) > MAX_LOGIN_BODY or not message.get("more_body"):
             break
     return (parse_qs(body[:MAX_LOGIN_BODY].decode("utf-8", "replace")).get(name) or [""])[0]
+
+
+def upload_pass_js() -> str:
+    """What the console runs once signed in, with the upload pass: it posts
+    the pass to ``INSTRUCTOR_UPLOADS``, which answers with the cookie the
+    upload route wants (a page cannot set an HttpOnly cookie itself)."""
+    return (
+        "(pass) => { if (pass) fetch(%r, {method: 'POST', credentials: 'same-origin', "
+        "body: new URLSearchParams({pass})}); }" % INSTRUCTOR_UPLOADS
+    )
 
 
 def new_link_form(session: str) -> str:

@@ -13,6 +13,7 @@ failure. Refusing (rather than sleeping) keeps no worker thread busy.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import os
@@ -137,6 +138,22 @@ class AdminAuth:
                 return False
             return True
 
+    def upload_pass(self, token: str | None) -> str | None:
+        """What the browser of a live session keeps to upload files (a
+        cookie): a digest of its token, never the token; None for a token
+        that is not a live session."""
+        return _digest(token) if self.is_admin(token) else None
+
+    def accepts_upload_pass(self, value: str | None) -> bool:
+        """Whether ``value`` is the upload pass of a live session: it stops
+        working when that session ends (logout, expiry)."""
+        if not isinstance(value, str):
+            return False
+        now = self._clock()
+        with self._lock:
+            live = [token for token, expiry in self._sessions.items() if now < expiry]
+        return any(hmac.compare_digest(value.encode(), _digest(token).encode()) for token in live)
+
     def logout(self, token: str | None) -> None:
         with self._lock:
             self._sessions.pop(token or "", None)
@@ -187,3 +204,7 @@ def login_instructions(settings: Settings, password: str, source: str) -> str:
         f"Instructor login: {where}, with the password {password} ({made} and kept in "
         f"{Path(settings.home) / PASSWORD_FILE}; set MENTOR_ADMIN_PASSWORD to choose your own)."
     )
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(f"mentor upload pass {token}".encode()).hexdigest()

@@ -31,7 +31,7 @@ from mentor.course.questions import QuestionsError
 from mentor.engine import Mentor
 from mentor.generate.admission import QueueFull
 from mentor.generate.answer import Answer, QuestionError
-from mentor.web.access import ClassKey
+from mentor.web.access import ClassKey, upload_pass_js
 from mentor.web.auth import AdminAuth, LoginRefused
 from mentor.web.client import client_address
 from mentor.web.course_page import CoursePage
@@ -368,14 +368,14 @@ class MentorUI:
                 note(str(e), "error"),
                 gr.Textbox(value=""),
             )
-            return refused + tuple(gr.skip() for _ in range(CONSOLE_FIELDS + 1))
+            return refused + tuple(gr.skip() for _ in range(CONSOLE_FIELDS + 2))
         log.info("instructor logged in from %s", client)
         opened = (token, gr.Column(visible=False), gr.Column(visible=True), "", gr.Textbox(value=""))
-        return opened + self._console_values() + (gr.Timer(active=True),)
+        return opened + self._console_values() + (gr.Timer(active=True), self.auth.upload_pass(token))
 
     def logout(self, token: str) -> tuple:
         self.auth.logout(token)
-        return "", gr.Column(visible=True), gr.Column(visible=False), gr.Timer(active=False)
+        return "", gr.Column(visible=True), gr.Column(visible=False), gr.Timer(active=False), ""
 
     def refresh_console(self, token: str) -> tuple:
         self._require(token)
@@ -544,6 +544,9 @@ class MentorUI:
         bar and its tabs). Every handler takes the session token and checks
         it. Returns the token's state and what ``refresh_console`` fills in."""
         admin = gr.State("")
+        # The upload pass of the session (access.py): the page hands it to
+        # the server for the cookie Gradio's upload route asks for.
+        upload_pass = gr.Textbox(visible=False)
         with gr.Column(visible=True, elem_id="login-panel") as login_panel:
             gr.Markdown(
                 "### Instructor console\nLog in to add course materials, edit the course page and make backups."
@@ -576,7 +579,7 @@ class MentorUI:
             course_page.scope,
         ]
         timer = materials.status_timer
-        login_outputs = [admin, login_panel, console, login_message, password, *console_outputs, timer]
+        login_outputs = [admin, login_panel, console, login_message, password, *console_outputs, timer, upload_pass]
         for logged_in in (
             login_button.click(self.login, [password], login_outputs, api_name="login"),
             password.submit(self.login, [password], login_outputs, api_visibility="private"),
@@ -584,6 +587,7 @@ class MentorUI:
             # The tab's name says how many students wait for an answer (and,
             # with the console's timer, keeps saying it while you work).
             logged_in.success(self.insights.open_requests, [admin], [open_requests], api_visibility="private")
+            logged_in.success(None, [upload_pass], None, js=upload_pass_js(), api_visibility="private")
         timer.tick(self.insights.open_requests, [admin], [open_requests], show_progress="hidden", api_visibility="private")
-        logout_button.click(self.logout, [admin], [admin, login_panel, console, timer], api_name="logout")
+        logout_button.click(self.logout, [admin], [admin, login_panel, console, timer, upload_pass], api_name="logout")
         return admin, console_outputs
