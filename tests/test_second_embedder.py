@@ -13,6 +13,7 @@ from mentor import Mentor
 from mentor.course.backup import BackupError, export_backup, import_backup
 from mentor.course.library import RebuildStatus
 from mentor.index.embed import EmbedderUnavailable, OnnxEmbedder
+from mentor.index.manifest import IndexSpec
 from mentor.index.store import indexed_text
 from mentor.settings import Settings
 from mentor.web.render import index_status_html
@@ -137,3 +138,13 @@ def test_a_hub_repo_is_fetched_once_and_embeds_as_the_folder_does(hub, bge, tmp_
     assert [m for m, _ in hub.requests].count("GET") == 2  # each file once
     with pytest.raises(EmbedderUnavailable, match="The Hub repo course/no-onnx has no model_optimized.onnx"):
         OnnxEmbedder("course/no-onnx", cache_dir=tmp_path / "hf")
+
+
+def test_an_index_made_before_there_was_a_second_embedder_is_not_rebuilt(settings, embedder):
+    """Its manifest has no second embedder's fields: it reads as none, what the default asks for."""
+    with Mentor.open(settings, embedder=embedder, with_model=False) as m:
+        spec = m.library.live().spec
+        manifest = {k: v for k, v in spec.to_json().items() if not k.startswith("second_")}
+
+        assert IndexSpec.from_json(manifest) == spec == m.library.wanted_spec()
+        assert m.library.rebuild_reason() == ""
