@@ -296,11 +296,17 @@ class Upload(threading.Thread):
         self.start()
 
     def run(self) -> None:
+        import httpx
         from gradio_client import Client, handle_file
+
+        from mentor.web.access import INSTRUCTOR_UPLOADS, UPLOAD_COOKIE
 
         client = Client(self.app.url, verbose=False, download_files=False)
         try:
-            client.predict(self.app.password, api_name="/login")
+            upload_pass = client.predict(self.app.password, api_name="/login")[-1]
+            # The upload route takes files only with the pass's cookie, as the console's page gets it.
+            given = httpx.post(self.app.url.rstrip("/") + INSTRUCTOR_UPLOADS, data={"pass": upload_pass})
+            client.headers["Cookie"] = f"{UPLOAD_COOKIE}={given.cookies[UPLOAD_COOKIE]}"
             began = time.perf_counter()
             self.started.set()
             result = client.predict([handle_file(str(f)) for f in self.files], False, api_name="/upload")
