@@ -492,7 +492,8 @@ def _busy_cpu_s() -> float:
     return sum(t) - t.idle - getattr(t, "iowait", 0.0)
 
 
-def _own_cpu_s() -> float:
+def own_cpu_seconds() -> float:
+    """CPU time of this process and of its children that have finished (page readers, say)."""
     import resource
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -505,12 +506,12 @@ class Contention:
     children's). Benchmarks on a shared machine must say so."""
 
     def __init__(self):
-        self._wall, self._busy, self._own = time.perf_counter(), _busy_cpu_s(), _own_cpu_s()
+        self._wall, self._busy, self._own = time.perf_counter(), _busy_cpu_s(), own_cpu_seconds()
         self.loadavg_start = os.getloadavg()[0]
 
     def figures(self) -> dict:
         wall = time.perf_counter() - self._wall
-        other = (_busy_cpu_s() - self._busy) - (_own_cpu_s() - self._own)
+        other = (_busy_cpu_s() - self._busy) - (own_cpu_seconds() - self._own)
         return {
             "wall_s": round(wall, 1),
             "other_processes_cores": round(max(other, 0.0) / wall, 2) if wall > 0 else 0.0,

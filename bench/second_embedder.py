@@ -19,7 +19,6 @@ second embedder costs.
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from common import (
     load_jsonl,
     log,
     open_mentor,
+    own_cpu_seconds,
     rank_metrics,
     right_page_rank,
     write_result,
@@ -64,9 +64,9 @@ def measure(name: str, files: list[Path], questions: list[dict], home: Path, env
     """One ingestion of ``files`` into a fresh ``home``, timed, and the dev set asked of it."""
     fresh_dir(home)
     with open_mentor(home, **env) as mentor:  # the models load before the clock starts
-        wall, cpu = time.perf_counter(), _cpu_seconds()
+        wall, cpu = time.perf_counter(), own_cpu_seconds()
         results = mentor.ingest(files)
-        wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+        wall, cpu = time.perf_counter() - wall, own_cpu_seconds() - cpu
         if failed := [r.line() for r in results if not r.ok]:
             raise SystemExit(f"ingestion failed: {failed}")
         asked = [(q, mentor.retrieve(q["question"], K)) for q in questions]
@@ -82,12 +82,6 @@ def measure(name: str, files: list[Path], questions: list[dict], home: Path, env
         "off_course": sum(1 for q in questions if q.get("unanswerable")),
         "refused_answerable": sum(not found.covered for q, found in asked if not q.get("unanswerable")),
     }
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (the page readers)."""
-    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 if __name__ == "__main__":
