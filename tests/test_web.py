@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -435,8 +436,8 @@ def test_the_instructor_uploads_deletes_edits_the_course_page_and_backs_up(clien
     assert keyed.get(server + href.replace("/exports/", "/files/")).status_code == 404
     path = tmp_path / "backup.tar.gz"
     path.write_bytes(keyed.get(server + href).content)
-    assert eventually(lambda: keyed.get(server + href).status_code == 404, 10)  # once, then gone
-    assert not any((course.settings.home / "exports").iterdir())
+    assert keyed.get(server + href).status_code == 404  # once: the first download claimed it
+    assert eventually(lambda: not any((course.settings.home / "exports").iterdir()), 10)  # then gone
     restored, *_ = client.predict(handle_file(str(path)), api_name="/import_backup")
     assert "handbook.pdf: skipped — already indexed" in restored
 
@@ -884,8 +885,16 @@ def test_an_export_waits_for_the_librarys_lock_keeps_its_own_folder_and_expires(
     (first, archive), (second, other) = done[0], exports.create(course)
 
     assert archive.is_file() and other.is_file() and archive.parent != other.parent
-    exports.remove(first)
+    taken = exports.claim(first)
+    assert taken.name == archive.name and taken.is_file() and not archive.exists()  # moved out of the token's reach
+    assert exports.claim(first) is None  # one download
     assert exports.archive(first) is None and exports.archive(second) == other
+    with ThreadPoolExecutor(8) as pool:  # eight downloads of one export at once: one gets it
+        claims = list(pool.map(exports.claim, [second] * 8))
+    assert sum(c is not None for c in claims) == 1
+    third, _ = exports.create(course)
+    exports.remove(third)
+    assert exports.claim(third) is None
     brief = Exports(tmp_path / "brief", keep_seconds=0.5)
     token, _ = brief.create(course)
     assert eventually(lambda: brief.archive(token) is None, 10)

@@ -3,7 +3,9 @@
 Each export is written into a folder of its own, ``MENTOR_HOME/exports/
 <token>/``, named by a random token that only the logged-in console is
 given: ``/exports/<token>`` downloads it once, and the folder goes when the
-download ends, or an hour after the export, whichever comes first. An
+download ends, or an hour after the export, whichever comes first. "Once"
+holds for two requests at the same moment too: the first claims the folder
+by renaming it, so the second finds nothing to send. An
 archive holds the instructor-only originals too, so it never lies in a
 folder that anything else serves (Gradio's upload cache is served to
 anyone who knows a path), and two exports never touch each other's files.
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 KEEP_SECONDS = 3600
 TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+TAKEN = "taken-"  # a claimed export's folder; never a token (too short), so never served again
 
 
 class Exports:
@@ -54,12 +57,29 @@ class Exports:
         """The archive of the export ``token``, or None (unknown, downloaded or expired)."""
         if not TOKEN.fullmatch(token or ""):
             return None
-        found = sorted((self.folder / token).glob("mentor-backup-*.tar.gz"))
-        return found[0] if found else None
+        return self._archive_in(self.folder / token)
+
+    def claim(self, token: str) -> Path | None:
+        """Takes the export ``token`` for one download: its archive, moved out
+        of the token's reach, or None when it is unknown or already taken. The
+        caller removes the archive's folder once it is sent."""
+        if self.archive(token) is None:
+            return None
+        taken = self.folder / f"{TAKEN}{secrets.token_hex(8)}"
+        try:
+            (self.folder / token).rename(taken)  # atomic: of two requests, one wins
+        except OSError:
+            return None
+        return self._archive_in(taken)
 
     def remove(self, token: str) -> None:
         if TOKEN.fullmatch(token or ""):
             shutil.rmtree(self.folder / token, ignore_errors=True)
+
+    @staticmethod
+    def _archive_in(folder: Path) -> Path | None:
+        found = sorted(folder.glob("mentor-backup-*.tar.gz"))
+        return found[0] if found else None
 
     def sweep(self) -> None:
         """Removes the exports older than ``keep_seconds`` (a restart forgets its timers)."""
@@ -77,7 +97,7 @@ def create_export_router(exports: Exports) -> APIRouter:
 
     @router.get("/exports/{token}")
     def download(token: str) -> FileResponse:
-        archive = exports.archive(token)
+        archive = exports.claim(token)
         if archive is None:
             raise HTTPException(404, "No such backup: it was downloaded already or is over an hour old. Make another.")
         return FileResponse(
@@ -85,7 +105,7 @@ def create_export_router(exports: Exports) -> APIRouter:
             media_type="application/gzip",
             filename=archive.name,
             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
-            background=BackgroundTask(exports.remove, token),
+            background=BackgroundTask(shutil.rmtree, archive.parent, ignore_errors=True),
         )
 
     return router
