@@ -16,7 +16,7 @@ LEVERS = {
 }
 INDEX_TITLE = "How the index is built (chunk size in word pieces, the section trail indexed with each chunk), at the shipped first stage"
 SHIPPED_EMBEDDER = "all-MiniLM-L6-v2, shipped"
-RULES = ("dense", "dense+gap", "dense+unknown", "rerank", "dense+rerank")
+RULES = ("dense", "dense+gap", "dense+unknown", "dense+unknown+meaning", "rerank", "dense+rerank")
 MIN_RECALL, MAX_FALSE_REFUSALS, MIN_GAIN = 0.875, 0.1, 0.02  # bench/tuning.py
 
 
