@@ -236,29 +236,44 @@ def variant_slug(variant: str) -> str:
 def first_stage_cache(c: Corpus, path: Path) -> tuple[dict, dict, int]:
     """Per question, the chunks nearest in meaning and the best keyword
     matches (``Retriever.candidates``) and its terms found in no chunk
-    (``Index.unknown_terms``), read once from the corpus's index and cached
-    under its build stamp and the questions."""
+    (``Index.unknown_terms``); and the corpus's number of chunks."""
     from mentor.index.store import Hit
 
+    def first_stage(mentor, ids: list[str], question: str) -> dict:
+        dense, keywords = mentor.retriever.candidates(question)
+        return {
+            "dense": [h.to_json() for h in dense],
+            "keywords": [h.to_json() for h in keywords],
+            "unknown": mentor.library.live().index.unknown_terms(question, ids)[0],
+        }
+
+    def chunks(mentor, ids: list[str]) -> dict:
+        index = mentor.library.live().index
+        return {"chunks": sum(1 for d in ids for _ in index.records(d))}
+
+    cached = cached_by_question(c, path, "cached the first stage", first_stage, chunks)
+    cands = {qid: ([Hit(**h) for h in v["dense"]], [Hit(**h) for h in v["keywords"]]) for qid, v in cached["questions"].items()}
+    return cands, {qid: v["unknown"] for qid, v in cached["questions"].items()}, cached["chunks"]
+
+
+def cached_by_question(c: Corpus, path: Path, what: str, measure, of_corpus=None) -> dict:
+    """``measure(mentor, doc_ids, question)`` of each question (and
+    ``of_corpus(mentor, doc_ids)``'s figures), read once from the corpus's
+    index and cached under its build stamp and the questions."""
     cached = json.loads(path.read_text()) if path.exists() else {}
     if not (cached and cached.get("stamp") == _stamp(Path(cached.get("home", "")), c.questions)):
         home = home_of(c)
-        cached = {"stamp": _stamp(home, c.questions), "home": str(home), "questions": {}}
         with open_mentor(home) as mentor:
-            live = mentor.library.live()
             ids = [d.doc_id for d in mentor.documents()]
-            cached["chunks"] = sum(1 for d in ids for _ in live.index.records(d))
-            for q in c.questions:
-                dense, keywords = mentor.retriever.candidates(q["question"])
-                cached["questions"][q["id"]] = {
-                    "dense": [h.to_json() for h in dense],
-                    "keywords": [h.to_json() for h in keywords],
-                    "unknown": live.index.unknown_terms(q["question"], ids)[0],
-                }
+            cached = {
+                "stamp": _stamp(home, c.questions),
+                "home": str(home),
+                **(of_corpus(mentor, ids) if of_corpus else {}),
+                "questions": {q["id"]: measure(mentor, ids, q["question"]) for q in c.questions},
+            }
         path.write_text(json.dumps(cached))
-        log(f"{c.name}: cached the first stage of {len(c.questions)} questions")
-    cands = {qid: ([Hit(**h) for h in v["dense"]], [Hit(**h) for h in v["keywords"]]) for qid, v in cached["questions"].items()}
-    return cands, {qid: v["unknown"] for qid, v in cached["questions"].items()}, cached["chunks"]
+        log(f"{c.name}: {what} of {len(c.questions)} questions")
+    return cached
 
 
 # What a cached first stage holds; a cache of another shape is read again.
@@ -271,34 +286,26 @@ def unknown_meaning_cache(c: Corpus, path: Path) -> dict:
     without those words, as the product embeds a question (0 when every
     word is in the course). "How do I write a pre-commit hook?" loses most
     of its meaning without "pre-commit" and "hook"; "How are you supposed to
-    pronounce LaTeX?" loses little without "supposed". Read once from the
-    corpus's index and cached under its build stamp."""
+    pronounce LaTeX?" loses little without "supposed"."""
     import numpy as np
 
     from mentor.index.retrieve import query_text
 
-    cached = json.loads(path.read_text()) if path.exists() else {}
-    if not (cached and cached.get("stamp") == _stamp(Path(cached.get("home", "")), c.questions)):
-        home = home_of(c)
-        cached = {"stamp": _stamp(home, c.questions), "home": str(home), "questions": {}}
-        with open_mentor(home) as mentor:
-            live = mentor.library.live()
-            ids = [d.doc_id for d in mentor.documents()]
+    def meaning(mentor, ids: list[str], question: str) -> dict:
+        live = mentor.library.live()
 
-            def embed(text: str):
-                v = np.asarray(live.embedder.embed_query(query_text(live.spec.embed_model, text)))
-                return v / np.linalg.norm(v)
+        def embed(text: str):
+            v = np.asarray(live.embedder.embed_query(query_text(live.spec.embed_model, text)))
+            return v / np.linalg.norm(v)
 
-            for q in c.questions:
-                words = set(re.findall(r"[\w'+-]+", q["question"]))
-                unknown = sorted(w for w in words if live.index.unknown_terms(w, ids)[0])
-                without = q["question"]
-                for w in unknown:
-                    without = re.sub(rf"(?<![\w'+-]){re.escape(w)}(?![\w'+-])", " ", without)
-                share = 1.0 - float(embed(q["question"]) @ embed(without)) if unknown else 0.0
-                cached["questions"][q["id"]] = {"unknown_words": unknown, "meaning": round(share, 4)}
-        path.write_text(json.dumps(cached))
-        log(f"{c.name}: measured the meaning of {len(c.questions)} questions' unknown words")
+        unknown = sorted(w for w in set(re.findall(r"[\w'+-]+", question)) if live.index.unknown_terms(w, ids)[0])
+        without = question
+        for w in unknown:
+            without = re.sub(rf"(?<![\w'+-]){re.escape(w)}(?![\w'+-])", " ", without)
+        share = 1.0 - float(embed(question) @ embed(without)) if unknown else 0.0
+        return {"unknown_words": unknown, "meaning": round(share, 4)}
+
+    cached = cached_by_question(c, path, "measured the meaning of the unknown words", meaning)
     return {qid: v["meaning"] for qid, v in cached["questions"].items()}
 
 
