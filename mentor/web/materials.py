@@ -190,11 +190,18 @@ class Materials:
             # Over the files being added, not over the result lines above.
             show_progress_on=[files],
         )
+        # Picking a document hides the question about the one picked before.
+        # The two events share one queue of one, so they finish in the order
+        # they were sent: with the hiding on its own (unqueued) path, a pick
+        # followed at once by Delete… could be hidden after the question was
+        # shown, on a busy server (seen in CI: no question, no error).
+        in_order = {"concurrency_id": "delete-confirm", "concurrency_limit": 1}
         delete_button.click(
             self.ask_delete_document,
             [to_delete, admin],
             [confirm.box, confirm.question, confirm.yes, delete_message],
             api_name="ask_delete_document",
+            **in_order,
         )
         deleted = confirm.yes.click(
             self.delete_document, [to_delete, admin], [delete_message, *library], api_name="delete_document"
@@ -202,7 +209,7 @@ class Materials:
         hidden = lambda: gr.Column(visible=False)  # noqa: E731
         deleted.then(hidden, None, [confirm.box], queue=False, api_visibility="private")
         confirm.cancel.click(hidden, None, [confirm.box], queue=False, api_visibility="private")
-        to_delete.change(hidden, None, [confirm.box], queue=False, api_visibility="private")
+        to_delete.change(hidden, None, [confirm.box], api_visibility="private", **in_order)
         return MaterialsParts(documents, to_delete, index_status, status_timer)
 
     def _upload_area(self) -> tuple:
