@@ -130,8 +130,9 @@ def refusal_line(found: Retrieval) -> str:
     (it names the closest ones instead), so that a search from a shell
     shows what a student would get."""
     why = f"the nearest passage scores {found.best_score:.2f}"
-    if found.unknown_terms:
-        why += f", and the question names {found.unknown_terms} term(s) found nowhere in the course"
+    if found.unknown_words:
+        words = ", ".join(found.unknown_words)
+        why += f", less {found.unknown_meaning:.2f} for the words found nowhere in the course ({words})"
     if found.best_rerank is not None:
         why += f"; the reranker's best score is {found.best_rerank:.2f}"
     return f"-- off the course: the mentor would not answer this ({why})"

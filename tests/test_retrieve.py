@@ -36,20 +36,41 @@ def test_search_returns_each_page_once(mentor, tmp_path):
     assert [(h.file, h.page) for h in hits] == [("thermo.pdf", 1), ("thermo.pdf", 2)]
 
 
-def test_a_question_naming_what_the_course_never_mentions_is_refused_even_near_its_pages(mentor, handbook):
+def test_a_question_resting_on_words_the_course_never_uses_is_refused_even_near_its_pages(mentor, handbook):
     from mentor.index.retrieve import Retriever
 
     mentor.ingest([handbook])
-    strict = Retriever(mentor.library, mentor.settings.replace(min_score_unknown_term=0.95))
     # "eyepiece" and "buy" occur nowhere in the handbook; "reflecting" and
     # "telescope" do, and bring the question near the telescopes' page.
-    near_but_unknown = strict.retrieve("Which eyepiece should I buy for my reflecting telescope?", k=3)
-    known = strict.retrieve("What do reflecting telescopes use to gather light?", k=3)
+    unknown = "Which eyepiece should I buy for my reflecting telescope?"
+    aside = "Which lenses or mirrors do reflecting telescopes use, honestly?"  # "honestly" is nowhere either
+    known = "What do reflecting telescopes use to gather light?"
+    near, by_the_way, fine = (mentor.retriever.retrieve(q, k=3) for q in (unknown, aside, known))
 
-    assert (near_but_unknown.unknown_terms, near_but_unknown.hits[0].page) == (2, 5)
-    assert near_but_unknown.best_score >= mentor.settings.min_score  # the cosine alone would answer it
-    assert not near_but_unknown.covered
-    assert (known.unknown_terms, known.covered) == (0, True)
+    assert (near.unknown_words, near.hits[0].page) == (("eyepiece", "buy"), 5)
+    assert (by_the_way.unknown_words, fine.unknown_words, fine.unknown_meaning) == (("honestly",), (), 0.0)
+    # The question rests on its unknown words; the aside does not.
+    assert near.unknown_meaning > 2 * by_the_way.unknown_meaning > 0
+    # A threshold the cosine alone would pass, but not the cosine less the
+    # unknown words' share of the meaning:
+    strict = Retriever(mentor.library, mentor.settings.replace(min_score=near.best_score - near.unknown_meaning / 2))
+    assert not strict.retrieve(unknown, k=3).covered
+    assert strict.retrieve(known, k=3).covered and fine.best_score >= strict.settings.min_score
+
+
+def test_plain_words_a_small_course_lacks_take_no_more_than_the_cap_off(mentor, handbook):
+    from mentor.index.retrieve import UNKNOWN_MEANING_CAP
+
+    mentor.ingest([handbook])
+    # A six-page handbook names none of "fast", "must", "rocket" or "go":
+    # without them little of the question is left, yet its escape-velocity
+    # page answers it.
+    found = mentor.retriever.retrieve("How fast must a rocket go to leave the Earth?", k=3)
+
+    assert (found.unknown_words, found.hits[0].page) == (("fast", "must", "rocket", "go"), 4)
+    assert found.unknown_meaning > UNKNOWN_MEANING_CAP
+    assert found.best_score - found.unknown_meaning < mentor.settings.min_score  # uncapped, it would be refused
+    assert found.covered
 
 
 def test_merge_pages_keeps_one_hit_per_page_with_its_best_score():

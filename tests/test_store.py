@@ -102,15 +102,16 @@ def test_search_stays_within_the_documents_asked_for(index, records, embedder):
     assert index.search(embedder.embed_query(question), question, [], 50) == ([], [])
 
 
-def test_a_term_is_unknown_when_no_chunk_of_the_documents_asked_for_holds_it(index, records):
+def test_a_word_is_unknown_when_no_chunk_of_the_documents_asked_for_holds_it(index, records):
     index.add(records)
     a, b = "a" * 64, "b" * 64
     question = "mirrors ellipse sourdough"  # "mirrors" only in a, "ellipse" only in b, "sourdough" in neither
 
-    assert index.unknown_terms(question, [a]) == (2, 3)
-    assert index.unknown_terms(question, [b]) == (2, 3)
-    assert index.unknown_terms(question, [a, b]) == (1, 3)
-    assert index.unknown_terms(question, []) == (0, 3)
+    assert index.unknown_words(question, [a]) == ["ellipse", "sourdough"]
+    assert index.unknown_words(question, [b]) == ["mirrors", "sourdough"]
+    assert index.unknown_words(question, [a, b]) == ["sourdough"]
+    assert index.unknown_words(question, []) == []
+    assert index.unknown_words("Is the sourdough in the ellipse?", [a, b]) == ["sourdough"]  # stopwords are no words
 
 
 def test_every_hit_is_scored_by_its_cosine_to_the_question(index, records, embedder):

@@ -44,9 +44,9 @@ GROUP_SIMILARITY = 0.55
 # An answer whose best source scored under this rests on a barely relevant
 # page. On the Octave dev set the answered questions' best sources have a
 # median of 0.58, and 9 of the 93 fall under 0.46. (It was MIN_SCORE + 0.05
-# while MIN_SCORE was 0.41; the refusal now reads the question's terms too
-# and lets a question whose every term is in the course through from 0.27,
-# which would leave almost nothing weak.)
+# while MIN_SCORE was 0.41; the refusal now weighs the question's unknown
+# words too and lets a question whose every word is in the course through
+# from 0.28, which would leave almost nothing weak.)
 WEAK_SCORE = 0.46
 # Questions grouped at most (the most recent of the period): complete
 # linkage holds every pair's distance, 4,000 questions take 64 MB and a

@@ -18,6 +18,7 @@ the library's business (``mentor.library``); this package only stores.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,11 +109,29 @@ class Keywords:
         vector = self._bm25.embed_query(text)
         return list(vector.indices), list(vector.values)
 
-    def terms(self, text: str) -> list[tuple[list[int], list[float]]]:
-        """Each of the question's terms alone, as a query: a search for one
-        finds a chunk only if the chunk holds that term."""
-        indices, _ = self.query(text)
-        return [([i], [1.0]) for i in dict.fromkeys(indices)]
+    def words(self, text: str) -> dict[str, list[int]]:
+        """Each word of the question with its keyword terms, stopwords left
+        out: a word is unknown to the course when one of its terms is in no
+        chunk."""
+        words = {w: self.query(w)[0] for w in dict.fromkeys(WORD.findall(text))}
+        return {w: terms for w, terms in words.items() if terms}
+
+
+# A word of a question, as the refusal weighs it: "pre-commit", "don't" and
+# "C++" stay whole.
+WORD_CHARS = r"[\w'+-]"
+WORD = re.compile(WORD_CHARS + "+")
+
+
+def term_queries(words: dict[str, list[int]]) -> list[int]:
+    """The distinct terms of ``words``: each is asked alone, limit 1, so a
+    search for it finds a chunk only if the chunk holds it."""
+    return list(dict.fromkeys(t for terms in words.values() for t in terms))
+
+
+def words_with(words: dict[str, list[int]], missing: set[int]) -> list[str]:
+    """The words that have a term in ``missing``, in the question's order."""
+    return [w for w, terms in words.items() if missing.intersection(terms)]
 
 
 class Index(Protocol):
@@ -140,11 +159,11 @@ class Index(Protocol):
         a keyword hit is: every hit's score is on one scale."""
         ...
 
-    def unknown_terms(self, question: str, doc_ids: Sequence[str]) -> tuple[int, int]:
-        """How many of the question's keyword terms occur in no chunk of
-        ``doc_ids``, and how many terms it has: a course that never names
-        what the question asks about does not cover it, however near in
-        meaning its pages are."""
+    def unknown_words(self, question: str, doc_ids: Sequence[str]) -> list[str]:
+        """The question's words that occur in no chunk of ``doc_ids`` (none
+        when ``doc_ids`` is empty): a course that never names what the
+        question asks about does not cover it, however near in meaning its
+        pages are."""
         ...
 
     def chunk(self, doc_id: str, chunk_no: int) -> Hit | None:

@@ -31,6 +31,8 @@ from mentor.index.store import (
     ranked_hits,
     record_of,
     scored_by_meaning,
+    term_queries,
+    words_with,
 )
 
 # Points fetched per scroll call (backups, upgrades).
@@ -133,13 +135,14 @@ class EdgeIndex:
         with self._use() as shard:
             return scored_by_meaning(dense, shard.query(request))
 
-    def unknown_terms(self, question: str, doc_ids: Sequence[str]) -> tuple[int, int]:
-        terms = self._keywords.terms(question)
+    def unknown_words(self, question: str, doc_ids: Sequence[str]) -> list[str]:
+        words = self._keywords.words(question)
+        terms = term_queries(words)
         if not (terms and doc_ids):
-            return 0, len(terms)
+            return []
         requests = [
             qe.QueryRequest(
-                query=qe.Query.Nearest(qe.SparseVector(*t), using=KEYWORDS),
+                query=qe.Query.Nearest(qe.SparseVector([t], [1.0]), using=KEYWORDS),
                 limit=1,
                 filter=_only(doc_ids),
                 with_payload=False,
@@ -149,7 +152,7 @@ class EdgeIndex:
         ]
         with self._use() as shard:
             found = shard.query_batch(qe.QueryBatchRequest(requests))
-        return sum(1 for points in found if not points), len(terms)
+        return words_with(words, {t for t, points in zip(terms, found) if not points})
 
     def chunk(self, doc_id: str, chunk_no: int) -> Hit | None:
         with self._use() as shard:

@@ -27,6 +27,8 @@ from mentor.index.store import (
     ranked_hits,
     record_of,
     scored_by_meaning,
+    term_queries,
+    words_with,
 )
 
 SCROLL_BATCH = 256
@@ -120,18 +122,19 @@ class ServerIndex:
         )
         return scored_by_meaning(dense, found.points)
 
-    def unknown_terms(self, question: str, doc_ids: Sequence[str]) -> tuple[int, int]:
+    def unknown_words(self, question: str, doc_ids: Sequence[str]) -> list[str]:
         from qdrant_client import models
 
-        terms = self._keywords.terms(question)
+        words = self._keywords.words(question)
+        terms = term_queries(words)
         if not (terms and doc_ids):
-            return 0, len(terms)
+            return []
         requests = [
-            models.QueryRequest(query=_sparse(t), using=KEYWORDS, filter=_only(doc_ids), limit=1, with_payload=False)
+            models.QueryRequest(query=_sparse(([t], [1.0])), using=KEYWORDS, filter=_only(doc_ids), limit=1, with_payload=False)
             for t in terms
         ]
         found = self.client.query_batch_points(self.name, requests=requests)
-        return sum(1 for r in found if not r.points), len(terms)
+        return words_with(words, {t for t, r in zip(terms, found) if not r.points})
 
     def chunk(self, doc_id: str, chunk_no: int) -> Hit | None:
         found = self.client.retrieve(self.name, ids=[point_id(doc_id, chunk_no)], with_payload=True, with_vectors=False)
