@@ -236,7 +236,8 @@ def refusal_figures(questions: list[dict], by_id: dict, settings) -> dict:
     """The mentor's own verdict (Retriever.retrieve) per half: refusal recall
     on the unanswerable questions, and answerable questions refused."""
     figures = {
-        "rule": f"refuse when the nearest chunk's cosine < MIN_SCORE ({settings.min_score})"
+        "rule": f"refuse when the nearest chunk's cosine, less the share of the question's meaning carried by "
+        f"its words found in no chunk, < MIN_SCORE ({settings.min_score})"
         + (f" or the reranker's best score < MIN_RERANK_SCORE ({settings.min_rerank_score})" if settings.min_rerank_score is not None else ""),
         "goal": "recall >= 0.9 with false_refusal_rate <= 0.05",
     }

@@ -25,9 +25,10 @@ reported on the same corpus:
 - **Another embedder** (``--embedder``; BGE-small by default): its nearest
   chunks computed over the shipped index's own chunks, and the whole
   choice made again with them, beside the shipped embedder's.
-- **Refusal**: the nearest chunk's cosine (``MIN_SCORE``), the gap between
-  it and the tenth chunk's, the nearest cosine of a question that names a
-  term found in no chunk (``MIN_SCORE_UNKNOWN_TERM``), the reranker's best
+- **Refusal**: the nearest chunk's cosine, the gap between it and the
+  tenth chunk's, the nearest cosine of a question that names a word found
+  in no chunk, that cosine less the share of the question's meaning such
+  words carry (``MIN_SCORE``: the rule that ships), the reranker's best
   score; thresholds chosen
   on the other corpora, refusal recall on off-course questions and false
   refusals on answerable ones reported on the corpus left out.
@@ -46,7 +47,6 @@ import copy
 import hashlib
 import itertools
 import json
-import re
 import shutil
 import statistics
 import time
@@ -236,7 +236,7 @@ def variant_slug(variant: str) -> str:
 def first_stage_cache(c: Corpus, path: Path) -> tuple[dict, dict, int]:
     """Per question, the chunks nearest in meaning and the best keyword
     matches (``Retriever.candidates``) and its terms found in no chunk
-    (``Index.unknown_terms``); and the corpus's number of chunks."""
+    (``Index.unknown_words``, how many); and the corpus's number of chunks."""
     from mentor.index.store import Hit
 
     def first_stage(mentor, ids: list[str], question: str) -> dict:
@@ -244,7 +244,7 @@ def first_stage_cache(c: Corpus, path: Path) -> tuple[dict, dict, int]:
         return {
             "dense": [h.to_json() for h in dense],
             "keywords": [h.to_json() for h in keywords],
-            "unknown": mentor.library.live().index.unknown_terms(question, ids)[0],
+            "unknown": len(mentor.library.live().index.unknown_words(question, ids)),
         }
 
     def chunks(mentor, ids: list[str]) -> dict:
@@ -277,33 +277,20 @@ def cached_by_question(c: Corpus, path: Path, what: str, measure, of_corpus=None
 
 
 # What a cached first stage holds; a cache of another shape is read again.
-CACHE_SHAPE = "dense,keywords,unknown"
+CACHE_SHAPE = "dense,keywords,unknown words"
 
 
 def unknown_meaning_cache(c: Corpus, path: Path) -> dict:
-    """Per question, how much of its meaning rests on the words that no
-    chunk holds: 1 − the cosine between the question and the question
-    without those words, as the product embeds a question (0 when every
-    word is in the course). "How do I write a pre-commit hook?" loses most
-    of its meaning without "pre-commit" and "hook"; "How are you supposed to
-    pronounce LaTeX?" loses little without "supposed"."""
-    import numpy as np
-
-    from mentor.index.retrieve import query_text
+    """Per question, the share of its meaning carried by the words that no
+    chunk holds (``mentor.index.retrieve.unknown_meaning``, 0 when every
+    word is in the course)."""
+    from mentor.index.retrieve import query_text, unknown_meaning
 
     def meaning(mentor, ids: list[str], question: str) -> dict:
         live = mentor.library.live()
-
-        def embed(text: str):
-            v = np.asarray(live.embedder.embed_query(query_text(live.spec.embed_model, text)))
-            return v / np.linalg.norm(v)
-
-        unknown = sorted(w for w in set(re.findall(r"[\w'+-]+", question)) if live.index.unknown_terms(w, ids)[0])
-        without = question
-        for w in unknown:
-            without = re.sub(rf"(?<![\w'+-]){re.escape(w)}(?![\w'+-])", " ", without)
-        share = 1.0 - float(embed(question) @ embed(without)) if unknown else 0.0
-        return {"unknown_words": unknown, "meaning": round(share, 4)}
+        unknown = live.index.unknown_words(question, ids)
+        dense = live.embedder.embed_query(query_text(live.spec.embed_model, question))
+        return {"unknown_words": unknown, "meaning": round(unknown_meaning(live, question, dense, unknown), 4) if unknown else 0.0}
 
     cached = cached_by_question(c, path, "measured the meaning of the unknown words", meaning)
     return {qid: v["meaning"] for qid, v in cached["questions"].items()}
@@ -827,8 +814,11 @@ def _mean_row(r: Rankings, corpora: list[Corpus], s: dict) -> dict:
 
 def signals(r: Rankings, c: Corpus, q: dict, first: dict, rerank_pages: int) -> dict:
     """The refusal's signals for one question (the reranker's over the first stage ``first``)."""
+    from mentor.index.retrieve import UNKNOWN_MEANING_CAP
+
     dense = c.cands[q["id"]][0]
     top = dense[0].score if dense else 0.0
+    meaning = c.unknown_meaning.get(q["id"], 0.0)
     out = {
         "dense": top,
         "gap": round(top - dense[min(GAP_RANK, len(dense)) - 1].score, 4) if dense else 0.0,
@@ -836,8 +826,10 @@ def signals(r: Rankings, c: Corpus, q: dict, first: dict, rerank_pages: int) -> 
         # chunk holds (1: every term is in the course).
         "dense_if_unknown": top if c.unknown[q["id"]] else 1.0,
         # The nearest cosine less the share of the question's meaning that
-        # rests on its unknown words (1: none unknown).
-        "dense_less_unknown_meaning": round(top - c.unknown_meaning[q["id"]], 4) if c.unknown_meaning.get(q["id"]) else 1.0,
+        # rests on its unknown words, at most UNKNOWN_MEANING_CAP (the
+        # product's rule: Retriever.covers); and uncapped.
+        "dense_less_unknown_meaning": top - min(meaning, UNKNOWN_MEANING_CAP),
+        "dense_less_unknown_meaning_uncapped": top - meaning,
     }
     if r.reranker is not None and rerank_pages:
         pages = r.fused(c, q, first)[: max(RERANK_PAGES)]
@@ -848,9 +840,11 @@ def signals(r: Rankings, c: Corpus, q: dict, first: dict, rerank_pages: int) -> 
 DENSE_GRID = [round(0.2 + i / 100, 2) for i in range(71)]  # to 0.9: BGE's cosines sit higher than MiniLM's
 GAP_GRID = [round(i / 100, 2) for i in range(0, 31)]
 UNKNOWN_GRID = [round(0.2 + i / 100, 2) for i in range(0, 81, 2)]
-# Three thresholds at once: a coarser grid, over MiniLM's range of cosines.
-COARSE_DENSE_GRID = [round(0.2 + i / 100, 2) for i in range(0, 51, 2)]
 RERANK_GRID = [i / 4 for i in range(-48, 33)]
+
+
+# The rule the product applies (Retriever.covers, MIN_SCORE).
+SHIPPED_REFUSAL = "dense−unknown meaning"
 
 
 def refusal_rules(rerank: bool) -> dict[str, list[dict]]:
@@ -858,14 +852,8 @@ def refusal_rules(rerank: bool) -> dict[str, list[dict]]:
         "dense": [{"dense": t} for t in DENSE_GRID],
         "dense+gap": [{"dense": a, "gap": b} for a in DENSE_GRID for b in GAP_GRID],
         "dense+unknown": [{"dense": a, "dense_if_unknown": b} for a in DENSE_GRID for b in UNKNOWN_GRID if b >= a],
-        "dense+unknown+meaning": [
-            {"dense": a, "dense_if_unknown": b, "dense_less_unknown_meaning": m}
-            for a in COARSE_DENSE_GRID
-            for b in UNKNOWN_GRID[::2]
-            if b >= a
-            for m in COARSE_DENSE_GRID
-            if m >= a - 0.1
-        ],
+        SHIPPED_REFUSAL: [{"dense_less_unknown_meaning": t} for t in DENSE_GRID],
+        f"{SHIPPED_REFUSAL}, uncapped": [{"dense_less_unknown_meaning_uncapped": t} for t in DENSE_GRID],
     }
     if rerank:
         rules["rerank"] = [{"rerank": t} for t in RERANK_GRID]
@@ -921,6 +909,8 @@ def pick_thresholds(corpora: list[Corpus], sig: dict, grid: list[dict]) -> dict:
 def refusal_figures(r: Rankings, corpora: list[Corpus], first: dict, rerank_pages: int) -> dict:
     """Per rule: thresholds chosen on all corpora and their figures per
     corpus; and leave-one-out, thresholds chosen on the others."""
+    from mentor.index.retrieve import UNKNOWN_MEANING_CAP
+
     sig = {c.name: {q["id"]: signals(r, c, q, first, rerank_pages) for q in c.questions} for c in corpora}
     rules = refusal_rules(r.reranker is not None and rerank_pages > 0)
     out = {}
@@ -951,9 +941,11 @@ def refusal_figures(r: Rankings, corpora: list[Corpus], first: dict, rerank_page
         "signals": f"dense: cosine of the chunk nearest the question; gap: that minus the {GAP_RANK}th chunk's; "
         f"rerank: the reranker's best score over the first {rerank_pages} pages; "
         "dense_if_unknown: the nearest cosine of a question naming a term that no chunk holds (1 otherwise); "
-        "dense_less_unknown_meaning: that cosine less 1 − the cosine between the question and the question without "
-        "its unknown words (1 when none)",
+        "dense_less_unknown_meaning: the nearest cosine less 1 − the cosine between the question and the question "
+        f"without its unknown words, at most {UNKNOWN_MEANING_CAP} (UNKNOWN_MEANING_CAP; 0 taken off when none), "
+        "and uncapped",
         "before": before,
+        "ships": SHIPPED_REFUSAL,
         "rules": out,
         "values": sig,
     }

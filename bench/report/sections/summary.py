@@ -72,7 +72,7 @@ def tuning_rows(t: dict) -> list[list[str]]:
         base = sum(m[key] for m in starter) / len(starter) if starter else None
         verdict = "meets the goal" if chosen[key] >= goal else bad(f"under the goal of {fmt(goal, 2)}")
         rows.append([f"Retrieval {key}, {n} corpora each left out (mean)", fmt(chosen[key], 3), fmt(base, 3), x(ratio(chosen[key], base)), verdict])
-    refusal = t["refusal"]["rules"]["dense+unknown"]["leave_one_out"]
+    refusal = t["refusal"]["rules"][t["refusal"]["ships"]]["leave_one_out"]
     met = sum(r["recall"] >= GOAL_RECALL for r in refusal)
     rows.append(
         [
