@@ -175,6 +175,19 @@ def test_pdf_text_and_file_names_are_escaped_wherever_they_are_shown():
     assert safe_markdown("a < b & c") == "<p>a &lt; b &amp; c</p>"
 
 
+def test_a_pick_hides_deletes_question_only_when_it_is_about_another_document():
+    import gradio as gr
+
+    from mentor.web.materials import Materials
+
+    # The pick and Delete… may reach the server in either order: a pick of
+    # the document just asked about must not hide its question.
+    assert Materials.hide_question_unless_about("a" * 64, "a" * 64) == gr.skip()
+    hidden = Materials.hide_question_unless_about("b" * 64, "a" * 64)
+    assert isinstance(hidden, gr.Column) and hidden.visible is False
+    assert Materials.hide_question_unless_about(None, None).visible is False
+
+
 # --- Gradio endpoints over HTTP (gradio_client) --------------------------------------
 
 

@@ -44,6 +44,9 @@ class DeleteConfirmation:
     question: gr.HTML
     yes: gr.Button
     cancel: gr.Button
+    # The document the question is about, kept on the server (a State is
+    # read when its event runs, not when it is sent).
+    asked: gr.State
 
 
 class Materials:
@@ -114,7 +117,15 @@ class Materials:
             f"Delete {doc.name}? Students will no longer get answers from it, and the links to its pages in "
             "earlier answers stop working. Its file is deleted too: to undo, you would upload it again."
         )
-        return gr.Column(visible=True), note(said, "error"), gr.Button(value=f"Yes, delete {doc.name}"), ""
+        return gr.Column(visible=True), note(said, "error"), gr.Button(value=f"Yes, delete {doc.name}"), "", doc_id
+
+    @staticmethod
+    def hide_question_unless_about(picked: str | None, asked: str | None):
+        """Hides Delete's question when another document is picked. The pick
+        and Delete… may reach the server in either order (each is its own
+        request): a pick of the very document asked about leaves the
+        question up, so a quick pick-then-Delete… always shows it."""
+        return gr.skip() if picked and picked == asked else gr.Column(visible=False)
 
     def delete_document(self, doc_id: str | None, token: str) -> tuple:
         """Deletes the picked document (the second step: the instructor confirmed)."""
@@ -190,18 +201,15 @@ class Materials:
             # Over the files being added, not over the result lines above.
             show_progress_on=[files],
         )
-        # Picking a document hides the question about the one picked before.
-        # The two events share one queue of one, so they finish in the order
-        # they were sent: with the hiding on its own (unqueued) path, a pick
-        # followed at once by Delete… could be hidden after the question was
-        # shown, on a busy server (seen in CI: no question, no error).
-        in_order = {"concurrency_id": "delete-confirm", "concurrency_limit": 1}
+        # The question and the hiding that follows a pick run one at a time,
+        # so each reads the document the other one last asked about.
+        one_at_a_time = {"concurrency_id": "delete-confirm", "concurrency_limit": 1}
         delete_button.click(
             self.ask_delete_document,
             [to_delete, admin],
-            [confirm.box, confirm.question, confirm.yes, delete_message],
+            [confirm.box, confirm.question, confirm.yes, delete_message, confirm.asked],
             api_name="ask_delete_document",
-            **in_order,
+            **one_at_a_time,
         )
         deleted = confirm.yes.click(
             self.delete_document, [to_delete, admin], [delete_message, *library], api_name="delete_document"
@@ -209,7 +217,13 @@ class Materials:
         hidden = lambda: gr.Column(visible=False)  # noqa: E731
         deleted.then(hidden, None, [confirm.box], queue=False, api_visibility="private")
         confirm.cancel.click(hidden, None, [confirm.box], queue=False, api_visibility="private")
-        to_delete.change(hidden, None, [confirm.box], api_visibility="private", **in_order)
+        to_delete.change(
+            self.hide_question_unless_about,
+            [to_delete, confirm.asked],
+            [confirm.box],
+            api_visibility="private",
+            **one_at_a_time,
+        )
         return MaterialsParts(documents, to_delete, index_status, status_timer)
 
     def _upload_area(self) -> tuple:
@@ -252,7 +266,7 @@ class Materials:
             with gr.Row():
                 yes = gr.Button("Yes, delete it", variant="stop", size="sm", scale=0, min_width=200)
                 cancel = gr.Button("Cancel", variant="secondary", size="sm", scale=0, min_width=100)
-        confirm = DeleteConfirmation(confirm_box, question, yes, cancel)
+        confirm = DeleteConfirmation(confirm_box, question, yes, cancel, gr.State(None))
         with gr.Row(elem_id="flags-row"):
             instructor_only = gr.Checkbox(
                 label="Instructor only (a solution manual, say): never shown, quoted or cited to students",
