@@ -63,12 +63,12 @@ class Exports:
         """Takes the export ``token`` for one download: its archive, moved out
         of the token's reach, or None when it is unknown or already taken. The
         caller removes the archive's folder once it is sent."""
-        if self.archive(token) is None:
+        if not TOKEN.fullmatch(token or ""):
             return None
         taken = self.folder / f"{TAKEN}{secrets.token_hex(8)}"
         try:
             (self.folder / token).rename(taken)  # atomic: of two requests, one wins
-        except OSError:
+        except OSError:  # unknown, expired, or taken a moment ago
             return None
         return self._archive_in(taken)
 
@@ -78,7 +78,10 @@ class Exports:
 
     @staticmethod
     def _archive_in(folder: Path) -> Path | None:
-        found = sorted(folder.glob("mentor-backup-*.tar.gz"))
+        try:
+            found = sorted(folder.glob("mentor-backup-*.tar.gz"))
+        except FileNotFoundError:  # claimed or removed while it was read
+            return None
         return found[0] if found else None
 
     def sweep(self) -> None:
