@@ -186,10 +186,11 @@ class Retriever:
     def covers(self, best_score: float, best_rerank: float | None, unknown_meaning: float = 0.0) -> bool:
         """False when the question is off the course: the nearest chunk's
         cosine, less the share of the question's meaning carried by words
-        the course never uses (at most UNKNOWN_MEANING_CAP), under MIN_SCORE ("How do I write a
-        pre-commit hook?" beside a lecture on git without hooks lands near
-        its pages all the same, but without "pre-commit hook" it means
-        little); or the reranker's best under MIN_RERANK_SCORE."""
+        the course never uses (at most UNKNOWN_MEANING_CAP), under
+        MIN_SCORE ("How do I write a pre-commit hook?" beside a lecture on
+        git without hooks lands near its pages all the same, but without
+        "pre-commit hook" it means little); or the reranker's best under
+        MIN_RERANK_SCORE."""
         s = self.settings
         if best_score - min(unknown_meaning, UNKNOWN_MEANING_CAP) < s.min_score:
             return False
